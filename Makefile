@@ -1,0 +1,33 @@
+# The two commands of the README's quick start are `make run` and `make test`.
+# Both create .venv and install the project into it first if needed.
+
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
+export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
+
+.PHONY: install run test ui benchmark clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## the default experiment, offline on the CPU, with a per-skill accuracy table at the end
+	$(PYTHON) -m dataenvgym_dagster run
+
+test: install  ## the test suite (what .ci/run calls)
+	$(PYTHON) -m pytest
+
+ui: install  ## the Dagster UI over the same home as `make run`
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+benchmark: install  ## stage timings of the default experiment
+	$(PYTHON) benchmarks/stage_timings.py
+
+clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
+	rm -rf $(DATAENVGYM_HOME)

@@ -1,0 +1,3 @@
+from dataenvgym_dagster.cli import main
+
+raise SystemExit(main())

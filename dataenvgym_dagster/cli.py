@@ -1,0 +1,74 @@
+"""``dataenvgym``: run an experiment end to end through Dagster and print what the student learnt."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from dataenvgym_dagster.defs.resources import default_home
+
+
+def _instance(home: Path):  # noqa: ANN202
+    """The persistent Dagster instance under ``$DAGSTER_HOME`` (default ``<home>/dagster``), shared with the UI."""
+    os.environ.setdefault("DAGSTER_HOME", str(home / "dagster"))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    from dagster import DagsterInstance
+
+    return DagsterInstance.get()
+
+
+def run(domain: str, experiment: str | None) -> int:
+    from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
+    from dataenvgym_dagster.defs.partitions import loop_partition_key
+    from dataenvgym_dagster.definitions import build_definitions
+    from dataenvgym_dagster.experiments import load_catalog
+    from dataenvgym_dagster.machinery.warehouse import Warehouse
+    from dataenvgym_dagster.report import format_table, skill_table, test_gain
+
+    catalog = load_catalog()
+    experiment = experiment or catalog.default_experiment
+    catalog.domain(domain), catalog.experiment(experiment)  # fail early with the known names
+    home = default_home()
+    definitions = build_definitions(catalog, str(home))
+    instance = _instance(home)
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    started = time.perf_counter()
+    for job, partition in ((FOUNDATIONS_JOB, domain), (TEACHING_LOOP_JOB, loop_partition_key(domain, experiment))):
+        print(f"== {job} for {partition}", flush=True)
+        result = definitions.get_job_def(job).execute_in_process(
+            partition_key=partition, instance=instance, run_config=quiet, raise_on_error=False
+        )
+        if not result.success:
+            print(f"{job} failed for {partition}; see the error above or the run in the Dagster UI", file=sys.stderr)
+            return 1
+    warehouse = Warehouse(home)
+    print(f"\nPer-skill accuracy for {domain}|{experiment} (val = validation, test = test; itN = iteration N):")
+    print(format_table(skill_table(warehouse, domain, experiment)))
+    last, base, final = test_gain(warehouse, domain, experiment)
+    print(
+        f"\nTest accuracy: iteration 0 {base:.1%} -> iteration {last} {final:.1%} "
+        f"(gain {100 * (final - base):+.1f} points) in {time.perf_counter() - started:.0f} s"
+    )
+    print(f"Warehouse: duckdb {warehouse.database}  |  UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dataenvgym", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="materialise one experiment on one domain, every iteration")
+    run_parser.add_argument("--domain", default="arithmetic")
+    run_parser.add_argument("--experiment", default=None, help="default: the catalogue's default_experiment")
+    arguments = parser.parse_args(argv)
+    try:
+        return run(arguments.domain, arguments.experiment)
+    except (KeyError, ValueError, LookupError) as error:
+        print(f"dataenvgym: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The code location: assembles assets, resources and jobs. Nothing else lives here."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from dataenvgym_dagster.defs.jobs import jobs
+from dataenvgym_dagster.defs.loop.foundations import foundation_assets
+from dataenvgym_dagster.defs.loop.iterations import iteration_assets
+from dataenvgym_dagster.defs.resources import TeachingHome, WarehouseIOManager, default_home
+from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
+
+
+def build_definitions(catalog: ExperimentCatalog | None = None, home: str | None = None) -> Definitions:
+    """Definitions for a catalogue (default: the configured one) and a home folder."""
+    catalog = catalog or load_catalog()
+    home = home or str(default_home())
+    assets = foundation_assets(catalog)
+    for iteration in range(catalog.iterations + 1):
+        assets += iteration_assets(iteration, catalog)
+    return Definitions(
+        assets=assets,
+        jobs=jobs(catalog),
+        resources={"teaching": TeachingHome(home=home), "io_manager": WarehouseIOManager(home=home)},
+        # One process: the multiprocess executor cost ~3 s per step, more than most steps take.
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""Orchestration: Dagster assets, partitions, resources and jobs. Thin by design."""

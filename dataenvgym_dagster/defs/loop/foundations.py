@@ -1,0 +1,45 @@
+"""Per-domain assets shared by every experiment: benchmark, pretraining corpus, base student."""
+
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataValue, Output, asset
+
+from dataenvgym_dagster.defs.metadata import markdown_table, training_metadata
+from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
+from dataenvgym_dagster.domain.protocol import get_domain
+from dataenvgym_dagster.experiments import ExperimentCatalog
+from dataenvgym_dagster.loop import steps
+from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint
+from dataenvgym_dagster.defs.partitions import domain_partitions
+
+GROUP = "foundations"
+
+
+def foundation_assets(catalog: ExperimentCatalog) -> list[AssetsDefinition]:
+    partitions = domain_partitions(catalog)
+
+    @asset(partitions_def=partitions, group_name=GROUP, metadata={WAREHOUSE_TABLE: "benchmark_problems"})
+    def benchmark_splits(context: AssetExecutionContext, teaching: TeachingHome) -> Output[pl.DataFrame]:
+        """Fixed validation and test problems, stratified by gold skill. The teacher never sees test."""
+        domain = get_domain(context.partition_key)
+        frame = steps.benchmark_splits(domain, teaching.catalog().domain(domain.name).benchmark)
+        counts = frame.group_by("split", "skill", maintain_order=True).len().pivot("split", index="skill", values="len")
+        return Output(frame, metadata={"rows": len(frame), "per_skill": markdown_table(counts)})
+
+    @asset(partitions_def=partitions, group_name=GROUP, metadata={WAREHOUSE_TABLE: "pretraining_corpus"})
+    def pretraining_corpus(context: AssetExecutionContext, teaching: TeachingHome) -> Output[pl.DataFrame]:
+        """A broad but shallow corpus: all skills in uneven amounts, for the base student."""
+        domain = get_domain(context.partition_key)
+        frame = steps.pretraining_corpus(domain, teaching.catalog().domain(domain.name).base_student)
+        counts = frame.group_by("skill", maintain_order=True).len().sort("skill")
+        return Output(frame, metadata={"rows": len(frame), "per_skill": markdown_table(counts)})
+
+    @asset(partitions_def=partitions, group_name=GROUP, ins={"corpus": AssetIn("pretraining_corpus")})
+    def base_student(context: AssetExecutionContext, teaching: TeachingHome, corpus: pl.DataFrame) -> Output[StudentCheckpoint]:
+        """A tiny Llama student with a locally trained tokenizer, pretrained on the corpus."""
+        domain = get_domain(context.partition_key)
+        settings = teaching.catalog().domain(domain.name).base_student
+        checkpoint, report = steps.pretrain_base_student(domain, corpus, settings, teaching.path, context.log.info)
+        return Output(checkpoint, metadata={"path": MetadataValue.path(checkpoint.path), **training_metadata(report)})
+
+    return [benchmark_splits, pretraining_corpus, base_student]

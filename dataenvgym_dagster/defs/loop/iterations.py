@@ -1,0 +1,151 @@
+"""The teaching loop, unrolled: one asset group per iteration, partitioned by domain × experiment.
+
+Iteration 0 evaluates the base student. Iteration t ≥ 1:
+
+    iteration_{t-1}/validation_evaluation ─▶ environment_state ─▶ data_generation_plan
+        ─▶ generated_dataset ─▶ student_checkpoint (from iteration_{t-1}/student_checkpoint)
+        ─▶ validation_evaluation, test_evaluation
+
+Dagster forbids cycles between asset keys, so each iteration has its own keys; that is also
+what lets Dagster order a backfill by iteration and mark later iterations stale.
+"""
+
+
+from typing import Any
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MetadataValue, Output, asset
+
+from dataenvgym_dagster.defs.metadata import evaluation_metadata, markdown_table, training_metadata, training_row
+from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
+from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
+from dataenvgym_dagster.domain.environments.skill_list import SkillListState
+from dataenvgym_dagster.domain.plans import DataGenerationPlan
+from dataenvgym_dagster.domain.protocol import Domain, get_domain
+from dataenvgym_dagster.experiments import ExperimentCatalog, ExperimentSettings
+from dataenvgym_dagster.loop import steps
+from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint
+from dataenvgym_dagster.machinery.warehouse import Warehouse
+
+
+def iteration_key(iteration: int, name: str) -> AssetKey:
+    return AssetKey([f"iteration_{iteration}", name])
+
+
+def _partition(context: AssetExecutionContext, teaching: TeachingHome) -> tuple[Domain, str, ExperimentSettings]:
+    dimensions = context.partition_key.keys_by_dimension
+    catalog = teaching.catalog()
+    return get_domain(dimensions[DOMAIN]), dimensions[EXPERIMENT], catalog.experiment(dimensions[EXPERIMENT])
+
+
+def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsDefinition]:
+    """The assets of one iteration; iteration 0 has only the checkpoint and its evaluations."""
+    partitions = loop_partitions(catalog)
+    group = f"iteration_{iteration}"
+
+    def loop_asset(name: str, ins: dict[str, AssetIn], table: str | None = None, description: str | None = None):  # noqa: ANN202
+        return asset(
+            key=iteration_key(iteration, name),
+            ins=ins,
+            partitions_def=partitions,
+            group_name=group,
+            metadata={WAREHOUSE_TABLE: table} if table else None,
+            description=description,
+        )
+
+    checkpoint = _checkpoint_asset(iteration, loop_asset)
+    evaluations = [_evaluation_asset(iteration, split, loop_asset) for split in ("validation", "test")]
+    if iteration == 0:
+        return [checkpoint, *evaluations]
+
+    state_ins = {"validation": AssetIn(iteration_key(iteration - 1, "validation_evaluation"))}
+
+    @loop_asset("environment_state", state_ins, "environment_states")
+    def environment_state(context: AssetExecutionContext, teaching: TeachingHome, validation: pl.DataFrame) -> Output[SkillListState]:
+        """Skill-List state: the student's per-skill accuracy on the previous iteration's validation split."""
+        domain, experiment, _ = _partition(context, teaching)
+        state = steps.environment_state(domain, validation, experiment=experiment, iteration=iteration)
+        table = pl.DataFrame(state.warehouse_rows()).select("skill", "n", "accuracy", "answer_loss")
+        return Output(state, metadata={"skills": len(state.skills), "per_skill": markdown_table(table)})
+
+    @loop_asset("data_generation_plan", {"state": AssetIn(iteration_key(iteration, "environment_state"))}, "data_generation_plans")
+    def data_generation_plan(context: AssetExecutionContext, teaching: TeachingHome, state: SkillListState) -> Output[DataGenerationPlan]:
+        """The policy's allocation of this iteration's data budget across skills."""
+        _, _, settings = _partition(context, teaching)
+        plan = steps.data_generation_plan(state, settings)
+        table = pl.DataFrame(plan.warehouse_rows()).select("skill", "count", "rationale")
+        return Output(plan, metadata={"policy": plan.policy, "examples_requested": plan.total, "entries": markdown_table(table)})
+
+    @loop_asset("generated_dataset", {"plan": AssetIn(iteration_key(iteration, "data_generation_plan"))}, "generated_examples")
+    def generated_dataset(context: AssetExecutionContext, teaching: TeachingHome, plan: DataGenerationPlan) -> Output[pl.DataFrame]:
+        """The teacher's training examples for the plan, each with its quality verdict."""
+        domain, _, settings = _partition(context, teaching)
+        frame = steps.generated_dataset(domain, plan, settings)
+        passed = int(frame["passed_quality_checks"].sum())
+        if passed == 0:
+            raise ValueError(f"no generated example for {context.partition_key} passed the quality checks; see generated_examples")
+        return Output(
+            frame,
+            metadata={
+                "requested": plan.total, "produced": len(frame), "passed_quality_checks": passed,
+                "per_skill": markdown_table(frame.group_by("skill", maintain_order=True).len()),
+                "preview": markdown_table(frame.head(5).select("example_id", "question", "answer", "skill")),
+            },
+        )
+
+    return [checkpoint, *evaluations, environment_state, data_generation_plan, generated_dataset]
+
+
+def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:  # noqa: ANN001
+    if iteration == 0:
+
+        @loop_asset("student_checkpoint", {"base": AssetIn("base_student", partition_mapping=SAME_DOMAIN)})
+        def base_checkpoint(context: AssetExecutionContext, base: StudentCheckpoint) -> Output[StudentCheckpoint]:
+            """Iteration 0's student is the domain's base student, before any teaching."""
+            return Output(base, metadata={"path": MetadataValue.path(base.path), "sha256": base.sha256})
+
+        return base_checkpoint
+
+    ins = {
+        "targeted": AssetIn(iteration_key(iteration, "generated_dataset")),
+        "previous": AssetIn(iteration_key(iteration - 1, "student_checkpoint")),
+        "base": AssetIn("base_student", partition_mapping=SAME_DOMAIN),
+        "pretraining": AssetIn("pretraining_corpus", partition_mapping=SAME_DOMAIN),
+        **{f"earlier_{t}": AssetIn(iteration_key(t, "generated_dataset")) for t in range(1, iteration)},
+    }
+
+    @loop_asset("student_checkpoint", ins)
+    def student_checkpoint(context: AssetExecutionContext, teaching: TeachingHome, **inputs: Any) -> Output[StudentCheckpoint]:
+        """The student trained on this iteration's generated data, per the experiment's recipe."""
+        domain, experiment, settings = _partition(context, teaching)
+        checkpoint, report, lineage = steps.train_iteration_student(
+            domain, settings, experiment=experiment, iteration=iteration,
+            previous=inputs["previous"], base=inputs["base"], targeted=inputs["targeted"],
+            earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)],
+            pretraining=inputs["pretraining"], home=teaching.path, progress=context.log.info,
+        )
+        warehouse: Warehouse = teaching.warehouse()
+        key = [domain.name, experiment, f"iteration_{iteration}"]
+        warehouse.write("lineage", key, lineage)
+        warehouse.write("training_runs", key, training_row(report, domain=domain.name, experiment=experiment, iteration=iteration, recipe=settings.training.recipe))
+        return Output(checkpoint, metadata={"path": MetadataValue.path(checkpoint.path), "sha256": checkpoint.sha256, **training_metadata(report)})
+
+    return student_checkpoint
+
+
+def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinition:  # noqa: ANN001
+    ins = {
+        "checkpoint": AssetIn(iteration_key(iteration, "student_checkpoint")),
+        "benchmark": AssetIn("benchmark_splits", partition_mapping=SAME_DOMAIN),
+    }
+
+    @loop_asset(f"{split}_evaluation", ins, "evaluation_results", f"The iteration's student scored on the {split} split.")
+    def evaluation(context: AssetExecutionContext, teaching: TeachingHome, checkpoint: StudentCheckpoint, benchmark: pl.DataFrame) -> Output[pl.DataFrame]:
+        domain, experiment, _ = _partition(context, teaching)
+        results, report = steps.evaluate_student(
+            domain, checkpoint, benchmark, split, experiment=experiment, iteration=iteration,
+            max_answer_tokens=teaching.catalog().domain(domain.name).max_answer_tokens, progress=context.log.info,
+        )
+        return Output(results, metadata=evaluation_metadata(results, report))
+
+    return evaluation

@@ -1,0 +1,83 @@
+"""One problem generator per leaf skill. Each returns (question, answer) in plain notation."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+Generator = Callable[[random.Random], tuple[str, str]]
+
+
+def _digits(rng: random.Random, n: int) -> int:
+    """A number with exactly ``n`` digits (0-9 for n=1)."""
+    return rng.randint(0, 9) if n == 1 else rng.randint(10 ** (n - 1), 10**n - 1)
+
+
+def _addition(n: int, carry: bool | None) -> Generator:
+    def generate(rng: random.Random) -> tuple[str, str]:
+        while True:
+            a, b = _digits(rng, n), _digits(rng, n)
+            has_carry = any((a // 10**i % 10) + (b // 10**i % 10) >= 10 for i in range(n))
+            if carry is None or has_carry == carry:
+                return f"{a}+{b}", str(a + b)
+
+    return generate
+
+
+def _subtraction(borrow: bool) -> Generator:
+    def generate(rng: random.Random) -> tuple[str, str]:
+        while True:
+            a, b = _digits(rng, 2), _digits(rng, 2)
+            a, b = max(a, b), min(a, b)
+            has_borrow = (a % 10) < (b % 10)
+            if has_borrow == borrow:
+                return f"{a}-{b}", str(a - b)
+
+    return generate
+
+
+def _multiplication(left_digits: int, smallest_right: int) -> Generator:
+    def generate(rng: random.Random) -> tuple[str, str]:
+        a = _digits(rng, left_digits)
+        b = rng.randint(smallest_right, 9)
+        return f"{a}*{b}", str(a * b)
+
+    return generate
+
+
+def _modulo(rng: random.Random) -> tuple[str, str]:
+    a, b = _digits(rng, 2), rng.randint(2, 9)
+    return f"{a}%{b}", str(a % b)
+
+
+def _comparison(n: int) -> Generator:
+    def generate(rng: random.Random) -> tuple[str, str]:
+        a = _digits(rng, n)
+        # One in five comparisons is between equal numbers, so '=' is learnable.
+        b = a if rng.random() < 0.2 else _digits(rng, n)
+        return f"{a}?{b}", "<" if a < b else ">" if a > b else "="
+
+    return generate
+
+
+def _two_step(rng: random.Random) -> tuple[str, str]:
+    a, b, c = rng.randint(0, 9), rng.randint(0, 9), rng.randint(2, 9)
+    if rng.random() < 0.5:
+        return f"({a}+{b})*{c}", str((a + b) * c)
+    return f"{a}*{c}+{b}", str(a * c + b)
+
+
+GENERATORS: dict[str, Generator] = {
+    "addition/one_digit": _addition(1, None),
+    "addition/two_digit_no_carry": _addition(2, False),
+    "addition/two_digit_carry": _addition(2, True),
+    "addition/three_digit": _addition(3, None),
+    "subtraction/no_borrow": _subtraction(False),
+    "subtraction/borrow": _subtraction(True),
+    "multiplication/one_digit": _multiplication(1, 0),
+    "multiplication/two_by_one_digit": _multiplication(2, 2),
+    "modulo/by_one_digit": _modulo,
+    "comparison/two_digit": _comparison(2),
+    "comparison/three_digit": _comparison(3),
+    "two_step/mixed": _two_step,
+}

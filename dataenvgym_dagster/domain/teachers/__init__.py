@@ -1,0 +1,1 @@
+"""Data generation engines (teachers): turn a data generation plan into training examples."""

@@ -1,0 +1,176 @@
+"""One function per loop artefact. Each takes plain inputs and returns the artefact."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from dataenvgym_dagster.domain.environments.skill_list import (
+    SKILL_LIST_POLICIES,
+    SkillListState,
+    build_skill_list_state,
+)
+from dataenvgym_dagster.domain.plans import DataGenerationPlan
+from dataenvgym_dagster.domain.protocol import Domain
+from dataenvgym_dagster.domain.quality import check_examples
+from dataenvgym_dagster.domain.teachers.offline import OfflineTeacher
+from dataenvgym_dagster.domain.types import EvaluationRecord, Problem
+from dataenvgym_dagster.experiments.config import BaseStudentSettings, BenchmarkSettings, ExperimentSettings
+from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint, checkpoint_dir, fingerprint, verified_path
+from dataenvgym_dagster.loop.rows import records
+from dataenvgym_dagster.loop.training_set import compose_training_set
+from dataenvgym_dagster.machinery.student.evaluation import GenerationReport, complete
+from dataenvgym_dagster.machinery.student.model import build_student
+from dataenvgym_dagster.machinery.student.tokenizer import train_tokenizer
+from dataenvgym_dagster.machinery.student.training import TrainingReport, load_student, train_student
+
+Progress = Callable[[str], None]
+
+
+# -- shared per domain --------------------------------------------------------------------------
+def benchmark_splits(domain: Domain, settings: BenchmarkSettings) -> pl.DataFrame:
+    """Validation and test problems, stratified by skill (table ``benchmark_problems``)."""
+    splits = domain.benchmark_splits(
+        {"validation": settings.validation_per_skill, "test": settings.test_per_skill}, settings.seed
+    )
+    return pl.DataFrame(
+        [{"domain": domain.name, "split": split, **problem.model_dump()} for split, problems in splits.items() for problem in problems]
+    )
+
+
+def pretraining_corpus(domain: Domain, settings: BaseStudentSettings) -> pl.DataFrame:
+    """A broad but shallow corpus: every skill, in the configured uneven mixture."""
+    rng = random.Random(settings.seed)
+    skills = list(domain.taxonomy.skills)
+    weights = [settings.pretraining_mixture.get(skill, 1.0) for skill in skills]
+    rows = []
+    for index, skill in enumerate(rng.choices(skills, weights, k=settings.pretraining_examples)):
+        question, answer = domain.sample(skill, rng)
+        rows.append({"domain": domain.name, "example_id": f"pretraining/{index:06d}", "skill": skill, "question": question, "answer": answer})
+    return pl.DataFrame(rows)
+
+
+def pretrain_base_student(
+    domain: Domain, corpus: pl.DataFrame, settings: BaseStudentSettings, home: Path, progress: Progress
+) -> tuple[StudentCheckpoint, TrainingReport]:
+    """Train a tokenizer on the corpus, build a random Llama student and pretrain it on the corpus."""
+    pairs = [(domain.prompt(q), domain.target(a)) for q, a in corpus.select("question", "answer").iter_rows()]
+    tokenizer = train_tokenizer((prompt + target for prompt, target in pairs), settings.tokenizer_vocab_size)
+    model = build_student(settings.architecture, tokenizer, settings.seed)
+    progress(f"pretraining a {sum(p.numel() for p in model.parameters()):,}-parameter student on {len(pairs):,} examples")
+    directory = checkpoint_dir(home, domain.name)
+    report = train_student(model, tokenizer, pairs, settings.training, directory, settings.seed, progress)
+    return StudentCheckpoint(domain=domain.name, path=str(directory), sha256=fingerprint(directory)), report
+
+
+# -- per iteration -------------------------------------------------------------------------------
+def evaluate_student(
+    domain: Domain,
+    checkpoint: StudentCheckpoint,
+    benchmark: pl.DataFrame,
+    split: str,
+    *,
+    experiment: str,
+    iteration: int,
+    max_answer_tokens: int,
+    progress: Progress,
+) -> tuple[pl.DataFrame, GenerationReport]:
+    """Greedy answers of the checkpoint on one split, scored by exact match (table ``evaluation_results``)."""
+    problems = records(benchmark.filter(pl.col("split") == split), Problem, f"benchmark_splits ({domain.name}, {split})")
+    if not problems:
+        raise ValueError(f"benchmark_splits for {domain.name} has no {split!r} problems; re-materialise benchmark_splits")
+    model, tokenizer = load_student(verified_path(checkpoint))
+    pairs = [(domain.prompt(p.question), domain.target(p.answer)) for p in problems]
+    completions, report = complete(model, tokenizer, pairs, max_answer_tokens, progress=progress)
+    rows = []
+    for problem, completion in zip(problems, completions, strict=True):
+        prediction = domain.parse(completion.text)
+        rows.append(
+            {
+                "domain": domain.name, "experiment": experiment, "iteration": iteration, "split": split,
+                "example_id": problem.example_id, "skill": problem.skill, "question": problem.question,
+                "prediction": prediction, "reference": problem.answer, "correct": prediction == problem.answer,
+                "answer_loss": completion.target_loss, "checkpoint_sha256": checkpoint.sha256,
+            }
+        )
+    return pl.DataFrame(rows), report
+
+
+def environment_state(domain: Domain, validation: pl.DataFrame, *, experiment: str, iteration: int) -> SkillListState:
+    """The Skill-List state from the previous iteration's validation results."""
+    evaluated = records(validation, EvaluationRecord, f"iteration_{iteration - 1}/validation_evaluation")
+    return build_skill_list_state(domain.taxonomy, evaluated, experiment=experiment, iteration=iteration)
+
+
+def data_generation_plan(state: SkillListState, settings: ExperimentSettings) -> DataGenerationPlan:
+    """The policy's plan for this iteration's data budget."""
+    return SKILL_LIST_POLICIES[settings.policy](state, settings.data_budget)
+
+
+def generated_dataset(domain: Domain, plan: DataGenerationPlan, settings: ExperimentSettings) -> pl.DataFrame:
+    """The teacher's examples for the plan, each with its quality verdict (table ``generated_examples``)."""
+    teacher = OfflineTeacher(domain)
+    examples = teacher.generate(plan, seed=settings.seed * 1_000 + plan.iteration)
+    verdicts = check_examples(domain, examples)
+    return pl.DataFrame(
+        [
+            {
+                "domain": plan.domain, "experiment": plan.experiment, "iteration": plan.iteration,
+                **example.model_dump(), "teacher": teacher.name,
+                "passed_quality_checks": verdict.passed, "rejection_reason": verdict.reason,
+            }
+            for example, verdict in zip(examples, verdicts, strict=True)
+        ],
+        schema_overrides={"rejection_reason": pl.String},
+    )
+
+
+def train_iteration_student(
+    domain: Domain,
+    settings: ExperimentSettings,
+    *,
+    experiment: str,
+    iteration: int,
+    previous: StudentCheckpoint,
+    base: StudentCheckpoint,
+    targeted: pl.DataFrame,
+    earlier_generated: list[pl.DataFrame],
+    pretraining: pl.DataFrame,
+    home: Path,
+    progress: Progress,
+) -> tuple[StudentCheckpoint, TrainingReport, pl.DataFrame]:
+    """Train the iteration's student; returns the checkpoint, the report and its lineage rows."""
+    seed = settings.seed * 1_000 + iteration
+    training_set, sources = compose_training_set(settings.training, targeted, earlier_generated, pretraining, seed)
+    start_from = base if settings.training.recipe == "retrain_from_base" else previous
+    model, tokenizer = load_student(verified_path(start_from))
+    pairs = [(domain.prompt(q), domain.target(a)) for q, a in training_set.select("question", "answer").iter_rows()]
+    progress(f"training from the {start_from.label} on {len(pairs):,} examples ({sources})")
+    directory = checkpoint_dir(home, domain.name, experiment, iteration)
+    report = train_student(model, tokenizer, pairs, settings.training.settings, directory, seed, progress)
+    checkpoint = StudentCheckpoint(
+        domain=domain.name, experiment=experiment, iteration=iteration, path=str(directory), sha256=fingerprint(directory)
+    )
+    lineage_sources = [("checkpoint", start_from.path, 0)] + [
+        ("dataset", f"iteration_{iteration}/generated_dataset", sources["this_iteration"])
+    ]
+    if "replay" in sources:
+        lineage_sources.append(("dataset", "replay: pretraining_corpus + earlier generated_dataset", sources["replay"]))
+    else:
+        lineage_sources += [
+            ("dataset", f"iteration_{earlier}/generated_dataset", frame.filter(pl.col("passed_quality_checks")).height)
+            for earlier, frame in enumerate(earlier_generated, start=1)
+        ]
+    lineage = pl.DataFrame(
+        [
+            {
+                "domain": domain.name, "experiment": experiment, "iteration": iteration, "checkpoint": checkpoint.path,
+                "checkpoint_sha256": checkpoint.sha256, "source_kind": kind, "source": source, "examples": examples,
+            }
+            for kind, source, examples in lineage_sources
+        ]
+    )
+    return checkpoint, report, lineage

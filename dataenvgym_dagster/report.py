@@ -1,0 +1,46 @@
+"""Plain-text reports of an experiment, read from the warehouse views."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dataenvgym_dagster.machinery.warehouse import Warehouse
+
+
+def skill_table(warehouse: Warehouse, domain: str, experiment: str) -> pl.DataFrame:
+    """Per-skill accuracy, one column per (split, iteration), plus an ``ALL`` row."""
+    with warehouse.connect() as connection:
+        rows = connection.sql(
+            """
+            SELECT skill, split, iteration, accuracy FROM skill_accuracy
+            WHERE domain = ? AND experiment = ?
+            UNION ALL
+            SELECT 'ALL' AS skill, split, iteration, accuracy FROM accuracy_by_iteration
+            WHERE domain = ? AND experiment = ?
+            """,
+            params=[domain, experiment, domain, experiment],
+        ).pl()
+    if rows.is_empty():
+        raise LookupError(f"the warehouse under {warehouse.home} has no evaluations for {domain}|{experiment}")
+    rows = rows.with_columns(column=pl.format("{} it{}", pl.col("split").str.slice(0, 4), pl.col("iteration")))
+    order = rows.sort("split", "iteration", descending=[True, False])["column"].unique(maintain_order=True).to_list()
+    return rows.pivot("column", index="skill", values="accuracy").select("skill", *order).sort(
+        pl.col("skill") == "ALL", "skill"
+    )
+
+
+def test_gain(warehouse: Warehouse, domain: str, experiment: str) -> tuple[int, float, float]:
+    """(last iteration, iteration 0 test accuracy, last iteration's test accuracy)."""
+    with warehouse.connect() as connection:
+        rows = connection.execute(
+            "SELECT iteration, accuracy FROM accuracy_by_iteration WHERE domain = ? AND experiment = ? AND split = 'test' ORDER BY iteration",
+            [domain, experiment],
+        ).fetchall()
+    if not rows or rows[0][0] != 0:
+        raise LookupError(f"no iteration 0 test evaluation for {domain}|{experiment}")
+    return rows[-1][0], rows[0][1], rows[-1][1]
+
+
+def format_table(table: pl.DataFrame) -> str:
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_hide_dataframe_shape=True, tbl_width_chars=200, fmt_str_lengths=40):
+        return str(table)
