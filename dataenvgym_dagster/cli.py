@@ -38,7 +38,7 @@ def run(domain: str, experiment: str | None) -> int:
     started = time.perf_counter()
     for job, partition in ((FOUNDATIONS_JOB, domain), (TEACHING_LOOP_JOB, loop_partition_key(domain, experiment))):
         print(f"== {job} for {partition}", flush=True)
-        result = definitions.get_job_def(job).execute_in_process(
+        result = definitions.resolve_job_def(job).execute_in_process(
             partition_key=partition, instance=instance, run_config=quiet, raise_on_error=False
         )
         if not result.success:

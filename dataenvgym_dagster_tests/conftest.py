@@ -1,0 +1,88 @@
+"""Shared fixtures: a micro experiment catalogue and one real run of it through Dagster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterInstance, Definitions
+
+from dataenvgym_dagster.definitions import build_definitions
+from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
+from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
+
+MICRO_TRAINING = {"learning_rate": 0.003, "batch_size": 32, "epochs": 1}
+MICRO_CATALOG = {
+    "iterations": 2,
+    "default_experiment": "skill_list",
+    "domains": {
+        "arithmetic": {
+            "benchmark": {"validation_per_skill": 4, "test_per_skill": 4, "seed": 0},
+            "base_student": {
+                "architecture": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
+                "pretraining_examples": 400,
+                "training": MICRO_TRAINING,
+            },
+        }
+    },
+    "experiments": {
+        "skill_list": {"policy": "weak_skills", "data_budget": 96, "training": {"settings": MICRO_TRAINING}},
+        "skill_list_no_state": {
+            "policy": "no_state",
+            "data_budget": 96,
+            "training": {"recipe": "retrain_from_base", "settings": MICRO_TRAINING},
+        },
+    },
+}
+
+
+def write_catalog(path: Path, overrides: dict | None = None) -> Path:
+    path.write_text(yaml.safe_dump({**MICRO_CATALOG, **(overrides or {})}))
+    return path
+
+
+@dataclass
+class Workspace:
+    """A home folder, its catalogue, definitions and a Dagster instance."""
+
+    home: Path
+    catalog: ExperimentCatalog
+    defs: Definitions
+    instance: DagsterInstance
+
+    def run_foundations(self, domain: str = "arithmetic") -> None:
+        result = self.defs.resolve_job_def(FOUNDATIONS_JOB).execute_in_process(partition_key=domain, instance=self.instance)
+        assert result.success
+
+    def run_loop(self, experiment: str = "skill_list", domain: str = "arithmetic", **kwargs):  # noqa: ANN003, ANN201
+        return self.defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(
+            partition_key=loop_partition_key(domain, experiment), instance=self.instance, **kwargs
+        )
+
+
+def make_workspace(root: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    catalog_file = write_catalog(root / "experiments.yaml")
+    monkeypatch.setenv("DATAENVGYM_EXPERIMENTS", str(catalog_file))
+    catalog = load_catalog(catalog_file)
+    home = root / "home"
+    return Workspace(home, catalog, build_definitions(catalog, str(home)), DagsterInstance.ephemeral())
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """A fresh, empty workspace for tests that run part of the loop themselves."""
+    return make_workspace(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def completed(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The micro ``skill_list`` experiment, run once to completion (foundations, then every iteration)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        workspace = make_workspace(tmp_path_factory.mktemp("completed"), monkeypatch)
+        workspace.run_foundations()
+        result = workspace.run_loop()
+        assert result.success
+        yield workspace

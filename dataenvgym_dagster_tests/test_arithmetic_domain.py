@@ -1,0 +1,66 @@
+import random
+
+import pytest
+
+from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
+from dataenvgym_dagster.domain.arithmetic.domain import solve
+from dataenvgym_dagster.domain.protocol import get_domain
+
+
+def test_taxonomy_has_at_least_six_categories_each_with_leaf_skills():
+    assert len(ARITHMETIC.taxonomy.categories) >= 6
+    assert all(skills for skills in ARITHMETIC.taxonomy.categories.values())
+
+
+@pytest.mark.parametrize("skill", ARITHMETIC.taxonomy.skills)
+def test_every_generated_problem_verifies(skill):
+    rng = random.Random(7)
+    for _ in range(50):
+        question, answer = ARITHMETIC.sample(skill, rng)
+        assert ARITHMETIC.verify(question, answer), (skill, question, answer)
+
+
+def test_carry_and_borrow_skills_really_carry_and_borrow():
+    rng = random.Random(1)
+    for _ in range(50):
+        question, _ = ARITHMETIC.sample("addition/two_digit_carry", rng)
+        a, b = map(int, question.split("+"))
+        assert a % 10 + b % 10 >= 10 or a // 10 + b // 10 >= 10
+        question, _ = ARITHMETIC.sample("subtraction/borrow", rng)
+        a, b = map(int, question.split("-"))
+        assert a % 10 < b % 10 and a >= b
+
+
+def test_solve_handles_each_operator_and_rejects_other_code():
+    assert solve("(3+4)*2") == "14"
+    assert solve("47%5") == "2"
+    assert solve("12?12") == "="
+    assert solve("9?10") == "<"
+    with pytest.raises(ValueError, match="not an arithmetic question"):
+        solve("__import__('os')")
+    assert not ARITHMETIC.verify("2**3", "8")
+
+
+def test_splits_are_stratified_disjoint_and_reproducible():
+    splits = ARITHMETIC.benchmark_splits({"validation": 10, "test": 10}, seed=3)
+    for problems in splits.values():
+        assert len(problems) == 10 * len(ARITHMETIC.taxonomy.skills)
+        assert {p.skill for p in problems} == set(ARITHMETIC.taxonomy.skills)
+    validation = {p.question for p in splits["validation"]}
+    test = {p.question for p in splits["test"]}
+    assert not validation & test
+    assert len(validation) == len(splits["validation"])
+    assert ARITHMETIC.benchmark_splits({"validation": 10, "test": 10}, seed=3) == splits
+
+
+def test_student_writes_digits_least_significant_first_and_parsing_undoes_it():
+    assert ARITHMETIC.prompt("12+39") == "12+39="
+    assert ARITHMETIC.target("51") == "15"
+    assert ARITHMETIC.parse(" 15") == "51"
+
+
+def test_unknown_domain_and_skill_name_the_known_ones():
+    with pytest.raises(KeyError, match="available domains: arithmetic"):
+        get_domain("chess")
+    with pytest.raises(KeyError, match="addition/one_digit"):
+        ARITHMETIC.sample("division/long", random.Random(0))

@@ -1,0 +1,71 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import AssetKey, MultiPartitionsDefinition, StaticPartitionsDefinition
+
+from dataenvgym_dagster.definitions import build_definitions, defs
+from dataenvgym_dagster.experiments import load_catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def key(*path: str) -> AssetKey:
+    return AssetKey(list(path))
+
+
+def test_default_definitions_have_one_group_per_iteration_from_the_catalogue():
+    catalog = load_catalog()
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {"foundations", *(f"iteration_{t}" for t in range(catalog.iterations + 1))}
+
+
+def test_iterations_are_chained_by_declared_dependencies():
+    graph = defs.resolve_asset_graph()
+    parents = lambda *path: graph.get(key(*path)).parent_keys  # noqa: E731
+    assert parents("iteration_1", "environment_state") == {key("iteration_0", "validation_evaluation")}
+    assert parents("iteration_1", "data_generation_plan") == {key("iteration_1", "environment_state")}
+    assert parents("iteration_1", "generated_dataset") == {key("iteration_1", "data_generation_plan")}
+    assert parents("iteration_2", "student_checkpoint") == {
+        key("iteration_2", "generated_dataset"),
+        key("iteration_1", "generated_dataset"),
+        key("iteration_1", "student_checkpoint"),
+        key("base_student"),
+        key("pretraining_corpus"),
+    }
+    assert parents("iteration_0", "student_checkpoint") == {key("base_student")}
+    # The teacher never sees the test split: nothing downstream of a test evaluation.
+    assert not graph.get(key("iteration_1", "test_evaluation")).child_keys
+
+
+def test_generated_examples_trace_back_to_the_evaluation_that_motivated_them():
+    graph = defs.resolve_asset_graph()
+    ancestors = graph.upstream_key_iterator(key("iteration_2", "generated_dataset"))
+    assert key("iteration_1", "validation_evaluation") in set(ancestors)
+
+
+def test_loop_assets_are_partitioned_by_domain_and_experiment_and_foundations_by_domain():
+    graph = defs.resolve_asset_graph()
+    loop = graph.get(key("iteration_1", "student_checkpoint")).partitions_def
+    assert isinstance(loop, MultiPartitionsDefinition)
+    assert {d.name for d in loop.partitions_defs} == {"domain", "experiment"}
+    assert isinstance(graph.get(key("benchmark_splits")).partitions_def, StaticPartitionsDefinition)
+    assert "arithmetic|skill_list" in loop.get_partition_keys()
+
+
+def test_the_number_of_iterations_comes_from_the_catalogue(tmp_path):
+    catalog = load_catalog().model_copy(update={"iterations": 5})
+    graph = build_definitions(catalog, str(tmp_path)).resolve_asset_graph()
+    assert graph.has(key("iteration_5", "test_evaluation"))
+    assert not graph.has(key("iteration_6", "test_evaluation"))
+
+
+def test_dagster_cli_validates_the_workspace(tmp_path):
+    environment = {**os.environ, "DATAENVGYM_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [Path(sys.executable).with_name("dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,153 @@
+"""The loop end to end: real Dagster runs, real training of a micro student, a real warehouse."""
+
+import threading
+
+import polars as pl
+import pytest
+from dagster import AssetKey
+
+from dataenvgym_dagster.machinery.warehouse import Warehouse
+from dataenvgym_dagster.loop.checkpoints import WEIGHTS_FILE
+
+from .test_warehouse import hold_database_open
+
+pytestmark = pytest.mark.slow
+
+
+def query(workspace, sql: str) -> pl.DataFrame:
+    with Warehouse(workspace.home).connect() as connection:
+        return connection.sql(sql).pl()
+
+
+def iteration_of(key: AssetKey) -> int:
+    return int(key.path[0].removeprefix("iteration_"))
+
+
+def test_a_whole_experiment_materialises_iteration_after_iteration(completed):
+    records = completed.instance.get_records_for_run(
+        completed.instance.get_runs(limit=1)[0].run_id, of_type=__import__("dagster").DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    order = [iteration_of(r.event_log_entry.dagster_event.asset_key) for r in records]
+    assert order == sorted(order)
+    assert set(order) == {0, 1, 2}
+
+
+def test_every_iteration_lands_in_the_warehouse_once(completed):
+    counts = query(completed, "SELECT iteration, split, count(*) AS n FROM evaluation_results GROUP BY ALL ORDER BY ALL")
+    per_split = 4 * 12
+    assert counts.rows() == [(t, split, per_split) for t in range(3) for split in ("test", "validation")]
+    assert query(completed, "SELECT count(*) AS n FROM skill_accuracy WHERE iteration = 2 AND split = 'test'")["n"][0] == 12
+
+
+def test_generated_examples_point_to_plan_entries_which_point_to_the_state(completed):
+    joined = query(
+        completed,
+        """
+        SELECT g.iteration, g.skill, p.count, s.accuracy, g.passed_quality_checks
+        FROM generated_examples g
+        JOIN data_generation_plans p USING (domain, experiment, iteration)
+        JOIN environment_states s USING (domain, experiment, iteration)
+        WHERE g.plan_entry_id = p.entry_id AND s.skill = p.skill
+        """,
+    )
+    assert len(joined) == query(completed, "SELECT count(*) AS n FROM generated_examples")["n"][0] == 2 * 96
+    assert joined["passed_quality_checks"].all()
+
+
+def test_the_plan_spends_the_budget_on_weaker_skills(completed):
+    plan = query(
+        completed,
+        """SELECT p.count, s.accuracy FROM data_generation_plans p JOIN environment_states s
+           USING (domain, experiment, iteration, skill) WHERE iteration = 1""",
+    )
+    assert plan["count"].sum() == 96
+    weakest, strongest = plan.sort("accuracy").row(0), plan.sort("accuracy").row(-1)
+    assert weakest[0] >= strongest[0]
+
+
+def test_lineage_says_what_each_checkpoint_was_trained_from(completed):
+    lineage = query(completed, "SELECT source_kind, source, examples FROM lineage WHERE iteration = 2 ORDER BY source_kind")
+    checkpoint_source = lineage.filter(pl.col("source_kind") == "checkpoint")["source"][0]
+    assert checkpoint_source.endswith("skill_list/iteration_1")
+    assert ("dataset", "iteration_2/generated_dataset", 96) in lineage.rows()
+
+
+def test_training_really_changes_the_student(completed):
+    runs = query(completed, "SELECT iteration, steps, tokens, final_loss FROM training_runs ORDER BY iteration")
+    assert runs["iteration"].to_list() == [1, 2]
+    assert (runs["steps"] == 6).all()  # (96 targeted + 96 replay) / batch 32
+    hashes = query(completed, "SELECT DISTINCT iteration, checkpoint_sha256 FROM evaluation_results ORDER BY iteration")
+    assert hashes["checkpoint_sha256"].n_unique() == 3
+
+
+def test_rematerialising_a_partition_replaces_its_rows(completed):
+    before = query(completed, "SELECT count(*) AS n FROM evaluation_results")["n"][0]
+    result = completed.run_loop(asset_selection=[AssetKey(["iteration_1", "validation_evaluation"])])
+    assert result.success
+    assert query(completed, "SELECT count(*) AS n FROM evaluation_results")["n"][0] == before
+
+
+def test_readers_and_a_held_database_do_not_break_a_writing_run(completed):
+    warehouse = Warehouse(completed.home)
+    expected = query(completed, "SELECT count(*) AS n FROM evaluation_results")["n"][0]
+    seen, errors, done = [], [], threading.Event()
+
+    def read_continuously():
+        while not done.is_set():
+            try:
+                with warehouse.connect() as connection:
+                    seen.append(connection.execute("SELECT count(*) FROM evaluation_results").fetchone()[0])
+            except Exception as error:  # noqa: BLE001 - any failure is what this test looks for
+                errors.append(error)
+
+    holder = hold_database_open(warehouse.database)
+    reader = threading.Thread(target=read_continuously)
+    reader.start()
+    try:
+        result = completed.run_loop(
+            asset_selection=[AssetKey(["iteration_2", split]) for split in ("validation_evaluation", "test_evaluation")]
+        )
+    finally:
+        done.set()
+        reader.join()
+        holder.communicate("")
+    assert result.success
+    assert not errors
+    assert seen and set(seen) == {expected}  # never a half-written or doubled partition
+
+
+def test_a_changed_checkpoint_is_never_evaluated(completed):
+    checkpoint = completed.home / "checkpoints" / "arithmetic" / "skill_list" / "iteration_2" / WEIGHTS_FILE
+    original = checkpoint.read_bytes()
+    try:
+        checkpoint.write_bytes(original[:-8] + bytes(8))
+        result = completed.run_loop(asset_selection=[AssetKey(["iteration_2", "test_evaluation"])], raise_on_error=False)
+    finally:
+        checkpoint.write_bytes(original)
+    assert not result.success
+    assert "has changed since it was materialised" in failure_message(result)
+
+
+def test_a_missing_predecessor_iteration_is_named(workspace):
+    result = workspace.run_loop(asset_selection=[AssetKey(["iteration_2", "environment_state"])], raise_on_error=False)
+    assert not result.success
+    assert "iteration_1/validation_evaluation has not been materialised for partition arithmetic|skill_list" in (
+        failure_message(result)
+    )
+
+
+def test_the_retrain_from_base_recipe_trains_on_all_accumulated_data(completed):
+    result = completed.run_loop(experiment="skill_list_no_state")
+    assert result.success
+    lineage = query(
+        completed,
+        "SELECT source, examples FROM lineage WHERE experiment = 'skill_list_no_state' AND iteration = 2 AND source_kind = 'dataset'",
+    )
+    assert sorted(lineage.rows()) == [("iteration_1/generated_dataset", 96), ("iteration_2/generated_dataset", 96)]
+    plan = query(completed, "SELECT DISTINCT count FROM data_generation_plans WHERE experiment = 'skill_list_no_state'")
+    assert plan["count"].to_list() == [8]  # 96 split evenly over 12 skills, blind to the state
+
+
+def failure_message(result) -> str:
+    failures = [event for event in result.all_events if event.is_failure]
+    return "\n".join(str(event.event_specific_data.error) for event in failures if event.event_specific_data)

@@ -1,0 +1,98 @@
+import subprocess
+import sys
+import textwrap
+
+import polars as pl
+import pytest
+
+from dataenvgym_dagster.machinery.warehouse import TABLES, Warehouse, WarehouseLockedError
+
+
+def evaluation_rows(n: int, iteration: int = 0) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "domain": ["arithmetic"] * n, "experiment": ["e"] * n, "iteration": [iteration] * n,
+            "split": ["test"] * n, "example_id": [str(i) for i in range(n)], "skill": ["a/b"] * n,
+            "question": ["1+1"] * n, "prediction": ["2"] * n, "reference": ["2"] * n,
+            "correct": [i % 2 == 0 for i in range(n)], "answer_loss": [0.1] * n, "checkpoint_sha256": ["x"] * n,
+        }
+    )
+
+
+def count(warehouse: Warehouse, view: str) -> int:
+    with warehouse.connect() as connection:
+        return connection.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+
+
+def test_every_view_answers_before_any_data_exists(tmp_path):
+    warehouse = Warehouse(tmp_path)
+    for view in [*TABLES, "skill_accuracy", "accuracy_by_iteration"]:
+        assert count(warehouse, view) == 0
+
+
+def test_writing_a_partition_again_replaces_its_rows(tmp_path):
+    warehouse = Warehouse(tmp_path)
+    warehouse.write("evaluation_results", ["arithmetic", "e", "iteration_0__test_evaluation"], evaluation_rows(10))
+    warehouse.write("evaluation_results", ["arithmetic", "e", "iteration_0__test_evaluation"], evaluation_rows(6))
+    warehouse.write("evaluation_results", ["arithmetic", "e", "iteration_1__test_evaluation"], evaluation_rows(4, 1))
+    assert count(warehouse, "evaluation_results") == 10
+    with warehouse.connect() as connection:
+        accuracy = connection.execute("SELECT iteration, n, n_correct FROM skill_accuracy ORDER BY iteration").fetchall()
+    assert accuracy == [(0, 6, 3), (1, 4, 2)]
+
+
+def test_rows_with_missing_columns_are_refused_with_their_names(tmp_path):
+    with pytest.raises(ValueError, match=r"missing columns \['checkpoint_sha256'\]"):
+        Warehouse(tmp_path).write("evaluation_results", ["k"], evaluation_rows(2).drop("checkpoint_sha256"))
+
+
+def test_rows_of_the_wrong_type_are_refused(tmp_path):
+    rows = evaluation_rows(2).with_columns(iteration=pl.lit("first"))
+    with pytest.raises(pl.exceptions.InvalidOperationError):
+        Warehouse(tmp_path).write("evaluation_results", ["k"], rows)
+
+
+def test_views_are_created_once_then_left_alone(tmp_path):
+    warehouse = Warehouse(tmp_path)
+    assert warehouse.ensure_views() is True
+    assert warehouse.ensure_views() is False
+
+
+def hold_database_open(path):
+    script = textwrap.dedent(
+        f"""
+        import duckdb, sys, time
+        connection = duckdb.connect({str(path)!r})
+        print("holding", flush=True)
+        sys.stdin.read()
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "holding"
+    return process
+
+
+def test_a_user_holding_the_database_open_blocks_only_view_changes_with_a_clear_error(tmp_path):
+    warehouse = Warehouse(tmp_path)
+    warehouse.ensure_views()
+    holder = hold_database_open(warehouse.database)
+    try:
+        assert warehouse.ensure_views() is False  # current views: the file is never opened
+        warehouse.write("evaluation_results", ["k"], evaluation_rows(3))  # data writes never need the lock
+        assert count(warehouse, "evaluation_results") == 3
+        (tmp_path / "warehouse.views.sha256").write_text("stale")
+        with pytest.raises(WarehouseLockedError, match="held open for writing by another process"):
+            warehouse.ensure_views(timeout_seconds=0.5)
+    finally:
+        holder.communicate("")
+    assert warehouse.ensure_views() is True
+
+
+def test_views_in_the_database_file_work_from_the_duckdb_client(tmp_path):
+    import duckdb
+
+    warehouse = Warehouse(tmp_path)
+    warehouse.ensure_views()
+    warehouse.write("evaluation_results", ["k"], evaluation_rows(4))
+    with duckdb.connect(str(warehouse.database), read_only=True) as connection:
+        assert connection.execute("SELECT sum(n) FROM skill_accuracy").fetchone()[0] == 4
