@@ -1,0 +1,81 @@
+"""Stage timings of the default experiment, run through Dagster in a fresh home.
+
+Prints wall time per stage (asset) and per iteration, the share of wall time spent outside
+training and evaluation compute, training tokens/s and evaluation examples/s.
+
+    .venv/bin/python benchmarks/stage_timings.py [--experiment NAME] [--keep HOME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from dagster import DagsterEventType, DagsterInstance
+
+from dataenvgym_dagster.definitions import build_definitions
+from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
+from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.experiments import load_catalog
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default=None)
+    parser.add_argument("--domain", default="arithmetic")
+    parser.add_argument("--keep", type=Path, default=None, help="home folder to use and keep (default: a temporary one)")
+    arguments = parser.parse_args()
+
+    catalog = load_catalog()
+    experiment = arguments.experiment or catalog.default_experiment
+    home = arguments.keep or Path(tempfile.mkdtemp(prefix="dataenvgym-benchmark-"))
+    defs = build_definitions(catalog, str(home))
+    instance = DagsterInstance.ephemeral()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+    stage_seconds: dict[str, float] = {}
+    metadata: dict[str, dict] = {}
+    started = time.perf_counter()
+    for job, partition in ((FOUNDATIONS_JOB, arguments.domain), (TEACHING_LOOP_JOB, loop_partition_key(arguments.domain, experiment))):
+        result = defs.resolve_job_def(job).execute_in_process(partition_key=partition, instance=instance, run_config=quiet)
+        starts = {}
+        for entry in instance.all_logs(result.run_id):
+            event = entry.dagster_event
+            if event is None:
+                continue
+            if event.event_type == DagsterEventType.STEP_START:
+                starts[event.step_key] = entry.timestamp
+            elif event.event_type == DagsterEventType.STEP_SUCCESS:
+                stage_seconds[event.step_key] = entry.timestamp - starts[event.step_key]
+            elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                materialization = event.event_specific_data.materialization
+                metadata[event.step_key] = {k: v.value for k, v in materialization.metadata.items()}
+    wall = time.perf_counter() - started
+
+    train_seconds = sum(m.get("train_seconds", 0.0) for m in metadata.values())
+    train_tokens = sum(m.get("tokens", 0) for m in metadata.values())
+    eval_examples = sum(m["examples"] for k, m in metadata.items() if k.endswith("_evaluation"))
+    eval_seconds = sum(m["examples"] / m["examples_per_second"] for k, m in metadata.items() if k.endswith("_evaluation"))
+
+    print(f"Default experiment {arguments.domain}|{experiment}: {catalog.iterations} iterations, home {home}\n")
+    print(f"{'stage':48s} {'seconds':>8s}")
+    per_iteration: dict[str, float] = defaultdict(float)
+    for step, seconds in stage_seconds.items():
+        print(f"{step:48s} {seconds:8.2f}")
+        group = step.split("__")[0] if step.startswith("iteration_") else "foundations"
+        per_iteration[group] += seconds
+    print(f"\n{'iteration':48s} {'seconds':>8s}")
+    for group, seconds in per_iteration.items():
+        print(f"{group:48s} {seconds:8.2f}")
+    outside = wall - train_seconds - eval_seconds
+    print(f"\nwall time, both runs:                {wall:8.1f} s")
+    print(f"training compute:                    {train_seconds:8.1f} s  ({train_tokens / train_seconds:,.0f} tokens/s)")
+    print(f"evaluation compute:                  {eval_seconds:8.1f} s  ({eval_examples / eval_seconds:,.0f} examples/s)")
+    print(f"outside training and evaluation:     {outside:8.1f} s  ({outside / wall:.0%} of wall time)")
+
+
+if __name__ == "__main__":
+    main()
