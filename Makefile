@@ -23,7 +23,7 @@ test: install  ## the test suite (what .ci/run calls)
 	$(PYTHON) -m pytest
 
 ui: install  ## the Dagster UI over the same home as `make run`
-	mkdir -p $(DAGSTER_HOME)
+	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 benchmark: install  ## stage timings of the default experiment

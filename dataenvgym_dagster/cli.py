@@ -14,7 +14,9 @@ from dataenvgym_dagster.defs.resources import default_home
 def _instance(home: Path):  # noqa: ANN202
     """The persistent Dagster instance under ``$DAGSTER_HOME`` (default ``<home>/dagster``), shared with the UI."""
     os.environ.setdefault("DAGSTER_HOME", str(home / "dagster"))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").touch()  # an empty file: default local storage, without Dagster's notice
     from dagster import DagsterInstance
 
     return DagsterInstance.get()
