@@ -11,7 +11,7 @@ from pathlib import Path
 from dataenvgym_dagster.defs.resources import default_home
 
 
-def _instance(home: Path):  # noqa: ANN202
+def _instance(home: Path):
     """The persistent Dagster instance under ``$DAGSTER_HOME`` (default ``<home>/dagster``), shared with the UI."""
     os.environ.setdefault("DAGSTER_HOME", str(home / "dagster"))
     dagster_home = Path(os.environ["DAGSTER_HOME"])
@@ -23,9 +23,9 @@ def _instance(home: Path):  # noqa: ANN202
 
 
 def run(domain: str, experiment: str | None) -> int:
+    from dataenvgym_dagster.definitions import build_definitions
     from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
     from dataenvgym_dagster.defs.partitions import loop_partition_key
-    from dataenvgym_dagster.definitions import build_definitions
     from dataenvgym_dagster.experiments import load_catalog
     from dataenvgym_dagster.machinery.warehouse import Warehouse
     from dataenvgym_dagster.report import format_table, skill_table, test_gain

@@ -57,7 +57,7 @@ class Workspace:
         result = self.defs.resolve_job_def(FOUNDATIONS_JOB).execute_in_process(partition_key=domain, instance=self.instance)
         assert result.success
 
-    def run_loop(self, experiment: str = "skill_list", domain: str = "arithmetic", **kwargs):  # noqa: ANN003, ANN201
+    def run_loop(self, experiment: str = "skill_list", domain: str = "arithmetic", **kwargs):
         return self.defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(
             partition_key=loop_partition_key(domain, experiment), instance=self.instance, **kwargs
         )

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 from dagster import AssetKey
 
-from dataenvgym_dagster.machinery.warehouse import Warehouse
 from dataenvgym_dagster.loop.checkpoints import WEIGHTS_FILE
+from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 from .test_warehouse import hold_database_open
 

@@ -5,12 +5,12 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataValue, Output, asset
 
 from dataenvgym_dagster.defs.metadata import markdown_table, training_metadata
+from dataenvgym_dagster.defs.partitions import domain_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
 from dataenvgym_dagster.domain.protocol import get_domain
 from dataenvgym_dagster.experiments import ExperimentCatalog
 from dataenvgym_dagster.loop import steps
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint
-from dataenvgym_dagster.defs.partitions import domain_partitions
 
 GROUP = "foundations"
 

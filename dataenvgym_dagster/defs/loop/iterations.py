@@ -43,7 +43,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
     partitions = loop_partitions(catalog)
     group = f"iteration_{iteration}"
 
-    def loop_asset(name: str, ins: dict[str, AssetIn], table: str | None = None, description: str | None = None):  # noqa: ANN202
+    def loop_asset(name: str, ins: dict[str, AssetIn], table: str | None = None, description: str | None = None):
         return asset(
             key=iteration_key(iteration, name),
             ins=ins,
@@ -96,7 +96,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
     return [checkpoint, *evaluations, environment_state, data_generation_plan, generated_dataset]
 
 
-def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:  # noqa: ANN001
+def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
     if iteration == 0:
 
         @loop_asset("student_checkpoint", {"base": AssetIn("base_student", partition_mapping=SAME_DOMAIN)})
@@ -133,7 +133,7 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:  # noqa: 
     return student_checkpoint
 
 
-def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinition:  # noqa: ANN001
+def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinition:
     ins = {
         "checkpoint": AssetIn(iteration_key(iteration, "student_checkpoint")),
         "benchmark": AssetIn("benchmark_splits", partition_mapping=SAME_DOMAIN),

@@ -141,7 +141,7 @@ def no_state_policy(state: SkillListState, budget: int) -> DataGenerationPlan:
     )
 
 
-def _plan(state: SkillListState, policy: str, counts: dict[str, int], rationale) -> DataGenerationPlan:  # noqa: ANN001
+def _plan(state: SkillListState, policy: str, counts: dict[str, int], rationale) -> DataGenerationPlan:
     return DataGenerationPlan(
         domain=state.domain,
         experiment=state.experiment,

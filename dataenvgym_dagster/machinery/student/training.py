@@ -76,7 +76,7 @@ class _LogProgress(TrainerCallback):
     def __init__(self, progress: Progress, total_steps: int) -> None:
         self.progress, self.total_steps, self.curve = progress, total_steps, []
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's signature
+    def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.curve.append((state.global_step, float(logs["loss"])))
             self.progress(f"training step {state.global_step}/{self.total_steps}: loss {logs['loss']:.4f}")
