@@ -49,6 +49,8 @@ def run(domain: str, experiment: str | None) -> int:
     warehouse = Warehouse(home)
     print(f"\nPer-skill accuracy for {domain}|{experiment} (val = validation, test = test; itN = iteration N):")
     print(format_table(skill_table(warehouse, domain, experiment)))
+    print("\nPer-skill answer loss (mean cross-entropy of the reference answer, nats/token; lower is better):")
+    print(format_table(skill_table(warehouse, domain, experiment, value="answer_loss")))
     last, base, final = test_gain(warehouse, domain, experiment)
     print(
         f"\nTest accuracy: iteration 0 {base:.1%} -> iteration {last} {final:.1%} "

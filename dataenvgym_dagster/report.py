@@ -7,24 +7,26 @@ import polars as pl
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 
-def skill_table(warehouse: Warehouse, domain: str, experiment: str) -> pl.DataFrame:
-    """Per-skill accuracy, one column per (split, iteration), plus an ``ALL`` row."""
+def skill_table(warehouse: Warehouse, domain: str, experiment: str, value: str = "accuracy") -> pl.DataFrame:
+    """Per-skill ``accuracy`` or ``answer_loss``, one column per (split, iteration), plus an ``ALL`` row."""
+    if value not in ("accuracy", "answer_loss"):
+        raise ValueError(f"value must be 'accuracy' or 'answer_loss', not {value!r}")
     with warehouse.connect() as connection:
         rows = connection.sql(
             """
-            SELECT skill, split, iteration, accuracy FROM skill_accuracy
+            SELECT skill, split, iteration, {value} AS value FROM skill_accuracy
             WHERE domain = ? AND experiment = ?
             UNION ALL
-            SELECT 'ALL' AS skill, split, iteration, accuracy FROM accuracy_by_iteration
+            SELECT 'ALL' AS skill, split, iteration, {value} AS value FROM accuracy_by_iteration
             WHERE domain = ? AND experiment = ?
-            """,
+            """.format(value=value),
             params=[domain, experiment, domain, experiment],
         ).pl()
     if rows.is_empty():
         raise LookupError(f"the warehouse under {warehouse.home} has no evaluations for {domain}|{experiment}")
     rows = rows.with_columns(column=pl.format("{} it{}", pl.col("split").str.slice(0, 4), pl.col("iteration")))
     order = rows.sort("split", "iteration", descending=[True, False])["column"].unique(maintain_order=True).to_list()
-    return rows.pivot("column", index="skill", values="accuracy").select("skill", *order).sort(
+    return rows.pivot("column", index="skill", values="value").select("skill", *order).sort(
         pl.col("skill") == "ALL", "skill"
     )
 

@@ -151,3 +151,16 @@ def test_the_retrain_from_base_recipe_trains_on_all_accumulated_data(completed):
 def failure_message(result) -> str:
     failures = [event for event in result.all_events if event.is_failure]
     return "\n".join(str(event.event_specific_data.error) for event in failures if event.event_specific_data)
+
+
+def test_the_report_tables_accuracy_and_answer_loss_per_skill_and_iteration(completed):
+    from dataenvgym_dagster.report import skill_table, test_gain
+
+    warehouse = Warehouse(completed.home)
+    accuracy = skill_table(warehouse, "arithmetic", "skill_list")
+    loss = skill_table(warehouse, "arithmetic", "skill_list", value="answer_loss")
+    assert accuracy.columns == ["skill", "vali it0", "vali it1", "vali it2", "test it0", "test it1", "test it2"]
+    assert accuracy["skill"].to_list()[-1] == "ALL" and len(accuracy) == 13
+    assert (loss.drop("skill").min_horizontal() > 0).all()
+    last, base, final = test_gain(warehouse, "arithmetic", "skill_list")
+    assert last == 2 and 0 <= base <= 1 and 0 <= final <= 1
