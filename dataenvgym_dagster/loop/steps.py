@@ -18,7 +18,12 @@ from dataenvgym_dagster.domain.protocol import Domain
 from dataenvgym_dagster.domain.quality import check_examples
 from dataenvgym_dagster.domain.teachers.offline import OfflineTeacher
 from dataenvgym_dagster.domain.types import EvaluationRecord, Problem
-from dataenvgym_dagster.experiments.config import BaseStudentSettings, BenchmarkSettings, ExperimentSettings
+from dataenvgym_dagster.experiments.config import (
+    BaseStudentSettings,
+    BenchmarkSettings,
+    ExperimentSettings,
+    TrainingRecipe,
+)
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint, checkpoint_dir, fingerprint, verified_path
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
@@ -145,7 +150,7 @@ def train_iteration_student(
     """Train the iteration's student; returns the checkpoint, the report and its lineage rows."""
     seed = settings.seed * 1_000 + iteration
     training_set, sources = compose_training_set(settings.training, targeted, earlier_generated, pretraining, seed)
-    start_from = base if settings.training.recipe == "retrain_from_base" else previous
+    start_from = base if settings.training.recipe is TrainingRecipe.retrain_from_base else previous
     model, tokenizer = load_student(verified_path(start_from))
     pairs = [(domain.prompt(q), domain.target(a)) for q, a in training_set.select("question", "answer").iter_rows()]
     progress(f"training from the {start_from.label} on {len(pairs):,} examples ({sources})")
