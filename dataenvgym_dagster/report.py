@@ -13,13 +13,13 @@ def skill_table(warehouse: Warehouse, domain: str, experiment: str, value: str =
         raise ValueError(f"value must be 'accuracy' or 'answer_loss', not {value!r}")
     with warehouse.connect() as connection:
         rows = connection.sql(
-            """
+            f"""
             SELECT skill, split, iteration, {value} AS value FROM skill_accuracy
             WHERE domain = ? AND experiment = ?
             UNION ALL
             SELECT 'ALL' AS skill, split, iteration, {value} AS value FROM accuracy_by_iteration
             WHERE domain = ? AND experiment = ?
-            """.format(value=value),
+            """,
             params=[domain, experiment, domain, experiment],
         ).pl()
     if rows.is_empty():
