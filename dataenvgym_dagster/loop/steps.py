@@ -35,6 +35,11 @@ from dataenvgym_dagster.machinery.student.training import TrainingReport, load_s
 Progress = Callable[[str], None]
 
 
+def student_pairs(domain: Domain, questions_and_answers) -> list[tuple[str, str]]:  # noqa: ANN001
+    """(prompt, target) text pairs in the student's format, from (question, answer) pairs."""
+    return [(domain.prompt(question), domain.target(answer)) for question, answer in questions_and_answers]
+
+
 # -- shared per domain --------------------------------------------------------------------------
 def benchmark_splits(domain: Domain, settings: BenchmarkSettings) -> pl.DataFrame:
     """Validation and test problems, stratified by skill (table ``benchmark_problems``)."""
@@ -62,7 +67,7 @@ def pretrain_base_student(
     domain: Domain, corpus: pl.DataFrame, settings: BaseStudentSettings, home: Path, progress: Progress
 ) -> tuple[StudentCheckpoint, TrainingReport]:
     """Train a tokenizer on the corpus, build a random Llama student and pretrain it on the corpus."""
-    pairs = [(domain.prompt(q), domain.target(a)) for q, a in corpus.select("question", "answer").iter_rows()]
+    pairs = student_pairs(domain, corpus.select("question", "answer").iter_rows())
     tokenizer = train_tokenizer((prompt + target for prompt, target in pairs), settings.tokenizer_vocab_size)
     model = build_student(settings.architecture, tokenizer, settings.seed)
     progress(f"pretraining a {sum(p.numel() for p in model.parameters()):,}-parameter student on {len(pairs):,} examples")
@@ -88,7 +93,7 @@ def evaluate_student(
     if not problems:
         raise ValueError(f"benchmark_splits for {domain.name} has no {split!r} problems; re-materialise benchmark_splits")
     model, tokenizer = load_student(verified_path(checkpoint))
-    pairs = [(domain.prompt(p.question), domain.target(p.answer)) for p in problems]
+    pairs = student_pairs(domain, ((p.question, p.answer) for p in problems))
     completions, report = complete(model, tokenizer, pairs, max_answer_tokens, progress=progress)
     rows = []
     for problem, completion in zip(problems, completions, strict=True):
@@ -152,7 +157,7 @@ def train_iteration_student(
     training_set, sources = compose_training_set(settings.training, targeted, earlier_generated, pretraining, seed)
     start_from = base if settings.training.recipe is TrainingRecipe.retrain_from_base else previous
     model, tokenizer = load_student(verified_path(start_from))
-    pairs = [(domain.prompt(q), domain.target(a)) for q, a in training_set.select("question", "answer").iter_rows()]
+    pairs = student_pairs(domain, training_set.select("question", "answer").iter_rows())
     progress(f"training from the {start_from.label} on {len(pairs):,} examples ({sources})")
     directory = checkpoint_dir(home, domain.name, experiment, iteration)
     report = train_student(model, tokenizer, pairs, settings.training.settings, directory, seed, progress)
