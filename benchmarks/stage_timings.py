@@ -17,8 +17,7 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance
 
 from dataenvgym_dagster.definitions import build_definitions
-from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
-from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.defs.jobs import run_experiment
 from dataenvgym_dagster.experiments import load_catalog
 
 
@@ -39,8 +38,10 @@ def main() -> None:
     stage_seconds: dict[str, float] = {}
     metadata: dict[str, dict] = {}
     started = time.perf_counter()
-    for job, partition in ((FOUNDATIONS_JOB, arguments.domain), (TEACHING_LOOP_JOB, loop_partition_key(arguments.domain, experiment))):
-        result = defs.resolve_job_def(job).execute_in_process(partition_key=partition, instance=instance, run_config=quiet)
+    results = run_experiment(defs, instance, arguments.domain, experiment, quiet)
+    if not all(result.success for result in results):
+        raise SystemExit("the experiment failed; run `make run` to see the error")
+    for result in results:
         starts = {}
         for entry in instance.all_logs(result.run_id):
             event = entry.dagster_event

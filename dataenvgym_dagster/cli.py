@@ -24,8 +24,7 @@ def _instance(home: Path):
 
 def run(domain: str, experiment: str | None) -> int:
     from dataenvgym_dagster.definitions import build_definitions
-    from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
-    from dataenvgym_dagster.defs.partitions import loop_partition_key
+    from dataenvgym_dagster.defs.jobs import run_experiment
     from dataenvgym_dagster.experiments import load_catalog
     from dataenvgym_dagster.machinery.warehouse import Warehouse
     from dataenvgym_dagster.report import format_table, skill_table, test_gain
@@ -38,14 +37,10 @@ def run(domain: str, experiment: str | None) -> int:
     instance = _instance(home)
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
-    for job, partition in ((FOUNDATIONS_JOB, domain), (TEACHING_LOOP_JOB, loop_partition_key(domain, experiment))):
-        print(f"== {job} for {partition}", flush=True)
-        result = definitions.resolve_job_def(job).execute_in_process(
-            partition_key=partition, instance=instance, run_config=quiet, raise_on_error=False
-        )
-        if not result.success:
-            print(f"{job} failed for {partition}; see the error above or the run in the Dagster UI", file=sys.stderr)
-            return 1
+    failed = [result for result in run_experiment(definitions, instance, domain, experiment, quiet) if not result.success]
+    if failed:
+        print(f"{failed[0].job_def.name} failed; see the error above or the run in the Dagster UI", file=sys.stderr)
+        return 1
     warehouse = Warehouse(home)
     print(f"\nPer-skill accuracy for {domain}|{experiment} (val = validation, test = test; itN = iteration N):")
     print(format_table(skill_table(warehouse, domain, experiment)))

@@ -47,12 +47,3 @@ def training_metadata(report: TrainingReport) -> dict[str, Any]:
         "loss_curve": markdown_table(pl.DataFrame(report.loss_curve, schema=["step", "loss"], orient="row")),
     }
 
-
-def training_row(report: TrainingReport, *, domain: str, experiment: str, iteration: int, recipe: str) -> pl.DataFrame:
-    return pl.DataFrame(
-        [{
-            "domain": domain, "experiment": experiment, "iteration": iteration, "recipe": recipe,
-            "examples": report.examples, "steps": report.steps, "tokens": report.tokens, "seconds": report.seconds,
-            "tokens_per_second": report.tokens_per_second, "final_loss": report.final_loss,
-        }]
-    )

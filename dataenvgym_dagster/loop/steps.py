@@ -35,7 +35,7 @@ from dataenvgym_dagster.machinery.student.training import TrainingReport, load_s
 Progress = Callable[[str], None]
 
 
-def student_pairs(domain: Domain, questions_and_answers) -> list[tuple[str, str]]:  # noqa: ANN001
+def student_pairs(domain: Domain, questions_and_answers) -> list[tuple[str, str]]:
     """(prompt, target) text pairs in the student's format, from (question, answer) pairs."""
     return [(domain.prompt(question), domain.target(answer)) for question, answer in questions_and_answers]
 
@@ -184,3 +184,14 @@ def train_iteration_student(
         ]
     )
     return checkpoint, report, lineage
+
+
+def training_run_row(report: TrainingReport, *, domain: str, experiment: str, iteration: int, recipe: str) -> pl.DataFrame:
+    """The ``training_runs`` warehouse row for one trained checkpoint."""
+    return pl.DataFrame(
+        [{
+            "domain": domain, "experiment": experiment, "iteration": iteration, "recipe": recipe,
+            "examples": report.examples, "steps": report.steps, "tokens": report.tokens, "seconds": report.seconds,
+            "tokens_per_second": report.tokens_per_second, "final_loss": report.final_loss,
+        }]
+    )

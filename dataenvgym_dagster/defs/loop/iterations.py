@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MetadataValue, Output, asset
 
-from dataenvgym_dagster.defs.metadata import evaluation_metadata, markdown_table, training_metadata, training_row
+from dataenvgym_dagster.defs.metadata import evaluation_metadata, markdown_table, training_metadata
 from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
 from dataenvgym_dagster.domain.environments.skill_list import SkillListState
@@ -127,7 +127,7 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
         warehouse: Warehouse = teaching.warehouse()
         key = [domain.name, experiment, f"iteration_{iteration}"]
         warehouse.write("lineage", key, lineage)
-        warehouse.write("training_runs", key, training_row(report, domain=domain.name, experiment=experiment, iteration=iteration, recipe=settings.training.recipe))
+        warehouse.write("training_runs", key, steps.training_run_row(report, domain=domain.name, experiment=experiment, iteration=iteration, recipe=settings.training.recipe))
         return Output(checkpoint, metadata={"path": MetadataValue.path(checkpoint.path), "sha256": checkpoint.sha256, **training_metadata(report)})
 
     return student_checkpoint
