@@ -27,7 +27,12 @@ def test_iterations_are_chained_by_declared_dependencies():
     parents = lambda *path: graph.get(key(*path)).parent_keys
     assert parents("iteration_1", "environment_state") == {key("iteration_0", "validation_evaluation")}
     assert parents("iteration_1", "data_generation_plan") == {key("iteration_1", "environment_state")}
-    assert parents("iteration_1", "generated_dataset") == {key("iteration_1", "data_generation_plan")}
+    assert parents("iteration_2", "generated_dataset") == {
+        key("iteration_2", "data_generation_plan"),
+        key("iteration_1", "student_checkpoint"),  # drop_solved asks the current student
+        key("iteration_1", "generated_dataset"),  # duplicates of earlier data are filtered
+        key("benchmark_splits"),  # nothing generated may equal a benchmark question
+    }
     assert parents("iteration_2", "student_checkpoint") == {
         key("iteration_2", "generated_dataset"),
         key("iteration_1", "generated_dataset"),

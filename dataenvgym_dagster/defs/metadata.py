@@ -7,6 +7,7 @@ from typing import Any
 import polars as pl
 from dagster import MetadataValue
 
+from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
 from dataenvgym_dagster.machinery.student.evaluation import GenerationReport
 from dataenvgym_dagster.machinery.student.training import TrainingReport
 
@@ -47,3 +48,20 @@ def training_metadata(report: TrainingReport) -> dict[str, Any]:
         "loss_curve": markdown_table(pl.DataFrame(report.loss_curve, schema=["step", "loss"], orient="row")),
     }
 
+
+
+def generation_metadata(frame: pl.DataFrame, result: GenerationResult) -> dict[str, Any]:
+    """Requested vs produced vs kept, why examples were rejected, and a preview."""
+    rejected = frame.filter(~pl.col("passed_quality_checks")).group_by("rejection_reason").len().sort("rejection_reason")
+    return {
+        "requested": result.requested,
+        "produced": result.produced,
+        "shortfall": result.shortfall,
+        "passed_quality_checks": int(frame["passed_quality_checks"].sum()),
+        "rejected": markdown_table(rejected.rename({"len": "examples"})),
+        "generation_failures": len(result.failures),
+        "per_skill": markdown_table(
+            frame.group_by("skill", maintain_order=True).agg(produced=pl.len(), kept=pl.col("passed_quality_checks").sum())
+        ),
+        "preview": markdown_table(frame.head(5).select("example_id", "question", "answer", "skill")),
+    }

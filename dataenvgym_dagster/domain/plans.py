@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class SimilarExample(BaseModel):
+    """A validation example the engine should imitate (Open-Ended), with the student's answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    example_id: str
+    question: str
+    reference: str
+    prediction: str
+
+
 class PlanEntry(BaseModel):
-    """Make ``count`` training examples of ``skill``; ``rationale`` says why, for lineage."""
+    """Make ``count`` training examples of ``skill``; ``rationale`` says why, for lineage.
+
+    ``skill`` is what the engine is asked to write: a taxonomy skill (Skill-List), a sub-skill
+    of ``parent_skill`` (Skill-Tree), or the label of the errors in ``similar_to`` (Open-Ended).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -14,9 +31,27 @@ class PlanEntry(BaseModel):
     skill: str
     count: int = Field(ge=0)
     rationale: str
-    similar_to: tuple[str, ...] = Field(
-        default=(), description="Questions to imitate (Open-Ended); empty means any problem of the skill."
+    parent_skill: str | None = Field(default=None, description="The top-level skill of a Skill-Tree sub-skill.")
+    similar_to: tuple[SimilarExample, ...] = Field(
+        default=(), description="Examples to imitate (Open-Ended); empty means any problem of the skill."
     )
+
+
+class PolicyAction(BaseModel):
+    """One decision of the policy, with the state it saw and the reward that prompted it.
+
+    Skill-Tree records ``explore``/``exploit`` per top-level skill; other environments record
+    one ``allocate`` or ``select`` per skill or example. ``detail`` holds the allocation or the
+    chosen items as JSON-ready values.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    skill: str
+    action: str
+    reward: float | None = Field(description="Change in the skill's validation accuracy since the previous state.")
+    observed_accuracy: float | None = None
+    detail: dict[str, object] = Field(default_factory=dict)
 
 
 class DataGenerationPlan(BaseModel):
@@ -27,8 +62,10 @@ class DataGenerationPlan(BaseModel):
     domain: str
     experiment: str
     iteration: int
+    environment: str = "skill_list"
     policy: str
     entries: tuple[PlanEntry, ...]
+    actions: tuple[PolicyAction, ...] = ()
 
     @property
     def total(self) -> int:
@@ -40,11 +77,32 @@ class DataGenerationPlan(BaseModel):
                 "domain": self.domain,
                 "experiment": self.experiment,
                 "iteration": self.iteration,
+                "environment": self.environment,
                 "policy": self.policy,
                 "entry_id": entry.entry_id,
                 "skill": entry.skill,
+                "parent_skill": entry.parent_skill,
                 "count": entry.count,
+                "similar_to": len(entry.similar_to),
                 "rationale": entry.rationale,
             }
             for entry in self.entries
+        ]
+
+    def action_rows(self) -> list[dict[str, object]]:
+        """One ``policy_actions`` row per decision: the (state, action, reward) record."""
+        return [
+            {
+                "domain": self.domain,
+                "experiment": self.experiment,
+                "iteration": self.iteration,
+                "environment": self.environment,
+                "policy": self.policy,
+                "skill": action.skill,
+                "action": action.action,
+                "reward": action.reward,
+                "observed_accuracy": action.observed_accuracy,
+                "detail": json.dumps(action.detail, sort_keys=True),
+            }
+            for action in self.actions
         ]

@@ -34,6 +34,9 @@ class Domain(Protocol):
     def verify(self, question: str, answer: str) -> bool:
         """Whether ``answer`` correctly answers ``question``."""
 
+    def canonical(self, question: str) -> str:
+        """A key equal for near-duplicate questions (same problem, different surface form)."""
+
 
 def get_domain(name: str) -> Domain:
     """The registered domain called ``name``."""

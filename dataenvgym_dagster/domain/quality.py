@@ -1,13 +1,36 @@
-"""Quality checks that a generated example must pass before the student trains on it."""
+"""Quality filters a generated example must pass before the student trains on it.
+
+Filters run in order and an example is rejected by the first that fails, so the counts per
+reason add up to the number rejected:
+
+1. ``unknown_skill``: the example's skill is not one the plan asked for;
+2. ``wrong_answer``: the domain's checker does not accept the answer;
+3. ``benchmark_overlap``: the question is (a near-duplicate of) a validation or test question;
+4. ``duplicate``: an earlier example in this dataset or an earlier iteration had the same question
+   (``exact``) or the same canonical form (``near``);
+5. ``already_solved``: optional, the current student already answers it correctly.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dataenvgym_dagster.domain.protocol import Domain
 from dataenvgym_dagster.domain.types import TrainingExample
+
+REASONS = ("unknown_skill", "wrong_answer", "benchmark_overlap", "duplicate", "already_solved")
+
+
+class QualitySettings(BaseModel):
+    """Which filters run. Answer verification always runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deduplicate: bool = Field(True, description="Drop exact and near-duplicate questions, also across iterations.")
+    exclude_benchmark: bool = Field(True, description="Drop questions that (nearly) equal a validation or test question.")
+    drop_solved: bool = Field(False, description="Drop examples the current student already answers correctly.")
 
 
 class QualityVerdict(BaseModel):
@@ -18,15 +41,42 @@ class QualityVerdict(BaseModel):
     reason: str | None
 
 
-def check_examples(domain: Domain, examples: Sequence[TrainingExample]) -> list[QualityVerdict]:
-    """One verdict per example, in order: the answer must verify and the skill must exist."""
-    skills = set(domain.taxonomy.skills)
+def check_examples(
+    domain: Domain,
+    examples: Sequence[TrainingExample],
+    *,
+    planned_skills: Collection[str],
+    settings: QualitySettings = QualitySettings(),
+    benchmark_questions: Collection[str] = (),
+    earlier_questions: Collection[str] = (),
+    solved: Mapping[str, bool] | None = None,
+) -> list[QualityVerdict]:
+    """One verdict per example, in order.
+
+    ``solved`` maps example ids to whether the current student answers them correctly; it is
+    consulted only when ``settings.drop_solved`` is on and must then cover every example.
+    """
+    benchmark = {domain.canonical(question) for question in benchmark_questions} if settings.exclude_benchmark else set()
+    seen_exact = set(earlier_questions)
+    seen_near = {domain.canonical(question) for question in earlier_questions}
+    planned = set(planned_skills)
     verdicts = []
     for example in examples:
+        canonical = domain.canonical(example.question)
         reason = None
-        if example.skill not in skills:
-            reason = f"unknown skill {example.skill!r}"
+        if example.skill not in planned:
+            reason = "unknown_skill"
         elif not domain.verify(example.question, example.answer):
-            reason = "answer does not verify"
+            reason = "wrong_answer"
+        elif canonical in benchmark:
+            reason = "benchmark_overlap"
+        elif settings.deduplicate and (example.question in seen_exact or canonical in seen_near):
+            reason = "duplicate"
+        elif settings.drop_solved:
+            if solved is None or example.example_id not in solved:
+                raise ValueError(f"drop_solved is on but the student's answer to {example.example_id} is unknown")
+            reason = "already_solved" if solved[example.example_id] else None
+        seen_exact.add(example.question)
+        seen_near.add(canonical)
         verdicts.append(QualityVerdict(example_id=example.example_id, passed=reason is None, reason=reason))
     return verdicts

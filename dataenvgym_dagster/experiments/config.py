@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dataenvgym_dagster.domain.environments.skill_list import SKILL_LIST_POLICIES
 from dataenvgym_dagster.domain.protocol import get_domain
+from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.machinery.student.model import StudentArchitecture
 from dataenvgym_dagster.machinery.student.training import TrainingSettings
 
@@ -71,7 +72,12 @@ class ExperimentSettings(_Strict):
     environment: Literal["skill_list"] = "skill_list"
     policy: str = "weak_skills"
     teacher: Literal["offline"] = "offline"
+    discoverer: Literal["gold"] = Field("gold", description="Who labels validation questions with skills.")
     data_budget: int = Field(8_000, gt=0, description="Generated examples per iteration.")
+    shortfall_tolerance: float = Field(
+        0.05, ge=0, le=1, description="Largest share of the budget the teacher may fail to produce before the asset fails."
+    )
+    quality: QualitySettings = QualitySettings()
     training: StudentTrainingSettings = StudentTrainingSettings()
     seed: int = 0
 

@@ -16,7 +16,7 @@ from dataenvgym_dagster.domain.environments.skill_list import (
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import Domain
 from dataenvgym_dagster.domain.quality import check_examples
-from dataenvgym_dagster.domain.teachers.offline import OfflineTeacher
+from dataenvgym_dagster.domain.teachers.protocol import DataGenerationEngine, GenerationResult
 from dataenvgym_dagster.domain.types import EvaluationRecord, Problem
 from dataenvgym_dagster.experiments.config import (
     BaseStudentSettings,
@@ -31,6 +31,7 @@ from dataenvgym_dagster.machinery.student.evaluation import GenerationReport, co
 from dataenvgym_dagster.machinery.student.model import build_student
 from dataenvgym_dagster.machinery.student.tokenizer import train_tokenizer
 from dataenvgym_dagster.machinery.student.training import TrainingReport, load_student, train_student
+from dataenvgym_dagster.machinery.warehouse import TABLES
 
 Progress = Callable[[str], None]
 
@@ -120,22 +121,64 @@ def data_generation_plan(state: SkillListState, settings: ExperimentSettings) ->
     return SKILL_LIST_POLICIES[settings.policy](state, settings.data_budget)
 
 
-def generated_dataset(domain: Domain, plan: DataGenerationPlan, settings: ExperimentSettings) -> pl.DataFrame:
-    """The teacher's examples for the plan, each with its quality verdict (table ``generated_examples``)."""
-    teacher = OfflineTeacher(domain)
-    examples = teacher.generate(plan, seed=settings.seed * 1_000 + plan.iteration)
-    verdicts = check_examples(domain, examples)
-    return pl.DataFrame(
+class GenerationShortfallError(RuntimeError):
+    """The teacher produced fewer examples than the plan asked for, beyond the tolerance."""
+
+
+def generated_dataset(
+    domain: Domain,
+    engine: DataGenerationEngine,
+    plan: DataGenerationPlan,
+    settings: ExperimentSettings,
+    *,
+    benchmark: pl.DataFrame,
+    earlier_generated: list[pl.DataFrame],
+    previous: StudentCheckpoint | None = None,
+    max_answer_tokens: int = 8,
+) -> tuple[pl.DataFrame, GenerationResult]:
+    """The teacher's examples for the plan, each with its quality verdict (table ``generated_examples``).
+
+    Raises :class:`GenerationShortfallError` when the teacher made too few examples: the
+    student is never trained on less data than the plan asked for without anyone noticing.
+    """
+    benchmark_questions = benchmark["question"].to_list()
+    earlier_questions = [q for frame in earlier_generated for q in frame.filter(pl.col("passed_quality_checks"))["question"]]
+    result = engine.generate(plan, seed=settings.seed * 1_000 + plan.iteration, avoid=frozenset(benchmark_questions + earlier_questions))
+    if result.shortfall > settings.shortfall_tolerance:
+        failures = "; ".join(f"{f.entry_id}: {f.missing} missing ({f.reason})" for f in result.failures[:5])
+        raise GenerationShortfallError(
+            f"teacher {engine.name!r} produced {result.produced} of {result.requested} requested examples for "
+            f"{plan.domain}|{plan.experiment} iteration {plan.iteration} ({result.shortfall:.1%} short, tolerance "
+            f"{settings.shortfall_tolerance:.1%}). {failures or 'No failure was reported.'} "
+            "Check the teacher (see the teacher_calls ledger), or raise shortfall_tolerance in the experiment."
+        )
+    solved = _solved_by(domain, previous, result.examples, max_answer_tokens) if settings.quality.drop_solved else None
+    verdicts = check_examples(
+        domain, result.examples, planned_skills={entry.skill for entry in plan.entries}, settings=settings.quality,
+        benchmark_questions=benchmark_questions, earlier_questions=earlier_questions, solved=solved,
+    )
+    frame = pl.DataFrame(
         [
             {
                 "domain": plan.domain, "experiment": plan.experiment, "iteration": plan.iteration,
-                **example.model_dump(), "teacher": teacher.name,
+                **example.model_dump(), "teacher": engine.name,
                 "passed_quality_checks": verdict.passed, "rejection_reason": verdict.reason,
             }
-            for example, verdict in zip(examples, verdicts, strict=True)
+            for example, verdict in zip(result.examples, verdicts, strict=True)
         ],
-        schema_overrides={"rejection_reason": pl.String},
+        schema=TABLES["generated_examples"],
     )
+    return frame, result
+
+
+def _solved_by(domain: Domain, checkpoint: StudentCheckpoint | None, examples, max_answer_tokens: int) -> dict[str, bool]:
+    """Whether the checkpoint already answers each example correctly (greedy, exact match)."""
+    if checkpoint is None:
+        raise ValueError("drop_solved needs the previous iteration's student_checkpoint")
+    model, tokenizer = load_student(verified_path(checkpoint))
+    pairs = student_pairs(domain, ((e.question, e.answer) for e in examples))
+    completions, _ = complete(model, tokenizer, pairs, max_answer_tokens, progress=lambda message: None)
+    return {e.example_id: domain.parse(c.text) == e.answer for e, c in zip(examples, completions, strict=True)}
 
 
 def train_iteration_student(

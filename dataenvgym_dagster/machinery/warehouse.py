@@ -40,8 +40,9 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "skill": pl.String, "n": pl.Int64, "accuracy": pl.Float64, "answer_loss": pl.Float64,
     },
     "data_generation_plans": {
-        "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "policy": pl.String,
-        "entry_id": pl.String, "skill": pl.String, "count": pl.Int64, "rationale": pl.String,
+        "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "environment": pl.String,
+        "policy": pl.String, "entry_id": pl.String, "skill": pl.String, "parent_skill": pl.String,
+        "count": pl.Int64, "similar_to": pl.Int64, "rationale": pl.String,
     },
     "generated_examples": {
         "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "example_id": pl.String,

@@ -16,9 +16,10 @@ from typing import Any
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MetadataValue, Output, asset
 
-from dataenvgym_dagster.defs.metadata import evaluation_metadata, markdown_table, training_metadata
+from dataenvgym_dagster.defs.metadata import evaluation_metadata, generation_metadata, markdown_table, training_metadata
 from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
+from dataenvgym_dagster.defs.teacher import TeacherResource
 from dataenvgym_dagster.domain.environments.skill_list import SkillListState
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import Domain, get_domain
@@ -76,22 +77,28 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         table = pl.DataFrame(plan.warehouse_rows()).select("skill", "count", "rationale")
         return Output(plan, metadata={"policy": plan.policy, "examples_requested": plan.total, "entries": markdown_table(table)})
 
-    @loop_asset("generated_dataset", {"plan": AssetIn(iteration_key(iteration, "data_generation_plan"))}, "generated_examples")
-    def generated_dataset(context: AssetExecutionContext, teaching: TeachingHome, plan: DataGenerationPlan) -> Output[pl.DataFrame]:
+    dataset_ins = {
+        "plan": AssetIn(iteration_key(iteration, "data_generation_plan")),
+        "benchmark": AssetIn("benchmark_splits", partition_mapping=SAME_DOMAIN),
+        "previous": AssetIn(iteration_key(iteration - 1, "student_checkpoint")),
+        **{f"earlier_{t}": AssetIn(iteration_key(t, "generated_dataset")) for t in range(1, iteration)},
+    }
+
+    @loop_asset("generated_dataset", dataset_ins, "generated_examples")
+    def generated_dataset(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, **inputs: Any) -> Output[pl.DataFrame]:
         """The teacher's training examples for the plan, each with its quality verdict."""
-        domain, _, settings = _partition(context, teaching)
-        frame = steps.generated_dataset(domain, plan, settings)
+        domain, experiment, settings = _partition(context, teaching)
+        plan: DataGenerationPlan = inputs["plan"]
+        engine = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)
+        frame, result = steps.generated_dataset(
+            domain, engine, plan, settings, benchmark=inputs["benchmark"],
+            earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)], previous=inputs["previous"],
+            max_answer_tokens=teaching.catalog().domain(domain.name).max_answer_tokens,
+        )
         passed = int(frame["passed_quality_checks"].sum())
         if passed == 0:
             raise ValueError(f"no generated example for {context.partition_key} passed the quality checks; see generated_examples")
-        return Output(
-            frame,
-            metadata={
-                "requested": plan.total, "produced": len(frame), "passed_quality_checks": passed,
-                "per_skill": markdown_table(frame.group_by("skill", maintain_order=True).len()),
-                "preview": markdown_table(frame.head(5).select("example_id", "question", "answer", "skill")),
-            },
-        )
+        return Output(frame, metadata=generation_metadata(frame, result))
 
     return [checkpoint, *evaluations, environment_state, data_generation_plan, generated_dataset]
 

@@ -12,6 +12,7 @@ from dataenvgym_dagster.domain.skills import SkillTaxonomy
 from dataenvgym_dagster.domain.types import Problem
 
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Mod: operator.mod}
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Mod: "%"}
 
 
 def solve(question: str) -> str:
@@ -110,6 +111,31 @@ class ArithmeticDomain:
         return completion.strip()[::-1]
 
     # -- checking -------------------------------------------------------------------------
+    @staticmethod
+    def canonical(question: str) -> str:
+        """``question`` without spaces, with the operands of + and * in sorted order.
+
+        ``12 + 7``, ``7+12`` and ``7+12`` share a key: they are the same problem to a student.
+        Anything that does not parse is only stripped of spaces.
+        """
+        compact = "".join(question.split())
+        if compact.count("?") == 1:
+            return "?".join(ArithmeticDomain.canonical(side) for side in compact.split("?"))
+        try:
+            tree = ast.parse(compact, mode="eval")
+        except SyntaxError:
+            return compact
+
+        def render(node: ast.AST) -> str:
+            if isinstance(node, ast.BinOp) and type(node.op) in _SYMBOLS:
+                left, right = render(node.left), render(node.right)
+                if isinstance(node.op, (ast.Add, ast.Mult)):
+                    left, right = sorted((left, right))
+                return f"({left}{_SYMBOLS[type(node.op)]}{right})"
+            return ast.unparse(node)
+
+        return render(tree.body)
+
     @staticmethod
     def verify(question: str, answer: str) -> bool:
         """Whether ``answer`` is the correct answer to ``question``."""

@@ -1,17 +1,24 @@
 """The offline teacher: a data generation engine that needs no network.
 
-It writes correct problems with answers for any skill of the domain. For plan entries that
-name questions to imitate (Open-Ended), it makes new problems of the same skill.
+It writes correct problems with answers for any skill of the domain, from the domain's own
+generators. For Open-Ended entries (``similar_to``) it writes new problems of the same skill
+as the errors it imitates; for Skill-Tree explore it proposes the domain's finer skills under
+a top-level skill. It avoids questions it is told to avoid (the benchmark, its own earlier
+output) by rejection sampling, and leaves any repeats it cannot avoid to the quality filters.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry
 from dataenvgym_dagster.domain.protocol import Domain
+from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
 from dataenvgym_dagster.domain.types import TrainingExample
+
+NOVELTY_ATTEMPTS = 20  # draws per example before accepting a question seen before
 
 
 def entry_rng(seed: int, entry: PlanEntry) -> random.Random:
@@ -28,12 +35,13 @@ class OfflineTeacher:
     def __init__(self, domain: Domain) -> None:
         self.domain = domain
 
-    def generate(self, plan: DataGenerationPlan, seed: int) -> list[TrainingExample]:
+    def generate(self, plan: DataGenerationPlan, seed: int, avoid: frozenset[str] = frozenset()) -> GenerationResult:
+        seen = {self.domain.canonical(question) for question in avoid}
         examples = []
         for entry in plan.entries:
             rng = entry_rng(seed, entry)
             for index in range(entry.count):
-                question, answer = self.domain.sample(entry.skill, rng)
+                question, answer = self._novel(entry.skill, rng, seen)
                 examples.append(
                     TrainingExample(
                         example_id=f"{entry.entry_id}/{index:05d}",
@@ -43,4 +51,19 @@ class OfflineTeacher:
                         plan_entry_id=entry.entry_id,
                     )
                 )
-        return examples
+        return GenerationResult(requested=plan.total, examples=tuple(examples))
+
+    def _novel(self, skill: str, rng: random.Random, seen: set[str]) -> tuple[str, str]:
+        for _ in range(NOVELTY_ATTEMPTS):
+            question, answer = self.domain.sample(skill, rng)
+            key = self.domain.canonical(question)
+            if key not in seen:
+                seen.add(key)
+                return question, answer
+        return question, answer
+
+    def propose_subskills(self, skill: str, existing: Sequence[str], count: int, seed: int) -> list[str]:
+        """The domain's leaf skills under category ``skill`` that the tree does not have yet, in a seeded order."""
+        candidates = [leaf for leaf in self.domain.taxonomy.categories.get(skill, ()) if leaf not in existing]
+        random.Random(f"{seed}:{skill}:{len(existing)}").shuffle(candidates)
+        return candidates[:count]
