@@ -33,6 +33,9 @@ class QualitySettings(BaseModel):
     drop_solved: bool = Field(False, description="Drop examples the current student already answers correctly.")
 
 
+DEFAULT_QUALITY = QualitySettings()
+
+
 class QualityVerdict(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -46,7 +49,7 @@ def check_examples(
     examples: Sequence[TrainingExample],
     *,
     planned_skills: Collection[str],
-    settings: QualitySettings = QualitySettings(),
+    settings: QualitySettings = DEFAULT_QUALITY,
     benchmark_questions: Collection[str] = (),
     earlier_questions: Collection[str] = (),
     solved: Mapping[str, bool] | None = None,
