@@ -63,8 +63,8 @@ class Workspace:
         )
 
 
-def make_workspace(root: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    catalog_file = write_catalog(root / "experiments.yaml")
+def make_workspace(root: Path, monkeypatch: pytest.MonkeyPatch, overrides: dict | None = None) -> Workspace:
+    catalog_file = write_catalog(root / "experiments.yaml", overrides)
     monkeypatch.setenv("DATAENVGYM_EXPERIMENTS", str(catalog_file))
     catalog = load_catalog(catalog_file)
     home = root / "home"

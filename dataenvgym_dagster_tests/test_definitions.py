@@ -25,7 +25,17 @@ def test_default_definitions_have_one_group_per_iteration_from_the_catalogue():
 def test_iterations_are_chained_by_declared_dependencies():
     graph = defs.resolve_asset_graph()
     parents = lambda *path: graph.get(key(*path)).parent_keys
-    assert parents("iteration_1", "environment_state") == {key("iteration_0", "validation_evaluation")}
+    assert parents("iteration_1", "environment_state") == {
+        key("iteration_0", "validation_evaluation"),
+        key("iteration_1", "skill_taxonomy"),
+    }
+    assert parents("iteration_2", "environment_state") == {
+        key("iteration_1", "validation_evaluation"),
+        key("iteration_2", "skill_taxonomy"),
+        key("iteration_1", "environment_state"),  # Skill-Tree grows the last forest; trends need the last state
+        key("iteration_1", "data_generation_plan"),  # the sub-skills and shares the last action chose
+    }
+    assert parents("iteration_2", "skill_taxonomy") == {key("benchmark_splits"), key("iteration_1", "skill_taxonomy")}
     assert parents("iteration_1", "data_generation_plan") == {key("iteration_1", "environment_state")}
     assert parents("iteration_2", "generated_dataset") == {
         key("iteration_2", "data_generation_plan"),

@@ -42,5 +42,36 @@ def test_broken_yaml_and_missing_files_name_the_file(tmp_path):
 def test_the_cli_refuses_an_unknown_experiment_before_running_anything(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
     assert main(["run", "--experiment", "nope"]) == 2
-    assert "unknown experiment 'nope'; this catalogue has: skill_list, skill_list_no_state" in capsys.readouterr().err
+    assert "unknown experiment 'nope'; this catalogue has: skill_list, " in capsys.readouterr().err
     assert not (tmp_path / "home").exists()
+
+
+def test_the_shipped_catalogue_has_every_environment_with_its_no_state_baseline():
+    catalog = load_catalog()
+    pairs = {(s.environment, s.policy) for s in catalog.experiments.values()}
+    for environment in ("open_ended", "skill_list", "skill_tree"):
+        assert (environment, "no_state") in pairs
+        assert any(env == environment and policy != "no_state" for env, policy in pairs)
+    assert {("skill_list", "uniform"), ("skill_list", "random_skill")} <= pairs
+
+
+def test_a_policy_must_belong_to_its_environment(tmp_path):
+    experiments = {"x": {"environment": "skill_tree", "policy": "weak_skills"}}
+    path = write_catalog(tmp_path / "c.yaml", {"experiments": experiments, "default_experiment": "x"})
+    with pytest.raises(CatalogError, match="policy 'weak_skills' does not exist for environment 'skill_tree'; choose one of: explore_exploit, no_state"):
+        load_catalog(path)
+
+
+def test_a_multi_seed_experiment_becomes_one_partition_per_seed(tmp_path):
+    experiments = {"tree": {"environment": "skill_tree", "policy": "explore_exploit", "seeds": [0, 1, 2]}}
+    path = write_catalog(tmp_path / "c.yaml", {"experiments": experiments, "default_experiment": "tree_seed0"})
+    catalog = load_catalog(path)
+    assert list(catalog.runs) == ["tree_seed0", "tree_seed1", "tree_seed2"]
+    assert catalog.experiment("tree_seed2").seed == 2
+    assert catalog.run("tree_seed1").name == "tree"
+
+
+def test_yaml_anchors_under_x_keys_are_allowed_for_shared_settings(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(write_catalog(tmp_path / "base.yaml").read_text() + "x-shared: &shared {data_budget: 7}\n")
+    assert load_catalog(path).experiments["skill_list"].data_budget == 96

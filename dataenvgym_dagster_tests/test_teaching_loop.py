@@ -1,5 +1,6 @@
 """The loop end to end: real Dagster runs, real training of a micro student, a real warehouse."""
 
+import re
 import threading
 
 import polars as pl
@@ -27,7 +28,9 @@ def test_a_whole_experiment_materialises_iteration_after_iteration(completed):
     records = completed.instance.get_records_for_run(
         completed.instance.get_runs(limit=1)[0].run_id, of_type=__import__("dagster").DagsterEventType.ASSET_MATERIALIZATION
     ).records
-    order = [iteration_of(r.event_log_entry.dagster_event.asset_key) for r in records]
+    keys = [r.event_log_entry.dagster_event.asset_key for r in records]
+    # A taxonomy depends only on the benchmark (and the last taxonomy), so it may come early.
+    order = [iteration_of(key) for key in keys if key.path[-1] != "skill_taxonomy"]
     assert order == sorted(order)
     assert set(order) == {0, 1, 2}
 
@@ -47,7 +50,7 @@ def test_generated_examples_point_to_plan_entries_which_point_to_the_state(compl
         FROM generated_examples g
         JOIN data_generation_plans p USING (domain, experiment, iteration)
         JOIN environment_states s USING (domain, experiment, iteration)
-        WHERE g.plan_entry_id = p.entry_id AND s.skill = p.skill
+        WHERE g.plan_entry_id = p.entry_id AND s.node = p.skill
         """,
     )
     assert len(joined) == query(completed, "SELECT count(*) AS n FROM generated_examples")["n"][0] == 2 * 96
@@ -58,7 +61,7 @@ def test_the_plan_spends_the_budget_on_weaker_skills(completed):
     plan = query(
         completed,
         """SELECT p.count, s.accuracy FROM data_generation_plans p JOIN environment_states s
-           USING (domain, experiment, iteration, skill) WHERE iteration = 1""",
+           ON s.node = p.skill AND s.iteration = p.iteration AND s.experiment = p.experiment WHERE p.iteration = 1""",
     )
     assert plan["count"].sum() == 96
     weakest, strongest = plan.sort("accuracy").row(0), plan.sort("accuracy").row(-1)
@@ -131,9 +134,9 @@ def test_a_changed_checkpoint_is_never_evaluated(completed):
 def test_a_missing_predecessor_iteration_is_named(workspace):
     result = workspace.run_loop(asset_selection=[AssetKey(["iteration_2", "environment_state"])], raise_on_error=False)
     assert not result.success
-    assert "iteration_1/validation_evaluation has not been materialised for partition arithmetic|skill_list" in (
-        failure_message(result)
-    )
+    message = failure_message(result)
+    assert re.search(r"iteration_1/\w+ has not been materialised for partition arithmetic\|skill_list", message)
+    assert "materialise it first" in message
 
 
 def test_the_retrain_from_base_recipe_trains_on_all_accumulated_data(completed):
@@ -144,8 +147,12 @@ def test_the_retrain_from_base_recipe_trains_on_all_accumulated_data(completed):
         "SELECT source, examples FROM lineage WHERE experiment = 'skill_list_no_state' AND iteration = 2 AND source_kind = 'dataset'",
     )
     assert sorted(lineage.rows()) == [("iteration_1/generated_dataset", 96), ("iteration_2/generated_dataset", 96)]
-    plan = query(completed, "SELECT DISTINCT count FROM data_generation_plans WHERE experiment = 'skill_list_no_state'")
-    assert plan["count"].to_list() == [8]  # 96 split evenly over 12 skills, blind to the state
+    plan = query(
+        completed,
+        """SELECT DISTINCT split_part(skill, '/', 1) AS category, sum(count) AS n FROM data_generation_plans
+           WHERE experiment = 'skill_list_no_state' GROUP BY iteration, category""",
+    )
+    assert plan["n"].to_list() == [16] * 6  # 96 split evenly over 6 categories, blind to the state
 
 
 def failure_message(result) -> str:

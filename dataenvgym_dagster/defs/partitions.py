@@ -24,7 +24,7 @@ def domain_partitions(catalog: ExperimentCatalog) -> StaticPartitionsDefinition:
 
 def loop_partitions(catalog: ExperimentCatalog) -> MultiPartitionsDefinition:
     return MultiPartitionsDefinition(
-        {DOMAIN: domain_partitions(catalog), EXPERIMENT: StaticPartitionsDefinition(list(catalog.experiments))}
+        {DOMAIN: domain_partitions(catalog), EXPERIMENT: StaticPartitionsDefinition(list(catalog.runs))}
     )
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dataenvgym_dagster.domain.environments.skill_list import SKILL_LIST_POLICIES
+from dataenvgym_dagster.domain.environments import ENVIRONMENTS
 from dataenvgym_dagster.domain.protocol import get_domain
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.machinery.student.model import StudentArchitecture
@@ -67,10 +67,10 @@ class StudentTrainingSettings(_Strict):
 
 
 class ExperimentSettings(_Strict):
-    """A named recipe: environment, policy, teacher, budget, training and seed."""
+    """A named recipe: environment, policy, teacher, budget, training and seed(s)."""
 
-    environment: Literal["skill_list"] = "skill_list"
-    policy: str = "weak_skills"
+    environment: Literal["open_ended", "skill_list", "skill_tree"] = "skill_list"
+    policy: str = "learnable"
     teacher: Literal["offline"] = "offline"
     discoverer: Literal["gold"] = Field("gold", description="Who labels validation questions with skills.")
     data_budget: int = Field(8_000, gt=0, description="Generated examples per iteration.")
@@ -80,15 +80,25 @@ class ExperimentSettings(_Strict):
     quality: QualitySettings = QualitySettings()
     training: StudentTrainingSettings = StudentTrainingSettings()
     seed: int = 0
+    seeds: tuple[int, ...] | None = Field(
+        None, min_length=1, description="Run once per seed, as partitions '<name>_seed<seed>'; replaces seed."
+    )
 
     @model_validator(mode="after")
     def _policy_exists_for_environment(self) -> ExperimentSettings:
-        if self.policy not in SKILL_LIST_POLICIES:
+        policies = ENVIRONMENTS[self.environment].policies
+        if self.policy not in policies:
             raise ValueError(
                 f"policy {self.policy!r} does not exist for environment {self.environment!r}; "
-                f"choose one of: {', '.join(SKILL_LIST_POLICIES)}"
+                f"choose one of: {', '.join(policies)}"
             )
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {list(self.seeds)} repeat a seed")
         return self
+
+    @property
+    def uses_state(self) -> bool:
+        return ENVIRONMENTS[self.environment].policies[self.policy].uses_state
 
 
 class ExperimentCatalog(_Strict):
@@ -105,10 +115,10 @@ class ExperimentCatalog(_Strict):
             unknown = set(settings.base_student.pretraining_mixture) - set(get_domain(name).taxonomy.skills)
             if unknown:
                 raise ValueError(f"domains.{name}.base_student.pretraining_mixture names unknown skills {sorted(unknown)}")
-        if self.default_experiment not in self.experiments:
+        if self.default_experiment not in self.runs:
             raise ValueError(
                 f"default_experiment {self.default_experiment!r} is not one of the experiments: "
-                f"{', '.join(self.experiments)}"
+                f"{', '.join(self.runs)}"
             )
         return self
 
@@ -118,13 +128,36 @@ class ExperimentCatalog(_Strict):
         except KeyError:
             raise KeyError(f"unknown domain {name!r}; this catalogue has: {', '.join(self.domains)}") from None
 
-    def experiment(self, name: str) -> ExperimentSettings:
+    @property
+    def runs(self) -> dict[str, ExperimentRun]:
+        """Every experiment × seed, by partition key: the name, or ``<name>_seed<seed>`` for multi-seed ones."""
+        runs = {}
+        for name, settings in self.experiments.items():
+            if settings.seeds is None:
+                runs[name] = ExperimentRun(name=name, settings=settings)
+            for seed in settings.seeds or ():
+                key = f"{name}_seed{seed}"
+                if key in self.experiments:
+                    raise ValueError(f"experiment {key!r} clashes with seed {seed} of multi-seed experiment {name!r}; rename it")
+                runs[key] = ExperimentRun(name=name, settings=settings.model_copy(update={"seed": seed, "seeds": None}))
+        return runs
+
+    def run(self, key: str) -> ExperimentRun:
         try:
-            return self.experiments[name]
+            return self.runs[key]
         except KeyError:
-            raise KeyError(
-                f"unknown experiment {name!r}; this catalogue has: {', '.join(self.experiments)}"
-            ) from None
+            raise KeyError(f"unknown experiment {key!r}; this catalogue has: {', '.join(self.runs)}") from None
+
+    def experiment(self, key: str) -> ExperimentSettings:
+        """The settings of an experiment partition key (a multi-seed key has its seed filled in)."""
+        return self.run(key).settings
+
+
+class ExperimentRun(_Strict):
+    """One partition of the experiment dimension: an experiment with one seed."""
+
+    name: str
+    settings: ExperimentSettings
 
 
 class CatalogError(ValueError):
@@ -144,6 +177,8 @@ def load_catalog(path: Path | None = None) -> ExperimentCatalog:
         raise CatalogError(f"experiment catalogue {path} does not exist; unset {CATALOG_ENV_VAR} to use the default") from None
     except yaml.YAMLError as error:
         raise CatalogError(f"experiment catalogue {path} is not valid YAML: {error}") from None
+    if isinstance(raw, dict):  # top-level ``x-`` keys hold YAML anchors for sharing settings
+        raw = {key: value for key, value in raw.items() if not str(key).startswith("x-")}
     try:
         return ExperimentCatalog.model_validate(raw)
     except (ValidationError, KeyError) as error:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
+from pydantic import BaseModel
 
-from dataenvgym_dagster.domain.environments.skill_list import (
-    SKILL_LIST_POLICIES,
-    SkillListState,
-    build_skill_list_state,
-)
+from dataenvgym_dagster.domain.discovery import DiscoveredSkills, SkillDiscoverer, skill_mapping
+from dataenvgym_dagster.domain.environments import Observation, PolicyContext, get_environment
+from dataenvgym_dagster.domain.environments.base import SubskillProposer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import Domain
 from dataenvgym_dagster.domain.quality import check_examples
@@ -110,15 +112,92 @@ def evaluate_student(
     return pl.DataFrame(rows), report
 
 
-def environment_state(domain: Domain, validation: pl.DataFrame, *, experiment: str, iteration: int) -> SkillListState:
-    """The Skill-List state from the previous iteration's validation results."""
+def skill_taxonomy(
+    domain: Domain, discoverer: SkillDiscoverer, benchmark: pl.DataFrame, previous: DiscoveredSkills | None
+) -> DiscoveredSkills:
+    """The discoverer's taxonomy for the validation questions, refining ``previous`` if it likes."""
+    problems = records(benchmark.filter(pl.col("split") == "validation"), Problem, f"benchmark_splits ({domain.name}, validation)")
+    return discoverer.discover(domain.name, problems, previous)
+
+
+def taxonomy_rows(discovered: DiscoveredSkills, previous: DiscoveredSkills | None, *, domain: str, experiment: str, iteration: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows for ``skill_taxonomies`` (one per skill) and ``skill_mappings`` (where each old skill went)."""
+    version = taxonomy_version(discovered)
+    questions = Counter(discovered.assignments.values())
+    key = {"domain": domain, "experiment": experiment, "iteration": iteration}
+    taxonomy = pl.DataFrame(
+        [
+            {**key, "discoverer": discovered.discoverer, "version": version, "category": category, "skill": skill, "questions": questions[skill]}
+            for category, skills in discovered.taxonomy.categories.items()
+            for skill in skills
+        ],
+        schema=TABLES["skill_taxonomies"],
+    )
+    moves = skill_mapping(previous, discovered) if previous else [(skill, skill, 1.0) for skill in discovered.taxonomy.skills]
+    mapping = pl.DataFrame(
+        [
+            {**key, "previous_version": taxonomy_version(previous) if previous else None, "version": version,
+             "old_skill": old, "new_skill": new, "share": share}
+            for old, new, share in moves
+        ],
+        schema=TABLES["skill_mappings"],
+    )
+    return taxonomy, mapping
+
+
+def taxonomy_version(discovered: DiscoveredSkills) -> str:
+    """A short content hash: equal taxonomies and assignments have equal versions."""
+    payload = json.dumps([discovered.taxonomy.model_dump(), sorted(discovered.assignments.items())], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def environment_state(
+    settings: ExperimentSettings,
+    validation: pl.DataFrame,
+    taxonomy: DiscoveredSkills,
+    *,
+    experiment: str,
+    iteration: int,
+    previous_state: BaseModel | None,
+    previous_plan: DataGenerationPlan | None,
+) -> BaseModel:
+    """The experiment's environment observes the previous iteration's validation results.
+
+    Each result is relabelled with the skill the iteration's taxonomy assigns its question.
+    """
     evaluated = records(validation, EvaluationRecord, f"iteration_{iteration - 1}/validation_evaluation")
-    return build_skill_list_state(domain.taxonomy, evaluated, experiment=experiment, iteration=iteration)
+    unlabelled = [r.example_id for r in evaluated if r.example_id not in taxonomy.assignments]
+    if unlabelled:
+        raise ValueError(
+            f"{len(unlabelled)} validation examples (e.g. {unlabelled[0]}) have no skill in iteration_{iteration}/skill_taxonomy; "
+            "re-materialise skill_taxonomy after changing the benchmark"
+        )
+    relabelled = [r.model_copy(update={"skill": taxonomy.assignments[r.example_id]}) for r in evaluated]
+    observation = Observation(
+        domain=taxonomy.taxonomy.domain, experiment=experiment, iteration=iteration, taxonomy=taxonomy.taxonomy,
+        validation=relabelled, previous_state=previous_state, previous_plan=previous_plan,
+    )
+    return get_environment(settings.environment).observe(observation)
 
 
-def data_generation_plan(state: SkillListState, settings: ExperimentSettings) -> DataGenerationPlan:
-    """The policy's plan for this iteration's data budget."""
-    return SKILL_LIST_POLICIES[settings.policy](state, settings.data_budget)
+def data_generation_plan(state: BaseModel, settings: ExperimentSettings, proposer: SubskillProposer | None) -> DataGenerationPlan:
+    """The experiment's policy's plan for this iteration's data budget."""
+    spec = get_environment(settings.environment).policies[settings.policy]
+    context = PolicyContext(budget=settings.data_budget, seed=settings.seed * 1_000 + state.iteration, proposer=proposer)  # type: ignore[attr-defined]
+    return spec.policy(state, context)
+
+
+def experiment_row(domain: str, experiment: str, name: str, settings: ExperimentSettings) -> pl.DataFrame:
+    """The ``experiment_runs`` row: what an experiment partition ran, for comparisons in SQL."""
+    return pl.DataFrame(
+        [{
+            "domain": domain, "experiment": experiment, "name": name, "environment": settings.environment,
+            "policy": settings.policy, "uses_state": settings.uses_state, "teacher": settings.teacher,
+            "discoverer": settings.discoverer, "seed": settings.seed, "data_budget": settings.data_budget,
+            "recipe": str(settings.training.recipe), "settings": settings.model_dump_json(),
+        }],
+        schema=TABLES["experiment_runs"],
+    )
 
 
 class GenerationShortfallError(RuntimeError):

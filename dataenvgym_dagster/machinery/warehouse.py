@@ -36,8 +36,28 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "reference": pl.String, "correct": pl.Boolean, "answer_loss": pl.Float64, "checkpoint_sha256": pl.String,
     },
     "environment_states": {
-        "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "evaluated_iteration": pl.Int32,
-        "skill": pl.String, "n": pl.Int64, "accuracy": pl.Float64, "answer_loss": pl.Float64,
+        "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "environment": pl.String,
+        "evaluated_iteration": pl.Int32, "kind": pl.String, "node": pl.String, "parent": pl.String, "n": pl.Int64,
+        "accuracy": pl.Float64, "answer_loss": pl.Float64, "previous_accuracy": pl.Float64,
+        "allocation": pl.Float64, "generated_so_far": pl.Int64,
+    },
+    "policy_actions": {
+        "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "environment": pl.String,
+        "policy": pl.String, "skill": pl.String, "action": pl.String, "reward": pl.Float64,
+        "observed_accuracy": pl.Float64, "detail": pl.String,
+    },
+    "skill_taxonomies": {
+        "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "discoverer": pl.String,
+        "version": pl.String, "category": pl.String, "skill": pl.String, "questions": pl.Int64,
+    },
+    "skill_mappings": {
+        "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "previous_version": pl.String,
+        "version": pl.String, "old_skill": pl.String, "new_skill": pl.String, "share": pl.Float64,
+    },
+    "experiment_runs": {
+        "domain": pl.String, "experiment": pl.String, "name": pl.String, "environment": pl.String,
+        "policy": pl.String, "uses_state": pl.Boolean, "teacher": pl.String, "discoverer": pl.String,
+        "seed": pl.Int64, "data_budget": pl.Int64, "recipe": pl.String, "settings": pl.String,
     },
     "data_generation_plans": {
         "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "environment": pl.String,

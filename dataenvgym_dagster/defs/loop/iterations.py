@@ -11,22 +11,24 @@ what lets Dagster order a backfill by iteration and mark later iterations stale.
 """
 
 
+from collections import Counter
 from typing import Any
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MetadataValue, Output, asset
+from pydantic import BaseModel
 
 from dataenvgym_dagster.defs.metadata import evaluation_metadata, generation_metadata, markdown_table, training_metadata
 from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
 from dataenvgym_dagster.defs.teacher import TeacherResource
-from dataenvgym_dagster.domain.environments.skill_list import SkillListState
+from dataenvgym_dagster.domain.discovery import DiscoveredSkills
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import Domain, get_domain
 from dataenvgym_dagster.experiments import ExperimentCatalog, ExperimentSettings
 from dataenvgym_dagster.loop import steps
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint
-from dataenvgym_dagster.machinery.warehouse import Warehouse
+from dataenvgym_dagster.machinery.warehouse import TABLES, Warehouse
 
 
 def iteration_key(iteration: int, name: str) -> AssetKey:
@@ -57,25 +59,66 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
     checkpoint = _checkpoint_asset(iteration, loop_asset)
     evaluations = [_evaluation_asset(iteration, split, loop_asset) for split in ("validation", "test")]
     if iteration == 0:
-        return [checkpoint, *evaluations]
+        return [_experiment_config_asset(loop_asset), checkpoint, *evaluations]
 
-    state_ins = {"validation": AssetIn(iteration_key(iteration - 1, "validation_evaluation"))}
+    taxonomy_ins = {"benchmark": AssetIn("benchmark_splits", partition_mapping=SAME_DOMAIN)}
+    if iteration > 1:
+        taxonomy_ins["previous"] = AssetIn(iteration_key(iteration - 1, "skill_taxonomy"))
+
+    @loop_asset("skill_taxonomy", taxonomy_ins)
+    def skill_taxonomy(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, **inputs: Any) -> Output[DiscoveredSkills]:
+        """The skills of the validation questions, organised into categories, versioned per iteration."""
+        domain, experiment, settings = _partition(context, teaching)
+        discoverer = teacher.discoverer(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)
+        previous: DiscoveredSkills | None = inputs.get("previous")
+        discovered = steps.skill_taxonomy(domain, discoverer, inputs["benchmark"], previous)
+        taxonomy, mapping = steps.taxonomy_rows(discovered, previous, domain=domain.name, experiment=experiment, iteration=iteration)
+        _write(teaching, "skill_taxonomies", domain.name, experiment, iteration, taxonomy)
+        _write(teaching, "skill_mappings", domain.name, experiment, iteration, mapping)
+        moved = mapping.filter(pl.col("old_skill") != pl.col("new_skill"))
+        return Output(discovered, metadata={
+            "discoverer": discovered.discoverer, "version": taxonomy["version"][0], "skills": len(discovered.taxonomy.skills),
+            "categories": len(discovered.taxonomy.categories), "changed_skills": len(moved),
+            "skills_by_category": markdown_table(taxonomy.select("category", "skill", "questions")),
+        })
+
+    state_ins = {
+        "validation": AssetIn(iteration_key(iteration - 1, "validation_evaluation")),
+        "taxonomy": AssetIn(iteration_key(iteration, "skill_taxonomy")),
+    }
+    if iteration > 1:
+        state_ins["previous_state"] = AssetIn(iteration_key(iteration - 1, "environment_state"))
+        state_ins["previous_plan"] = AssetIn(iteration_key(iteration - 1, "data_generation_plan"))
 
     @loop_asset("environment_state", state_ins, "environment_states")
-    def environment_state(context: AssetExecutionContext, teaching: TeachingHome, validation: pl.DataFrame) -> Output[SkillListState]:
-        """Skill-List state: the student's per-skill accuracy on the previous iteration's validation split."""
-        domain, experiment, _ = _partition(context, teaching)
-        state = steps.environment_state(domain, validation, experiment=experiment, iteration=iteration)
-        table = pl.DataFrame(state.warehouse_rows()).select("skill", "n", "accuracy", "answer_loss")
-        return Output(state, metadata={"skills": len(state.skills), "per_skill": markdown_table(table)})
+    def environment_state(context: AssetExecutionContext, teaching: TeachingHome, **inputs: Any) -> Output[BaseModel]:
+        """What the environment shows the policy: examples (Open-Ended), skills (Skill-List) or skill trees (Skill-Tree)."""
+        _, experiment, settings = _partition(context, teaching)
+        state = steps.environment_state(
+            settings, inputs["validation"], inputs["taxonomy"], experiment=experiment, iteration=iteration,
+            previous_state=inputs.get("previous_state"), previous_plan=inputs.get("previous_plan"),
+        )
+        rows = pl.DataFrame(state.warehouse_rows())  # type: ignore[attr-defined]
+        shown = rows.filter(pl.col("kind") != "example") if settings.environment != "open_ended" else rows.filter(pl.col("accuracy") == 0).head(20)
+        return Output(state, metadata={
+            "environment": settings.environment, "nodes": len(rows),
+            "state": markdown_table(shown.select("kind", "node", "parent", "n", "accuracy", "answer_loss", "previous_accuracy", "allocation")),
+        })
 
     @loop_asset("data_generation_plan", {"state": AssetIn(iteration_key(iteration, "environment_state"))}, "data_generation_plans")
-    def data_generation_plan(context: AssetExecutionContext, teaching: TeachingHome, state: SkillListState) -> Output[DataGenerationPlan]:
-        """The policy's allocation of this iteration's data budget across skills."""
-        _, _, settings = _partition(context, teaching)
-        plan = steps.data_generation_plan(state, settings)
-        table = pl.DataFrame(plan.warehouse_rows()).select("skill", "count", "rationale")
-        return Output(plan, metadata={"policy": plan.policy, "examples_requested": plan.total, "entries": markdown_table(table)})
+    def data_generation_plan(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, state: BaseModel) -> Output[DataGenerationPlan]:
+        """The policy's action: how this iteration's data budget is spent, and why."""
+        domain, experiment, settings = _partition(context, teaching)
+        proposer = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)
+        plan = steps.data_generation_plan(state, settings, proposer)
+        _write(teaching, "policy_actions", domain.name, experiment, iteration, pl.DataFrame(plan.action_rows(), schema=TABLES["policy_actions"]))
+        table = pl.DataFrame(plan.warehouse_rows()).select("skill", "parent_skill", "count", "rationale")
+        actions = Counter(action.action for action in plan.actions)
+        return Output(plan, metadata={
+            "environment": plan.environment, "policy": plan.policy, "examples_requested": plan.total,
+            "entries": len(plan.entries), "actions": ", ".join(f"{k}: {v}" for k, v in sorted(actions.items())),
+            "plan": markdown_table(table.head(40)),
+        })
 
     dataset_ins = {
         "plan": AssetIn(iteration_key(iteration, "data_generation_plan")),
@@ -100,7 +143,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             raise ValueError(f"no generated example for {context.partition_key} passed the quality checks; see generated_examples")
         return Output(frame, metadata=generation_metadata(frame, result))
 
-    return [checkpoint, *evaluations, environment_state, data_generation_plan, generated_dataset]
+    return [checkpoint, *evaluations, skill_taxonomy, environment_state, data_generation_plan, generated_dataset]
 
 
 def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
@@ -156,3 +199,20 @@ def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinitio
         return Output(results, metadata=evaluation_metadata(results, report))
 
     return evaluation
+
+
+def _write(teaching: TeachingHome, table: str, domain: str, experiment: str, iteration: int, rows: pl.DataFrame) -> None:
+    """Rows an asset records beside its main output, stored under the asset's partition."""
+    teaching.warehouse().write(table, [domain, experiment, f"iteration_{iteration}"], rows)
+
+
+def _experiment_config_asset(loop_asset) -> AssetsDefinition:
+    @loop_asset("experiment_config", {}, "experiment_runs")
+    def experiment_config(context: AssetExecutionContext, teaching: TeachingHome) -> Output[pl.DataFrame]:
+        """What this domain × experiment partition runs (environment, policy, teacher, seed, budget), for SQL comparisons."""
+        domain, experiment, settings = _partition(context, teaching)
+        name = teaching.catalog().run(experiment).name
+        row = steps.experiment_row(domain.name, experiment, name, settings)
+        return Output(row, metadata={"environment": settings.environment, "policy": settings.policy, "seed": settings.seed, "teacher": settings.teacher})
+
+    return experiment_config

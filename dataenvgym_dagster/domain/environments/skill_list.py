@@ -1,38 +1,37 @@
 """The Skill-List environment: per-skill validation performance as the state.
 
-Policies turn the state into a :class:`DataGenerationPlan` that splits the iteration's data
-budget across skills. The state-conditioned policy favours weak skills; the no-state twin
-spends the same budget blind to the state.
+Policies split the iteration's data budget across the taxonomy's skills. ``learnable`` and
+``weak_skills`` read the state; ``no_state``, ``uniform`` and ``random_skill`` spend the same
+budget blind to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry
-from dataenvgym_dagster.domain.skills import SkillTaxonomy
-from dataenvgym_dagster.domain.types import EvaluationRecord
+from dataenvgym_dagster.domain.environments.base import (
+    Observation,
+    PolicyContext,
+    PolicySpec,
+    allocate,
+    make_plan,
+)
+from dataenvgym_dagster.domain.environments.performance import (
+    SkillPerformance,
+    group_by_skill,
+    learnability,
+    summarise,
+)
+from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry, PolicyAction
 
-
-class SkillPerformance(BaseModel):
-    """The student's validation performance on one skill."""
-
-    model_config = ConfigDict(frozen=True)
-
-    skill: str
-    n: int
-    n_correct: int
-    answer_loss: float
-
-    @property
-    def accuracy(self) -> float:
-        return self.n_correct / self.n if self.n else 0.0
+NAME = "skill_list"
 
 
 class SkillListState(BaseModel):
-    """Per-skill performance after ``evaluated_iteration``, which the policy acts on."""
+    """Per-skill performance after ``evaluated_iteration``, with each skill's category."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -40,119 +39,103 @@ class SkillListState(BaseModel):
     experiment: str
     iteration: int
     evaluated_iteration: int
+    categories: dict[str, str]  # skill -> category
     skills: tuple[SkillPerformance, ...]
 
     def warehouse_rows(self) -> list[dict[str, object]]:
         return [
             {
-                "domain": self.domain,
-                "experiment": self.experiment,
-                "iteration": self.iteration,
-                "evaluated_iteration": self.evaluated_iteration,
-                "skill": performance.skill,
-                "n": performance.n,
-                "accuracy": performance.accuracy,
-                "answer_loss": performance.answer_loss,
+                "domain": self.domain, "experiment": self.experiment, "iteration": self.iteration,
+                "environment": NAME, "evaluated_iteration": self.evaluated_iteration, "kind": "skill",
+                "node": p.skill, "parent": self.categories.get(p.skill), "n": p.n, "accuracy": p.accuracy,
+                "answer_loss": p.answer_loss, "previous_accuracy": p.previous_accuracy,
+                "allocation": None, "generated_so_far": None,
             }
-            for performance in self.skills
+            for p in self.skills
         ]
 
 
-def build_skill_list_state(
-    taxonomy: SkillTaxonomy,
-    validation: Sequence[EvaluationRecord],
-    *,
-    experiment: str,
-    iteration: int,
-) -> SkillListState:
-    """Summarise the previous iteration's validation results per skill of the taxonomy.
-
-    Every taxonomy skill appears, in taxonomy order; a record whose skill is not in the
-    taxonomy is an error rather than silently ignored.
-    """
-    by_skill: dict[str, list[EvaluationRecord]] = {skill: [] for skill in taxonomy.skills}
-    for record in validation:
-        if record.skill not in by_skill:
-            raise ValueError(
-                f"validation example {record.example_id} has skill {record.skill!r}, "
-                f"which is not in the {taxonomy.domain} taxonomy"
-            )
-        by_skill[record.skill].append(record)
+def observe(observation: Observation) -> SkillListState:
+    """Summarise the last validation results per skill of the taxonomy, linked to the last state."""
+    previous = observation.previous_state
+    earlier = {p.skill: p for p in previous.skills} if isinstance(previous, SkillListState) else {}
+    grouped = group_by_skill(observation.taxonomy.skills, observation.validation)
     return SkillListState(
-        domain=taxonomy.domain,
-        experiment=experiment,
-        iteration=iteration,
-        evaluated_iteration=iteration - 1,
-        skills=tuple(
-            SkillPerformance(
-                skill=skill,
-                n=len(records),
-                n_correct=sum(record.correct for record in records),
-                answer_loss=sum(record.answer_loss for record in records) / len(records) if records else 0.0,
-            )
-            for skill, records in by_skill.items()
-        ),
+        domain=observation.domain,
+        experiment=observation.experiment,
+        iteration=observation.iteration,
+        evaluated_iteration=observation.iteration - 1,
+        categories={skill: observation.taxonomy.category_of(skill) for skill in observation.taxonomy.skills},
+        skills=tuple(summarise(skill, records, earlier.get(skill)) for skill, records in grouped.items()),
     )
 
 
-def allocate(budget: int, weights: dict[str, float]) -> dict[str, int]:
-    """Split ``budget`` in proportion to ``weights`` with largest-remainder rounding.
-
-    The counts sum to exactly ``budget``; ties go to the earlier skill, so the result is
-    deterministic.
-    """
-    if budget < 0:
-        raise ValueError(f"data budget must be non-negative, got {budget}")
-    total = sum(weights.values())
-    if not weights or total <= 0:
-        raise ValueError("cannot allocate a data budget over no skills or all-zero weights")
-    shares = {skill: budget * weight / total for skill, weight in weights.items()}
-    counts = {skill: int(share) for skill, share in shares.items()}
-    leftover = budget - sum(counts.values())
-    order = sorted(shares, key=lambda skill: (counts[skill] - shares[skill], list(shares).index(skill)))
-    for skill in order[:leftover]:
-        counts[skill] += 1
-    return counts
+def _describe(p: SkillPerformance) -> str:
+    trend = "" if p.reward is None else f", {p.reward:+.0%} since last, loss {p.previous_answer_loss:.2f}→{p.answer_loss:.2f}"
+    return f"validation accuracy {p.accuracy:.0%} ({p.n_correct}/{p.n}){trend}"
 
 
-def weak_skills_policy(state: SkillListState, budget: int, floor: float = 0.05) -> DataGenerationPlan:
-    """Allocate the budget in proportion to each skill's validation error rate.
+def _plan(state: SkillListState, policy: str, counts: dict[str, int], rationale, weights=None) -> DataGenerationPlan:
+    by_skill = {p.skill: p for p in state.skills}
+    entries = [
+        PlanEntry(entry_id=f"iteration_{state.iteration}/{skill}", skill=skill, count=count, rationale=rationale(skill))
+        for skill, count in counts.items()
+    ]
+    actions = [
+        PolicyAction(
+            skill=skill, action="allocate", reward=by_skill[skill].reward, observed_accuracy=by_skill[skill].accuracy,
+            detail={"count": count, **({"weight": round(weights[skill], 4)} if weights else {})},
+        )
+        for skill, count in counts.items()
+    ]
+    return make_plan(state, NAME, policy, entries, actions)
 
-    ``floor`` keeps a small share for mastered skills so that they are not forgotten.
-    """
-    weights = {performance.skill: max(1.0 - performance.accuracy, floor) for performance in state.skills}
-    by_skill = {performance.skill: performance for performance in state.skills}
+
+def learnable_policy(state: SkillListState, context: PolicyContext) -> DataGenerationPlan:
+    """Budget in proportion to each skill's :func:`learnability`: medium-difficulty and improving skills first."""
+    weights = {p.skill: learnability(p) for p in state.skills}
+    by_skill = {p.skill: p for p in state.skills}
     return _plan(
-        state,
-        "weak_skills",
-        allocate(budget, weights),
-        lambda skill: f"validation accuracy {by_skill[skill].accuracy:.0%} "
-        f"({by_skill[skill].n_correct}/{by_skill[skill].n}) at iteration {state.evaluated_iteration}",
+        state, "learnable", allocate(context.budget, weights),
+        lambda skill: f"learnability {weights[skill]:.2f}: {_describe(by_skill[skill])}", weights,
     )
 
 
-def no_state_policy(state: SkillListState, budget: int) -> DataGenerationPlan:
-    """The same budget split evenly over the skills, without looking at performance."""
-    return _plan(
-        state,
-        "no_state",
-        allocate(budget, {performance.skill: 1.0 for performance in state.skills}),
-        lambda skill: "even split; the policy does not see the state",
-    )
+def weak_skills_policy(state: SkillListState, context: PolicyContext, floor: float = 0.05) -> DataGenerationPlan:
+    """Budget in proportion to each skill's validation error rate (``floor`` keeps mastered skills fed)."""
+    weights = {p.skill: max(1.0 - p.accuracy, floor) for p in state.skills}
+    by_skill = {p.skill: p for p in state.skills}
+    return _plan(state, "weak_skills", allocate(context.budget, weights), lambda skill: _describe(by_skill[skill]), weights)
 
 
-def _plan(state: SkillListState, policy: str, counts: dict[str, int], rationale) -> DataGenerationPlan:
-    return DataGenerationPlan(
-        domain=state.domain,
-        experiment=state.experiment,
-        iteration=state.iteration,
-        policy=policy,
-        entries=tuple(
-            PlanEntry(entry_id=f"iteration_{state.iteration}/{skill}", skill=skill, count=count, rationale=rationale(skill))
-            for skill, count in counts.items()
-            if count > 0
-        ),
-    )
+def no_state_policy(state: SkillListState, context: PolicyContext) -> DataGenerationPlan:
+    """What an agent that sees the taxonomy but not the student does: even per category, then per skill."""
+    per_category = Counter(state.categories.values())
+    weights = {p.skill: 1.0 / per_category[state.categories[p.skill]] for p in state.skills}
+    return _plan(state, "no_state", allocate(context.budget, weights), lambda skill: "even over categories; the policy does not see the state")
 
 
-SKILL_LIST_POLICIES = {"weak_skills": weak_skills_policy, "no_state": no_state_policy}
+def uniform_policy(state: SkillListState, context: PolicyContext) -> DataGenerationPlan:
+    """The same budget split evenly over the skills."""
+    weights = {p.skill: 1.0 for p in state.skills}
+    return _plan(state, "uniform", allocate(context.budget, weights), lambda skill: "even over skills")
+
+
+def random_skill_policy(state: SkillListState, context: PolicyContext) -> DataGenerationPlan:
+    """Every example of the budget goes to a skill drawn at random (seeded)."""
+    rng = context.rng(f"random_skill:{state.iteration}")
+    skills = [p.skill for p in state.skills]
+    drawn = Counter(rng.choice(skills) for _ in range(context.budget))
+    return _plan(state, "random_skill", {skill: drawn[skill] for skill in skills}, lambda skill: "skill drawn at random per example")
+
+
+class SkillListEnvironment:
+    name = NAME
+    observe = staticmethod(observe)
+    policies: ClassVar[dict[str, PolicySpec]] = {
+        "learnable": PolicySpec(learnable_policy, True, "learnability: room to improve × closeness × loss progress"),
+        "weak_skills": PolicySpec(weak_skills_policy, True, "in proportion to validation error rate"),
+        "no_state": PolicySpec(no_state_policy, False, "even over categories, then skills"),
+        "uniform": PolicySpec(uniform_policy, False, "even over skills"),
+        "random_skill": PolicySpec(random_skill_policy, False, "a random skill per example"),
+    }

@@ -1,0 +1,105 @@
+"""What every environment provides: an observation step and named policies over its state."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry, PolicyAction
+from dataenvgym_dagster.domain.skills import SkillTaxonomy
+from dataenvgym_dagster.domain.types import EvaluationRecord
+
+
+class SubskillProposer(Protocol):
+    """The part of a data generation engine that Skill-Tree's explore action calls."""
+
+    def propose_subskills(self, skill: str, existing: Sequence[str], count: int, seed: int) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the environment sees after an iteration's evaluation.
+
+    ``validation`` is labelled with the skills of ``taxonomy`` (the iteration's discovered
+    taxonomy, not necessarily the benchmark's gold labels). ``previous_state`` and
+    ``previous_plan`` are the last iteration's, or ``None`` at iteration 1.
+    """
+
+    domain: str
+    experiment: str
+    iteration: int
+    taxonomy: SkillTaxonomy
+    validation: Sequence[EvaluationRecord]
+    previous_state: BaseModel | None = None
+    previous_plan: DataGenerationPlan | None = None
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What a policy needs besides the state: its budget, a seed and the engine's proposals."""
+
+    budget: int
+    seed: int
+    proposer: SubskillProposer | None = None
+
+    def rng(self, purpose: str) -> random.Random:
+        return random.Random(f"{self.seed}:{purpose}")
+
+
+Policy = Callable[[BaseModel, PolicyContext], DataGenerationPlan]
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A named policy and whether it reads the state (the paper's With State / No State)."""
+
+    policy: Policy
+    uses_state: bool
+    summary: str
+
+
+class Environment(Protocol):
+    name: str
+    policies: Mapping[str, PolicySpec]
+
+    def observe(self, observation: Observation) -> BaseModel:
+        """The state the policy acts on."""
+
+
+def allocate(budget: int, weights: Mapping[str, float]) -> dict[str, int]:
+    """Split ``budget`` in proportion to ``weights`` with largest-remainder rounding.
+
+    The counts sum to exactly ``budget``; ties go to the earlier key, so the result is
+    deterministic.
+    """
+    if budget < 0:
+        raise ValueError(f"data budget must be non-negative, got {budget}")
+    total = sum(weights.values())
+    if not weights or total <= 0:
+        raise ValueError("cannot allocate a data budget over no skills or all-zero weights")
+    order = list(weights)
+    shares = {key: budget * weight / total for key, weight in weights.items()}
+    counts = {key: int(share) for key, share in shares.items()}
+    leftover = budget - sum(counts.values())
+    for key in sorted(shares, key=lambda k: (counts[k] - shares[k], order.index(k)))[:leftover]:
+        counts[key] += 1
+    return counts
+
+
+def make_plan(
+    state: BaseModel, environment: str, policy: str, entries: Sequence[PlanEntry], actions: Sequence[PolicyAction] = ()
+) -> DataGenerationPlan:
+    """A plan for ``state``'s partition; entries asking for nothing are left out."""
+    return DataGenerationPlan(
+        domain=state.domain,  # type: ignore[attr-defined]
+        experiment=state.experiment,  # type: ignore[attr-defined]
+        iteration=state.iteration,  # type: ignore[attr-defined]
+        environment=environment,
+        policy=policy,
+        entries=tuple(entry for entry in entries if entry.count > 0),
+        actions=tuple(actions),
+    )
