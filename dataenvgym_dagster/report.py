@@ -46,3 +46,26 @@ def test_gain(warehouse: Warehouse, domain: str, experiment: str) -> tuple[int, 
 def format_table(table: pl.DataFrame) -> str:
     with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_hide_dataframe_shape=True, tbl_width_chars=200, fmt_str_lengths=40):
         return str(table)
+
+
+def gain_by_policy_markdown(warehouse: Warehouse, domain: str | None = None) -> str:
+    """The ``gain_by_policy`` view (the paper's Table 2) as a Markdown table, accuracies in percent."""
+    with warehouse.connect() as connection:
+        rows = connection.sql(
+            "SELECT * FROM gain_by_policy WHERE ? IS NULL OR domain = ?", params=[domain, domain]
+        ).pl()
+    if rows.is_empty():
+        raise LookupError(f"the warehouse under {warehouse.home} has no finished experiments with an experiment_runs row")
+    lines = [
+        "| domain | environment | policy | state | seeds | base | final | gain [95 % CI] | vs no-state |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows.iter_rows(named=True):
+        versus = "" if r["gain_over_no_state"] is None else f"{100 * r['gain_over_no_state']:+.1f}"
+        lines.append(
+            f"| {r['domain']} | {r['environment']} | {r['policy']} | {'with' if r['uses_state'] else 'no'} | {r['seeds']} "
+            f"| {100 * r['base_accuracy']:.1f} | {100 * r['final_accuracy']:.1f} "
+            f"| {100 * r['gain']:+.1f} [{100 * r['gain_ci_low']:+.1f}, {100 * r['gain_ci_high']:+.1f}] "
+            f"| {versus} |"
+        )
+    return "\n".join(lines)

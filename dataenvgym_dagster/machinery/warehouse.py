@@ -80,6 +80,8 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     },
 }
 
+BOOTSTRAP_REPLICATES = 1000
+
 # Views computed from the tables; the tables themselves are views of the same name.
 DERIVED_VIEWS = {
     "skill_accuracy": """
@@ -91,6 +93,65 @@ DERIVED_VIEWS = {
         SELECT domain, experiment, iteration, split,
                count(*) AS n, avg(correct::INTEGER) AS accuracy, avg(answer_loss) AS answer_loss
         FROM evaluation_results GROUP BY ALL""",
+    "quality_filter_counts": """
+        SELECT domain, experiment, iteration, teacher, count(*) AS produced,
+               count(*) FILTER (WHERE passed_quality_checks) AS kept,
+               count(*) FILTER (WHERE rejection_reason = 'unknown_skill') AS unknown_skill,
+               count(*) FILTER (WHERE rejection_reason = 'wrong_answer') AS wrong_answer,
+               count(*) FILTER (WHERE rejection_reason = 'benchmark_overlap') AS benchmark_overlap,
+               count(*) FILTER (WHERE rejection_reason = 'duplicate') AS duplicate,
+               count(*) FILTER (WHERE rejection_reason = 'already_solved') AS already_solved
+        FROM generated_examples GROUP BY ALL""",
+    # The paper's Table 2: per (domain, environment, policy, teacher, budget) over seeds, the base and
+    # final test accuracy, the gain with a 95 % bootstrap interval (runs resampled, then test
+    # examples within each run; 1000 replicates, deterministic) and the gain over the same
+    # environment's no-state policy. Accuracies are fractions.
+    "gain_by_policy": f"""
+        WITH last AS (
+            SELECT domain, experiment, max(iteration) AS final_iteration
+            FROM evaluation_results WHERE split = 'test' GROUP BY ALL HAVING max(iteration) > 0),
+        paired AS (
+            SELECT b.domain, b.experiment, l.final_iteration, b.example_id,
+                   b.correct::DOUBLE AS base, f.correct::DOUBLE AS final
+            FROM evaluation_results b
+            JOIN last l ON l.domain = b.domain AND l.experiment = b.experiment
+            JOIN evaluation_results f ON f.domain = b.domain AND f.experiment = b.experiment AND f.split = 'test'
+                 AND f.iteration = l.final_iteration AND f.example_id = b.example_id
+            WHERE b.split = 'test' AND b.iteration = 0),
+        labelled AS (
+            SELECT p.*, r.environment, r.policy, r.uses_state, r.teacher, r.data_budget,
+                   dense_rank() OVER (PARTITION BY p.domain, r.environment, r.policy, r.teacher, r.data_budget
+                                      ORDER BY p.experiment) - 1 AS run_index,
+                   row_number() OVER (PARTITION BY p.domain, p.experiment ORDER BY p.example_id) - 1 AS example_index
+            FROM paired p JOIN experiment_runs r USING (domain, experiment)),
+        groups AS (
+            SELECT domain, environment, policy, uses_state, teacher, data_budget,
+                   count(DISTINCT experiment) AS seeds, max(final_iteration) AS iterations,
+                   max(example_index) + 1 AS n,
+                   avg(base) AS base_accuracy, avg(final) AS final_accuracy
+            FROM labelled GROUP BY ALL),
+        draws AS (
+            SELECT g.domain, g.environment, g.policy, g.teacher, g.data_budget, r.b, d.j, e.i,
+                   hash(r.b, d.j, 'run') % g.seeds AS run_index,
+                   hash(r.b, d.j, e.i, 'example') % g.n AS example_index
+            FROM groups g, range({BOOTSTRAP_REPLICATES}) r(b), range(g.seeds) d(j), range(g.n) e(i)),
+        replicates AS (
+            SELECT d.domain, d.environment, d.policy, d.teacher, d.data_budget, d.b, avg(l.final - l.base) AS gain
+            FROM draws d JOIN labelled l USING (domain, environment, policy, teacher, data_budget, run_index, example_index)
+            GROUP BY ALL),
+        intervals AS (
+            SELECT domain, environment, policy, teacher, data_budget,
+                   quantile_cont(gain, 0.025) AS gain_ci_low, quantile_cont(gain, 0.975) AS gain_ci_high
+            FROM replicates GROUP BY ALL)
+        SELECT g.domain, g.environment, g.policy, g.uses_state, g.teacher, g.data_budget, g.seeds, g.iterations,
+               g.base_accuracy, g.final_accuracy, g.final_accuracy - g.base_accuracy AS gain,
+               i.gain_ci_low, i.gain_ci_high,
+               g.final_accuracy - n.final_accuracy AS gain_over_no_state
+        FROM groups g
+        JOIN intervals i USING (domain, environment, policy, teacher, data_budget)
+        LEFT JOIN groups n ON n.domain = g.domain AND n.environment = g.environment AND n.policy = 'no_state'
+             AND n.teacher = g.teacher AND n.data_budget = g.data_budget
+        ORDER BY g.domain, g.environment, g.uses_state DESC, g.policy""",
 }
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")

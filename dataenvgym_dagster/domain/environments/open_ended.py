@@ -64,8 +64,11 @@ def _weighted_sample(items: list[EvaluationRecord], weights: list[float], k: int
     return [item for item, _ in keyed[:k]]
 
 
-def _plan(state: OpenEndedState, policy: str, chosen: list[EvaluationRecord], budget: int, rationale, show_answers: bool) -> DataGenerationPlan:
-    counts = allocate(budget, {record.example_id: 1.0 for record in chosen})
+def _plan(
+    state: OpenEndedState, policy: str, chosen: list[EvaluationRecord], budget: int, rationale, show_answers: bool,
+    weights: dict[str, float] | None = None,
+) -> DataGenerationPlan:
+    counts = allocate(budget, weights or {record.example_id: 1.0 for record in chosen})
     entries = [
         PlanEntry(
             entry_id=f"iteration_{state.iteration}/{record.example_id}",
@@ -102,10 +105,14 @@ def near_misses_policy(state: OpenEndedState, context: PolicyContext, temperatur
         errors = sorted(state.examples, key=lambda record: -record.answer_loss)[:MAX_SEEDS]
     weights = [math.exp(-record.answer_loss / temperature) + 1e-9 for record in errors]
     chosen = _weighted_sample(errors, weights, min(MAX_SEEDS, len(errors)), context.rng(f"near_misses:{state.iteration}"))
+    # Chosen errors also share the budget by weight, with a floor so that none gets nothing.
+    by_id = {record.example_id: weight for record, weight in zip(errors, weights, strict=True)}
+    top = max(by_id[record.example_id] for record in chosen)
+    shares = {record.example_id: max(by_id[record.example_id], 0.1 * top) for record in chosen}
     return _plan(
         state, "near_misses", chosen, context.budget,
         lambda r: f"wrong answer {r.prediction!r} (reference {r.reference!r}), answer loss {r.answer_loss:.2f}",
-        show_answers=True,
+        show_answers=True, weights=shares,
     )
 
 
