@@ -171,3 +171,12 @@ def test_the_report_tables_accuracy_and_answer_loss_per_skill_and_iteration(comp
     assert (loss.drop("skill").min_horizontal() > 0).all()
     last, base, final = test_gain(warehouse, "arithmetic", "skill_list")
     assert last == 2 and 0 <= base <= 1 and 0 <= final <= 1
+
+
+def test_each_test_evaluation_shows_a_per_skill_learning_curve_png(completed):
+    event = completed.instance.get_latest_materialization_event(AssetKey(["iteration_2", "test_evaluation"]))
+    metadata = event.asset_materialization.metadata
+    png = (completed.home / "plots" / "arithmetic" / "skill_list" / "learning_curves_iteration_2.png")
+    assert metadata["learning_curves_png"].value == str(png)
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert metadata["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 from dagster import MetadataValue
 
 from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
+from dataenvgym_dagster.machinery.plots import learning_curves_png
 from dataenvgym_dagster.machinery.student.evaluation import GenerationReport
 from dataenvgym_dagster.machinery.student.training import TrainingReport
+from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 
 def markdown_table(frame: pl.DataFrame) -> MetadataValue:
@@ -64,4 +68,25 @@ def generation_metadata(frame: pl.DataFrame, result: GenerationResult) -> dict[s
             frame.group_by("skill", maintain_order=True).agg(produced=pl.len(), kept=pl.col("passed_quality_checks").sum())
         ),
         "preview": markdown_table(frame.head(5).select("example_id", "question", "answer", "skill")),
+    }
+
+
+def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder: Path) -> dict[str, Any]:
+    """A per-skill learning-curve PNG up to this evaluation: shown inline in the UI and saved under ``folder``."""
+    domain, experiment, iteration = results["domain"][0], results["experiment"][0], int(results["iteration"][0])
+    with warehouse.connect() as connection:
+        earlier = connection.sql(
+            """SELECT iteration, skill, avg(correct::INTEGER) AS accuracy FROM evaluation_results
+               WHERE domain = ? AND experiment = ? AND split = 'test' AND iteration < ? GROUP BY ALL""",
+            params=[domain, experiment, iteration],
+        ).pl()
+    current = results.group_by("iteration", "skill").agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
+    curves = pl.concat([earlier.cast({"iteration": pl.Int64}), current.cast({"iteration": pl.Int64})])
+    png = learning_curves_png(curves, f"{domain} | {experiment}: test accuracy per skill")
+    path = folder / domain / experiment / f"learning_curves_iteration_{iteration}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    return {
+        "learning_curves": MetadataValue.md(f"![learning curves](data:image/png;base64,{base64.b64encode(png).decode()})"),
+        "learning_curves_png": MetadataValue.path(str(path)),
     }

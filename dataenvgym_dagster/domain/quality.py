@@ -6,14 +6,16 @@ reason add up to the number rejected:
 1. ``unknown_skill``: the example's skill is not one the plan asked for;
 2. ``wrong_answer``: the domain's checker does not accept the answer;
 3. ``benchmark_overlap``: the question is (a near-duplicate of) a validation or test question;
-4. ``duplicate``: an earlier example in this dataset or an earlier iteration had the same question
-   (``exact``) or the same canonical form (``near``);
+4. ``duplicate``: an earlier example had the same question or the same canonical form (a near
+   duplicate): within this iteration's dataset (``deduplicate: iteration``, the default) or also
+   across the experiment's earlier iterations (``deduplicate: experiment``);
 5. ``already_solved``: optional, the current student already answers it correctly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,7 +30,11 @@ class QualitySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    deduplicate: bool = Field(True, description="Drop exact and near-duplicate questions, also across iterations.")
+    deduplicate: Literal["off", "iteration", "experiment"] = Field(
+        "iteration",
+        description="Drop exact and near-duplicate questions within the iteration's dataset, or also against "
+        "earlier iterations' data. Small problem spaces (one-digit sums) run dry under 'experiment'.",
+    )
     exclude_benchmark: bool = Field(True, description="Drop questions that (nearly) equal a validation or test question.")
     drop_solved: bool = Field(False, description="Drop examples the current student already answers correctly.")
 
@@ -60,8 +66,9 @@ def check_examples(
     consulted only when ``settings.drop_solved`` is on and must then cover every example.
     """
     benchmark = {domain.canonical(question) for question in benchmark_questions} if settings.exclude_benchmark else set()
-    seen_exact = set(earlier_questions)
-    seen_near = {domain.canonical(question) for question in earlier_questions}
+    earlier = earlier_questions if settings.deduplicate == "experiment" else ()
+    seen_exact = set(earlier)
+    seen_near = {domain.canonical(question) for question in earlier}
     planned = set(planned_skills)
     verdicts = []
     for example in examples:
@@ -73,7 +80,7 @@ def check_examples(
             reason = "wrong_answer"
         elif canonical in benchmark:
             reason = "benchmark_overlap"
-        elif settings.deduplicate and (example.question in seen_exact or canonical in seen_near):
+        elif settings.deduplicate != "off" and (example.question in seen_exact or canonical in seen_near):
             reason = "duplicate"
         elif settings.drop_solved:
             if solved is None or example.example_id not in solved:

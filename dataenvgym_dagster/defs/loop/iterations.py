@@ -18,7 +18,13 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MetadataValue, Output, asset
 from pydantic import BaseModel
 
-from dataenvgym_dagster.defs.metadata import evaluation_metadata, generation_metadata, markdown_table, training_metadata
+from dataenvgym_dagster.defs.metadata import (
+    evaluation_metadata,
+    generation_metadata,
+    learning_curve_metadata,
+    markdown_table,
+    training_metadata,
+)
 from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
 from dataenvgym_dagster.defs.teacher import TeacherResource
@@ -196,7 +202,10 @@ def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinitio
             domain, checkpoint, benchmark, split, experiment=experiment, iteration=iteration,
             max_answer_tokens=teaching.catalog().domain(domain.name).max_answer_tokens, progress=context.log.info,
         )
-        return Output(results, metadata=evaluation_metadata(results, report))
+        metadata = evaluation_metadata(results, report)
+        if split == "test":
+            metadata.update(learning_curve_metadata(teaching.warehouse(), results, teaching.path / "plots"))
+        return Output(results, metadata=metadata)
 
     return evaluation
 
