@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install run test ui benchmark clean
+.PHONY: install run test ui benchmark table2 clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,9 @@ ui: install  ## the Dagster UI over the same home as `make run`
 
 benchmark: install  ## stage timings of the default experiment
 	$(PYTHON) benchmarks/stage_timings.py
+
+table2: install  ## every environment with and without state, 3 seeds each (about 40 minutes)
+	$(PYTHON) benchmarks/environments_table.py
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)

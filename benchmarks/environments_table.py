@@ -79,6 +79,8 @@ def main() -> None:
             partition_key=loop_partition_key(arguments.domain, experiment), instance=instance, run_config=QUIET, raise_on_error=False
         )
         print(f"== {experiment}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.0f} s", flush=True)
+        if not result.success:
+            raise SystemExit(f"{experiment} failed (see the log above); fix it and rerun: finished runs are kept")
     print()
     print(gain_by_policy_markdown(warehouse, arguments.domain))
     print(f"\nAccuracies in percent; query the view yourself: duckdb {warehouse.database} -readonly -c 'FROM gain_by_policy'")
