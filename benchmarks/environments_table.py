@@ -25,15 +25,20 @@ from dataenvgym_dagster.experiments.config import CATALOG_ENV_VAR, DEFAULT_CATAL
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 from dataenvgym_dagster.report import gain_by_policy_markdown
 
+PAIRS_FIRST = [
+    "skill_list", "skill_list_no_state", "open_ended", "open_ended_no_state", "skill_tree", "skill_tree_no_state",
+    "skill_list_weak_skills", "skill_list_uniform", "skill_list_random_skill",
+]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def seeded_catalog(seeds: list[int], names: list[str] | None) -> dict:
     raw = yaml.safe_load(DEFAULT_CATALOG.read_text())
-    experiments = {name: {**settings, "seeds": seeds} for name, settings in raw["experiments"].items() if not names or name in names}
-    unknown = set(names or ()) - set(experiments)
+    unknown = set(names or ()) - set(raw["experiments"])
     if unknown:
         raise SystemExit(f"unknown experiments {sorted(unknown)}; the catalogue has {', '.join(raw['experiments'])}")
+    # Runs go in the order given: the with/without-state pairs first by default, extra baselines last.
+    experiments = {name: {**raw["experiments"][name], "seeds": seeds} for name in names or raw["experiments"]}
     first = next(iter(experiments))
     return {**{k: v for k, v in raw.items() if not k.startswith("x-")}, "experiments": experiments, "default_experiment": f"{first}_seed{seeds[0]}"}
 
@@ -50,7 +55,7 @@ def finished(warehouse: Warehouse, domain: str, experiment: str, iterations: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--experiments", nargs="+", default=None, help="names from the shipped catalogue (default: all)")
+    parser.add_argument("--experiments", nargs="+", default=PAIRS_FIRST, help="names from the shipped catalogue, run in this order")
     parser.add_argument("--domain", default="arithmetic")
     parser.add_argument("--home", type=Path, default=default_home() / "benchmarks" / "environments")
     arguments = parser.parse_args()

@@ -1,11 +1,15 @@
 """Every environment × policy runs the whole micro loop offline, through Dagster, into the warehouse."""
 
+import copy
 import json
 
 import polars as pl
 import pytest
 
+from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.environments import ENVIRONMENTS
+from dataenvgym_dagster.machinery.student.evaluation import complete
+from dataenvgym_dagster.machinery.student.training import load_student
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 from .conftest import MICRO_CATALOG, MICRO_TRAINING, Workspace, make_workspace
@@ -83,3 +87,27 @@ def test_open_ended_plans_imitate_the_errors_of_the_last_evaluation(every_policy
         experiment,
     )
     assert len(imitated) > 0 and not imitated["correct"].any()
+
+
+def test_drop_solved_drops_exactly_what_the_current_student_already_answers(tmp_path, monkeypatch):
+    # A base student pretrained on comparisons only answers some comparisons right.
+    comparisons_only = {skill: 0.0 for skill in ARITHMETIC.taxonomy.skills if skill != "comparison/two_digit"}
+    domains = copy.deepcopy(MICRO_CATALOG["domains"])
+    domains["arithmetic"]["base_student"]["pretraining_mixture"] = comparisons_only
+    experiments = {"solved": {"policy": "uniform", "data_budget": 120, "quality": {"drop_solved": True}, "training": {"settings": MICRO_TRAINING}}}
+    overrides = {"experiments": experiments, "default_experiment": "solved", "iterations": 1, "domains": domains}
+    workspace = make_workspace(tmp_path, monkeypatch, overrides)
+    workspace.run_foundations()
+    assert workspace.run_loop(experiment="solved").success
+
+    candidates = query(
+        workspace,
+        """SELECT question, answer, rejection_reason FROM generated_examples
+           WHERE experiment = 'solved' AND (rejection_reason IS NULL OR rejection_reason = 'already_solved')""",
+    )
+    model, tokenizer = load_student(workspace.home / "checkpoints" / "arithmetic" / "base")
+    pairs = [(ARITHMETIC.prompt(q), ARITHMETIC.target(a)) for q, a in candidates.select("question", "answer").iter_rows()]
+    completions, _ = complete(model, tokenizer, pairs, max_new_tokens=6, progress=lambda message: None)
+    solved = [ARITHMETIC.parse(c.text) == a for c, a in zip(completions, candidates["answer"], strict=True)]
+    assert sum(solved) > 0
+    assert solved == (candidates["rejection_reason"] == "already_solved").fill_null(False).to_list()

@@ -2,7 +2,7 @@
 
 import polars as pl
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, AssetRecordsFilter
 
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills, GoldSkillDiscoverer, skill_mapping
@@ -55,8 +55,10 @@ def test_the_taxonomy_asset_records_one_version_per_iteration_and_its_mapping(co
     assert versions.rows() == [(1, 1, 12, 48), (2, 1, 12, 48)]
     assert mappings["previous_version"].to_list() == mappings["version"].to_list()  # gold labels never change
     assert (mappings["old_skill"] == mappings["new_skill"]).all() and (mappings["share"] == 1.0).all()
-    event = completed.instance.get_latest_materialization_event(AssetKey(["iteration_2", "skill_taxonomy"]))
-    assert event.asset_materialization.metadata["changed_skills"].value == 0
+    (record,) = completed.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(["iteration_2", "skill_taxonomy"]), asset_partitions=["arithmetic|skill_list"]), limit=1
+    ).records
+    assert record.asset_materialization.metadata["changed_skills"].value == 0
 
 
 def validation_frame() -> pl.DataFrame:

@@ -5,7 +5,7 @@ import threading
 
 import polars as pl
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, AssetRecordsFilter
 
 from dataenvgym_dagster.loop.checkpoints import WEIGHTS_FILE
 from dataenvgym_dagster.machinery.warehouse import Warehouse
@@ -174,8 +174,10 @@ def test_the_report_tables_accuracy_and_answer_loss_per_skill_and_iteration(comp
 
 
 def test_each_test_evaluation_shows_a_per_skill_learning_curve_png(completed):
-    event = completed.instance.get_latest_materialization_event(AssetKey(["iteration_2", "test_evaluation"]))
-    metadata = event.asset_materialization.metadata
+    records = completed.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(["iteration_2", "test_evaluation"]), asset_partitions=["arithmetic|skill_list"]), limit=1
+    ).records
+    metadata = records[0].asset_materialization.metadata
     png = (completed.home / "plots" / "arithmetic" / "skill_list" / "learning_curves_iteration_2.png")
     assert metadata["learning_curves_png"].value == str(png)
     assert png.read_bytes().startswith(b"\x89PNG")

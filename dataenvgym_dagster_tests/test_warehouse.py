@@ -96,3 +96,40 @@ def test_views_in_the_database_file_work_from_the_duckdb_client(tmp_path):
     warehouse.write("evaluation_results", ["k"], evaluation_rows(4))
     with duckdb.connect(str(warehouse.database), read_only=True) as connection:
         assert connection.execute("SELECT sum(n) FROM skill_accuracy").fetchone()[0] == 4
+
+
+def write_run(warehouse, experiment: str, environment: str, policy: str, seed: int, base: list[bool], final: list[bool]) -> None:
+    warehouse.write(
+        "experiment_runs", ["arithmetic", experiment, "config"],
+        pl.DataFrame([{
+            "domain": "arithmetic", "experiment": experiment, "name": experiment.rsplit("_seed", 1)[0], "environment": environment,
+            "policy": policy, "uses_state": policy != "no_state", "teacher": "offline", "discoverer": "gold", "seed": seed,
+            "data_budget": 100, "recipe": "continue_with_replay", "settings": "{}",
+        }]),
+    )
+    for iteration, correct in ((0, base), (2, final)):
+        rows = [
+            {"domain": "arithmetic", "experiment": experiment, "iteration": iteration, "split": "test", "example_id": f"t{i}",
+             "skill": "s", "question": "q", "prediction": "p", "reference": "r", "correct": c, "answer_loss": 0.1, "checkpoint_sha256": "x"}
+            for i, c in enumerate(correct)
+        ]
+        warehouse.write("evaluation_results", ["arithmetic", experiment, f"iteration_{iteration}"], pl.DataFrame(rows))
+
+
+def test_gain_by_policy_reproduces_table_2_with_an_interval_and_the_gain_over_no_state(tmp_path):
+    warehouse = Warehouse(tmp_path)
+    base = [True] * 2 + [False] * 8  # 20 %
+    for seed in range(3):
+        write_run(warehouse, f"tree_seed{seed}", "skill_tree", "explore_exploit", seed, base, [True] * (6 + seed) + [False] * (4 - seed))
+        write_run(warehouse, f"blind_seed{seed}", "skill_tree", "no_state", seed, base, [True] * 4 + [False] * 6)
+    with warehouse.connect() as connection:
+        table = {row["policy"]: row for row in connection.sql("SELECT * FROM gain_by_policy").pl().iter_rows(named=True)}
+    tree, blind = table["explore_exploit"], table["no_state"]
+    assert (tree["seeds"], tree["iterations"], tree["uses_state"]) == (3, 2, True)
+    assert tree["base_accuracy"] == pytest.approx(0.2) and tree["final_accuracy"] == pytest.approx(0.7)
+    assert tree["gain"] == pytest.approx(0.5) and tree["gain_over_no_state"] == pytest.approx(0.3)
+    assert tree["gain_ci_low"] < 0.5 < tree["gain_ci_high"]
+    assert blind["gain"] == pytest.approx(0.2) and blind["gain_over_no_state"] == pytest.approx(0.0)
+    with warehouse.connect() as connection:  # deterministic: the same interval on every query
+        again = connection.execute("SELECT gain_ci_low FROM gain_by_policy WHERE policy = 'explore_exploit'").fetchone()[0]
+    assert again == tree["gain_ci_low"]
