@@ -214,13 +214,15 @@ class OpenAIChat:
     async def _request(self, client: openai.AsyncOpenAI, request: ChatRequest, reply_model: type[BaseModel], rng: random.Random):
         """One completion, retrying transient faults; returns it with the number of HTTP requests made."""
         for attempt in range(1, self.settings.max_attempts + 1):
+            arguments = self._arguments(request, reply_model)
             try:
-                return await client.chat.completions.create(**self._arguments(request, reply_model)), attempt
+                return await client.chat.completions.create(**arguments), attempt
             except openai.APIStatusError as error:
                 status = error.status_code
-                if status == 400 and self._structured:
+                if status == 400 and "response_format" in arguments:
+                    if self._structured:  # log once, not once per concurrent call
+                        self.log(f"teacher: {self.settings.base_url} rejected structured output (HTTP 400); asking for plain JSON")
                     self._structured = False  # the endpoint rejects response_format: parse tolerantly instead
-                    self.log(f"teacher: {self.settings.base_url} rejected structured output (HTTP 400); asking for plain JSON")
                     continue
                 if status not in RETRIED_STATUSES and status < 500:
                     raise _GaveUp(f"HTTP {status} from {self.settings.base_url}: {error.message}", attempt) from None
@@ -235,7 +237,7 @@ class OpenAIChat:
                 wait = min(self.settings.backoff_max_s, self.settings.backoff_initial_s * 2 ** (attempt - 1))
                 wait *= 0.5 + rng.random() / 2  # jitter: spread clients that failed together
             await asyncio.sleep(min(wait, self.settings.max_retry_after_s))
-        raise AssertionError("unreachable")
+        raise _GaveUp(f"gave up after {self.settings.max_attempts} requests; last: HTTP 400 to structured output", self.settings.max_attempts)
 
     def _arguments(self, request: ChatRequest, reply_model: type[BaseModel]) -> dict[str, Any]:
         arguments: dict[str, Any] = {
