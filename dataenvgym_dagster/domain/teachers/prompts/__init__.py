@@ -63,7 +63,7 @@ PROPOSE_SUBSKILLS = Template(
 LABEL_QUESTIONS = Template(
     "Name the single skill each question below tests, as a short lower-case snake_case name "
     "(e.g. `two_digit_addition_with_carry`). Give every question a label, using its number as `id`.\n"
-    "$known"
+    "${known}"
     "Questions:\n$questions"
 )
 
