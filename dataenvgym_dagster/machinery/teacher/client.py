@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import email.utils
+import functools
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+import httpx
 import openai
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -127,7 +129,7 @@ class OpenAIChat:
             "model": self.model,
             "messages": [message.model_dump() for message in request.messages],
             "params": {"temperature": self.settings.temperature, "max_completion_tokens": self.settings.max_completion_tokens},
-            "schema": reply_model.model_json_schema(),
+            "schema": _schema(reply_model),
             "prompt_version": request.prompt_version,
             "seed": request.seed,
         }
@@ -156,8 +158,11 @@ class OpenAIChat:
         progress = _Progress(len(pending), pending[0][0].purpose, self.log)
         limit = asyncio.Semaphore(self.settings.max_concurrency)
         api_key = self.settings.api_key.get_secret_value() if self.settings.api_key else PLACEHOLDER_KEY
+        # A pool as large as the concurrency: httpcore scans every pooled connection per request.
+        limits = httpx.Limits(max_connections=self.settings.max_concurrency, max_keepalive_connections=self.settings.max_concurrency)
         async with openai.AsyncOpenAI(
-            base_url=self.settings.base_url, api_key=api_key, max_retries=0, timeout=self.settings.timeout_s
+            base_url=self.settings.base_url, api_key=api_key, max_retries=0, timeout=self.settings.timeout_s,
+            http_client=openai.DefaultAsyncHttpxClient(limits=limits),
         ) as client:
 
             async def one(request: ChatRequest, key: str) -> _Outcome:
@@ -251,7 +256,7 @@ class OpenAIChat:
         if self._structured:
             arguments["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": reply_model.__name__, "schema": reply_model.model_json_schema()},
+                "json_schema": {"name": reply_model.__name__, "schema": _schema(reply_model)},
             }
         return arguments
 
@@ -259,6 +264,12 @@ class OpenAIChat:
         if self.settings.api_key and self.settings.api_key.get_secret_value():
             return text.replace(self.settings.api_key.get_secret_value(), "***")
         return text
+
+
+@functools.cache
+def _schema(reply_model: type[BaseModel]) -> dict[str, Any]:
+    """The reply model's JSON schema, built once per model (it is on every call's path)."""
+    return reply_model.model_json_schema()
 
 
 def _retry_after(response: Any) -> float | None:
