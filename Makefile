@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install run test ui benchmark clean
+.PHONY: install run test ui benchmark teacher-benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,9 @@ ui: install  ## the Dagster UI over the same home as `make run`
 
 benchmark: install  ## stage timings of the default experiment
 	$(PYTHON) benchmarks/stage_timings.py
+
+teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server
+	$(PYTHON) benchmarks/teacher_throughput.py
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)
