@@ -7,7 +7,8 @@ content), reports ``usage`` token counts, and injects faults at a configured rat
 * ``server_error``: HTTP 500;
 * ``timeout``: the reply comes ``delay_s`` late, after the client has given up;
 * ``disconnect``: the connection is closed without a reply;
-* ``malformed``: HTTP 200 whose message content is not JSON.
+* ``malformed``: HTTP 200 whose message content is not JSON;
+* ``broken_body``: HTTP 200 whose body itself is cut-off JSON.
 
 ``script`` forces the faults of the next requests, in order ("ok" for none), for tests that need
 one particular fault. ``ArithmeticResponder`` plays a competent arithmetic teacher: it reads
@@ -34,7 +35,7 @@ from typing import Any, Self
 
 from dataenvgym_dagster.domain.arithmetic.generators import GENERATORS
 
-FAULT_KINDS = ("rate_limit", "server_error", "timeout", "disconnect", "malformed")
+FAULT_KINDS = ("rate_limit", "server_error", "timeout", "disconnect", "malformed", "broken_body")
 Responder = Callable[[dict[str, Any]], str]
 
 
@@ -208,6 +209,8 @@ def _handler(server: OpenAITestServer) -> type[BaseHTTPRequestHandler]:
                 return None
             if fault == "timeout":
                 time.sleep(server.faults.delay_s)
+            if fault == "broken_body":
+                return self._raw(200, b'{"id": "chatcmpl-cut", "choices": [{"mess')
             content = "Sure! {problems: [oops" if fault == "malformed" else server.responder(body)
             prompt_tokens = sum(len(m["content"]) for m in body["messages"]) // 4
             return self._json(200, {
@@ -219,7 +222,9 @@ def _handler(server: OpenAITestServer) -> type[BaseHTTPRequestHandler]:
             })
 
         def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
+            self._raw(status, json.dumps(payload).encode(), headers)
+
+        def _raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

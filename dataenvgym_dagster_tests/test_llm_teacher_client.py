@@ -46,7 +46,7 @@ def client(server: OpenAITestServer, tmp_path: Path, **overrides) -> tuple[OpenA
     return OpenAIChat(fast(server, **overrides), ReplyCache(tmp_path / "cache"), ledger), ledger
 
 
-@pytest.mark.parametrize("fault", ["rate_limit", "server_error", "timeout", "disconnect"])
+@pytest.mark.parametrize("fault", ["rate_limit", "server_error", "timeout", "disconnect", "broken_body"])
 def test_each_transport_fault_is_retried_until_the_call_succeeds(openai_server, tmp_path, fault):
     openai_server.faults.script = [fault, fault]
     openai_server.faults.delay_s = 0.6
@@ -113,6 +113,7 @@ def test_a_second_identical_call_is_served_from_the_cache_with_no_request(openai
     assert all(r.cost_usd > 0 and r.input_tokens > 0 and not r.cache_hit for r in paid)
     assert all(r.cache_hit and r.cost_usd == 0 and r.attempts == 0 for r in hits)
     assert [r.prompt_hash for r in hits] == [r.prompt_hash for r in paid]
+    assert chat.usage()["teacher_calls"] == 4 and chat.usage()["teacher_cache_hits"] == 2
 
 
 def test_the_cache_key_changes_with_model_parameters_and_seed(openai_server, tmp_path):

@@ -10,7 +10,10 @@ from dagster import DagsterInstance
 from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.loop.iterations import iteration_key
 from dataenvgym_dagster.defs.teacher import TeacherResource, teacher_resource
-from dataenvgym_dagster.experiments import load_catalog
+from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
+from dataenvgym_dagster.domain.discovery_llm import LlmSkillDiscoverer
+from dataenvgym_dagster.domain.teachers.llm import LlmTeacher
+from dataenvgym_dagster.experiments import ExperimentSettings, load_catalog
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 from dataenvgym_dagster_tests.conftest import MICRO_CATALOG, MICRO_TRAINING, Workspace, write_catalog
 from dataenvgym_dagster_tests.openai_server import Faults, OpenAITestServer
@@ -98,11 +101,6 @@ def test_an_llm_experiment_completes_through_faults_and_rematerialises_without_c
 
 
 def test_the_resource_builds_the_llm_engine_and_discoverer_an_experiment_names(tmp_path):
-    from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
-    from dataenvgym_dagster.domain.discovery_llm import LlmSkillDiscoverer
-    from dataenvgym_dagster.domain.teachers.llm import LlmTeacher
-    from dataenvgym_dagster.experiments import ExperimentSettings
-
     resource = TeacherResource(home=str(tmp_path), examples_per_call=7)
     settings = ExperimentSettings(teacher="llm", discoverer="llm")
     engine = resource.engine(ARITHMETIC, settings, experiment="e", iteration=1, log=print)

@@ -57,3 +57,6 @@ class TeacherChat(Protocol):
 
     def complete(self, requests: Sequence[ChatRequest], reply_model: type[Reply]) -> list[ChatReply]:
         """One reply per request, in order."""
+
+    def usage(self) -> dict[str, float | int]:
+        """Totals of the calls made so far (calls, cache hits, tokens, cost): for asset metadata."""

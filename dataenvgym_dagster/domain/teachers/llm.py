@@ -76,6 +76,10 @@ class LlmTeacher:
         self.chat = chat
         self.examples_per_call = examples_per_call
 
+    def usage(self) -> dict[str, float | int]:
+        """Calls, cache hits, tokens and cost of everything this engine asked so far."""
+        return self.chat.usage()
+
     # -- data generation -----------------------------------------------------------------------
     def generate(self, plan: DataGenerationPlan, seed: int, avoid: frozenset[str] = frozenset()) -> GenerationResult:
         # ``avoid`` is too large to put in a prompt; the quality filters reject any overlap.

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from dataenvgym_dagster.domain.teachers.chat import ChatReply, ChatRequest
 from dataenvgym_dagster.machinery.teacher.cache import CachedReply, CacheMissError, CacheMode, ReplyCache, prompt_hash
-from dataenvgym_dagster.machinery.teacher.ledger import CallRecord, Ledger
+from dataenvgym_dagster.machinery.teacher.ledger import CallRecord, Ledger, summary
 from dataenvgym_dagster.machinery.teacher.replies import ReplyParseError, parse_reply
 
 T = TypeVar("T")
@@ -91,6 +91,7 @@ class OpenAIChat:
         self.ledger = ledger
         self.log = log or (lambda message: None)
         self._structured = settings.structured_output
+        self.calls: list[CallRecord] = []
 
     # -- the interface ------------------------------------------------------------------------------
     def complete(self, requests: Sequence[ChatRequest], reply_model: type[BaseModel]) -> list[ChatReply]:
@@ -120,8 +121,21 @@ class OpenAIChat:
             sent = _run(self._send_all([(requests[i], keys[i]) for i in misses], reply_model))
             outcomes.update(zip(misses, sent, strict=True))
         ordered = [outcomes[index] for index in range(len(requests))]
-        self.ledger.record([outcome.record for outcome in ordered])
+        records = [outcome.record for outcome in ordered]
+        self.ledger.record(records)
+        self.calls.extend(records)
+        totals = summary(records)
+        self.log(
+            f"teacher: {totals['teacher_calls']} {requests[0].purpose} calls, {totals['teacher_cache_hits']} from the cache, "
+            f"{totals['teacher_failed_calls']} failed, {totals['teacher_requests']} HTTP requests, "
+            f"{totals['teacher_input_tokens']:,} input + {totals['teacher_output_tokens']:,} output tokens, "
+            f"${totals['teacher_cost_usd']:.4f}"
+        )
         return [outcome.reply for outcome in ordered]
+
+    def usage(self) -> dict[str, float | int]:
+        """Totals over every call this client made: for asset metadata."""
+        return summary(self.calls)
 
     def cache_key(self, request: ChatRequest, reply_model: type[BaseModel]) -> dict[str, Any]:
         """Everything that determines a reply; its hash is the cache key and the ledger's prompt_hash."""
@@ -235,6 +249,9 @@ class OpenAIChat:
                 reason = f"HTTP {status}"
             except openai.APIConnectionError as error:  # includes timeouts and dropped connections
                 reason = "timeout" if isinstance(error, openai.APITimeoutError) else f"connection error ({error.__cause__ or error})"
+                wait = None
+            except (openai.APIError, ValueError) as error:  # a 200 whose body is not a chat completion
+                reason = f"invalid response ({type(error).__name__}: {error})"
                 wait = None
             if attempt == self.settings.max_attempts:
                 raise _GaveUp(f"gave up after {attempt} requests; last: {reason}", attempt)
