@@ -30,7 +30,7 @@ class Problems(BaseModel):
 def fast(server: OpenAITestServer, **overrides) -> EndpointSettings:
     """Settings for tests: short timeouts and backoffs, so faults cost milliseconds."""
     values = {
-        "base_url": server.base_url, "model": "test-teacher", "timeout_s": 0.3, "backoff_initial_s": 0.005,
+        "base_url": server.base_url, "model": "test-teacher", "timeout_s": 0.5, "backoff_initial_s": 0.005,
         "backoff_max_s": 0.02, "max_retry_after_s": 2.0, **overrides,
     }
     return EndpointSettings(**values)
@@ -49,7 +49,7 @@ def client(server: OpenAITestServer, tmp_path: Path, **overrides) -> tuple[OpenA
 @pytest.mark.parametrize("fault", ["rate_limit", "server_error", "timeout", "disconnect", "broken_body"])
 def test_each_transport_fault_is_retried_until_the_call_succeeds(openai_server, tmp_path, fault):
     openai_server.faults.script = [fault, fault]
-    openai_server.faults.delay_s = 0.6
+    openai_server.faults.delay_s = 1.0
     chat, ledger = client(openai_server, tmp_path)
     (reply,) = chat.complete([request()], Problems)
     assert reply.ok and len(reply.value.problems) == 3

@@ -34,7 +34,7 @@ def llm_workspace(root: Path, server: OpenAITestServer, monkeypatch: pytest.Monk
         "DATAENVGYM_TEACHER_BASE_URL": server.base_url,
         "DATAENVGYM_TEACHER_MODEL": "test-teacher",
         "DATAENVGYM_TEACHER_API_KEY": SECRET,
-        "DATAENVGYM_TEACHER_TIMEOUT_S": "0.3",
+        "DATAENVGYM_TEACHER_TIMEOUT_S": "0.5",
         "DATAENVGYM_TEACHER_BACKOFF_S": "0.005",
         "DATAENVGYM_TEACHER_PARSE_ATTEMPTS": "5",
         "DATAENVGYM_TEACHER_PRICE_INPUT": "0.15",
@@ -61,7 +61,7 @@ def test_unset_resource_fields_come_from_the_environment_and_the_key_never_shows
 
 @pytest.mark.slow
 def test_an_llm_experiment_completes_through_faults_and_rematerialises_without_calls(tmp_path, monkeypatch):
-    server = OpenAITestServer(faults=Faults(rate=0.3, delay_s=0.6, seed=7), api_key=SECRET).start()
+    server = OpenAITestServer(faults=Faults(rate=0.3, delay_s=1.0, seed=7), api_key=SECRET).start()
     try:
         workspace = llm_workspace(tmp_path, server, monkeypatch)
         workspace.run_foundations()
