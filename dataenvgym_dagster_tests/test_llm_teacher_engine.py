@@ -9,7 +9,7 @@ from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills
 from dataenvgym_dagster.domain.discovery_llm import LlmSkillDiscoverer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry, SimilarExample
-from dataenvgym_dagster.domain.teachers.llm import LlmTeacher
+from dataenvgym_dagster.domain.teachers.llm import GeneratedProblems, LlmTeacher
 from dataenvgym_dagster.domain.types import Problem
 from dataenvgym_dagster.experiments import ExperimentSettings
 from dataenvgym_dagster.loop import steps
@@ -147,3 +147,8 @@ def test_questions_whose_labelling_failed_are_still_assigned(openai_server, home
 def _chat(server, home, **overrides) -> OpenAIChat:
     ledger = WarehouseLedger(Warehouse(home), domain="arithmetic", experiment="llm", iteration=1)
     return OpenAIChat(fast(server, **overrides), ReplyCache(home / "teacher_cache"), ledger)
+
+
+def test_numeric_answers_are_read_as_text():
+    reply = GeneratedProblems.model_validate({"problems": [{"question": "12+39", "answer": 51}]})
+    assert reply.problems[0].answer == "51"
