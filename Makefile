@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install run test ui benchmark table2 clean
+.PHONY: install run test ui benchmark table2 teacher-benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,6 +31,9 @@ benchmark: install  ## stage timings of the default experiment
 
 table2: install  ## every environment with and without state, 3 seeds each (about 40 minutes)
 	$(PYTHON) benchmarks/environments_table.py
+
+teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server
+	$(PYTHON) benchmarks/teacher_throughput.py
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)

@@ -8,7 +8,7 @@ from dataenvgym_dagster.defs.jobs import jobs
 from dataenvgym_dagster.defs.loop.foundations import foundation_assets
 from dataenvgym_dagster.defs.loop.iterations import iteration_assets
 from dataenvgym_dagster.defs.resources import TeachingHome, WarehouseIOManager, default_home
-from dataenvgym_dagster.defs.teacher import TeacherResource
+from dataenvgym_dagster.defs.teacher import teacher_resource
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 
 
@@ -24,7 +24,7 @@ def build_definitions(catalog: ExperimentCatalog | None = None, home: str | None
         jobs=jobs(catalog),
         resources={
             "teaching": TeachingHome(home=home),
-            "teacher": TeacherResource(),
+            "teacher": teacher_resource(home),  # DATAENVGYM_TEACHER_* variables; see defs/teacher.py
             "io_manager": WarehouseIOManager(home=home),
         },
         # One process: the multiprocess executor cost ~3 s per step, more than most steps take.

@@ -86,3 +86,13 @@ def completed(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
         result = workspace.run_loop()
         assert result.success
         yield workspace
+
+
+# -- the LLM teacher -------------------------------------------------------------------------------
+@pytest.fixture
+def openai_server():
+    """A local OpenAI-protocol server playing a competent arithmetic teacher, without faults until told."""
+    from dataenvgym_dagster_tests.openai_server import OpenAITestServer
+
+    with OpenAITestServer() as server:
+        yield server

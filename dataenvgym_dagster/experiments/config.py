@@ -71,8 +71,8 @@ class ExperimentSettings(_Strict):
 
     environment: Literal["open_ended", "skill_list", "skill_tree"] = "skill_list"
     policy: str = "learnable"
-    teacher: Literal["offline"] = "offline"
-    discoverer: Literal["gold"] = Field("gold", description="Who labels validation questions with skills.")
+    teacher: Literal["offline", "llm"] = "offline"
+    discoverer: Literal["gold", "llm"] = Field("gold", description="Who labels validation questions with skills.")
     data_budget: int = Field(8_000, gt=0, description="Generated examples per iteration.")
     shortfall_tolerance: float = Field(
         0.05, ge=0, le=1, description="Largest share of the budget the teacher may fail to produce before the asset fails."

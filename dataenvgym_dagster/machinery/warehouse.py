@@ -78,6 +78,13 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "checkpoint": pl.String,
         "checkpoint_sha256": pl.String, "source_kind": pl.String, "source": pl.String, "examples": pl.Int64,
     },
+    # The teacher ledger: one row per logical LLM call, appended (never replaced), see machinery/teacher/ledger.py.
+    "teacher_calls": {
+        "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "purpose": pl.String,
+        "model": pl.String, "prompt_version": pl.String, "prompt_hash": pl.String, "input_tokens": pl.Int64,
+        "output_tokens": pl.Int64, "cost_usd": pl.Float64, "latency_s": pl.Float64, "attempts": pl.Int64,
+        "cache_hit": pl.Boolean, "outcome": pl.String, "error": pl.String, "recorded_at": pl.Datetime("us", "UTC"),
+    },
 }
 
 BOOTSTRAP_REPLICATES = 1000
@@ -152,6 +159,28 @@ DERIVED_VIEWS = {
         LEFT JOIN groups n ON n.domain = g.domain AND n.environment = g.environment AND n.policy = 'no_state'
              AND n.teacher = g.teacher AND n.data_budget = g.data_budget
         ORDER BY g.domain, g.environment, g.uses_state DESC, g.policy""",
+    # What the teacher cost per iteration: paid calls, cache hits, retries, tokens and dollars.
+    "teacher_cost_by_iteration": """
+        SELECT domain, experiment, iteration,
+               count(*) AS calls, sum(cache_hit::INTEGER) AS cache_hits,
+               sum((outcome <> 'ok')::INTEGER) AS failed_calls, sum(attempts) AS requests,
+               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+               sum(cost_usd) AS cost_usd, sum(latency_s) AS call_seconds
+        FROM teacher_calls GROUP BY ALL""",
+    # Teacher spend per point of test accuracy gained: (final − iteration 0) test accuracy, in points.
+    "teacher_cost_per_accuracy_point": """
+        WITH test AS (
+            SELECT domain, experiment, max(iteration) AS final_iteration,
+                   arg_max(accuracy, iteration) AS final_accuracy,
+                   max(accuracy) FILTER (WHERE iteration = 0) AS base_accuracy
+            FROM accuracy_by_iteration WHERE split = 'test' GROUP BY ALL),
+        cost AS (SELECT domain, experiment, sum(cost_usd) AS cost_usd, count(*) AS calls FROM teacher_calls GROUP BY ALL)
+        SELECT test.domain, test.experiment, final_iteration, base_accuracy, final_accuracy,
+               100 * (final_accuracy - base_accuracy) AS points_gained,
+               coalesce(cost.cost_usd, 0) AS cost_usd, coalesce(cost.calls, 0) AS calls,
+               CASE WHEN final_accuracy > base_accuracy
+                    THEN coalesce(cost.cost_usd, 0) / (100 * (final_accuracy - base_accuracy)) END AS cost_usd_per_point
+        FROM test LEFT JOIN cost USING (domain, experiment)""",
 }
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")

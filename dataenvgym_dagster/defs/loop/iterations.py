@@ -147,7 +147,9 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         passed = int(frame["passed_quality_checks"].sum())
         if passed == 0:
             raise ValueError(f"no generated example for {context.partition_key} passed the quality checks; see generated_examples")
-        return Output(frame, metadata=generation_metadata(frame, result))
+        # The LLM teacher reports calls, cache hits, tokens and cost; the offline teacher has no usage.
+        usage = getattr(engine, "usage", dict)()
+        return Output(frame, metadata={**generation_metadata(frame, result), **usage})
 
     return [checkpoint, *evaluations, skill_taxonomy, environment_state, data_generation_plan, generated_dataset]
 
