@@ -55,14 +55,26 @@ def run(domain: str, experiment: str | None) -> int:
     return 0
 
 
+def compare(domain: str | None) -> int:
+    from dataenvgym_dagster.machinery.warehouse import Warehouse
+    from dataenvgym_dagster.report import gain_by_policy_markdown
+
+    print(gain_by_policy_markdown(Warehouse(default_home()), domain))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dataenvgym", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="materialise one experiment on one domain, every iteration")
     run_parser.add_argument("--domain", default="arithmetic")
     run_parser.add_argument("--experiment", default=None, help="default: the catalogue's default_experiment")
+    compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
+    compare_parser.add_argument("--domain", default=None)
     arguments = parser.parse_args(argv)
     try:
+        if arguments.command == "compare":
+            return compare(arguments.domain)
         return run(arguments.domain, arguments.experiment)
     except (KeyError, ValueError, LookupError) as error:
         print(f"dataenvgym: {error}", file=sys.stderr)

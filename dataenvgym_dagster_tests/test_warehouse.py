@@ -98,7 +98,7 @@ def test_views_in_the_database_file_work_from_the_duckdb_client(tmp_path):
         assert connection.execute("SELECT sum(n) FROM skill_accuracy").fetchone()[0] == 4
 
 
-def write_run(warehouse, experiment: str, environment: str, policy: str, seed: int, base: list[bool], final: list[bool]) -> None:
+def write_run(warehouse, experiment: str, environment: str, policy: str, seed: int, base: list[bool], final: list[bool], last: int = 2) -> None:
     warehouse.write(
         "experiment_runs", ["arithmetic", experiment, "config"],
         pl.DataFrame([{
@@ -107,7 +107,7 @@ def write_run(warehouse, experiment: str, environment: str, policy: str, seed: i
             "data_budget": 100, "recipe": "continue_with_replay", "settings": "{}",
         }]),
     )
-    for iteration, correct in ((0, base), (2, final)):
+    for iteration, correct in ((0, base), (last, final)):
         rows = [
             {"domain": "arithmetic", "experiment": experiment, "iteration": iteration, "split": "test", "example_id": f"t{i}",
              "skill": "s", "question": "q", "prediction": "p", "reference": "r", "correct": c, "answer_loss": 0.1, "checkpoint_sha256": "x"}
@@ -122,6 +122,7 @@ def test_gain_by_policy_reproduces_table_2_with_an_interval_and_the_gain_over_no
     for seed in range(3):
         write_run(warehouse, f"tree_seed{seed}", "skill_tree", "explore_exploit", seed, base, [True] * (6 + seed) + [False] * (4 - seed))
         write_run(warehouse, f"blind_seed{seed}", "skill_tree", "no_state", seed, base, [True] * 4 + [False] * 6)
+    write_run(warehouse, "tree_seed9", "skill_tree", "explore_exploit", 9, base, [False] * 10, last=1)  # still running
     with warehouse.connect() as connection:
         table = {row["policy"]: row for row in connection.sql("SELECT * FROM gain_by_policy").pl().iter_rows(named=True)}
     tree, blind = table["explore_exploit"], table["no_state"]

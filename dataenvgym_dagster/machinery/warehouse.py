@@ -112,11 +112,15 @@ DERIVED_VIEWS = {
     # The paper's Table 2: per (domain, environment, policy, teacher, budget) over seeds, the base and
     # final test accuracy, the gain with a 95 % bootstrap interval (runs resampled, then test
     # examples within each run; 1000 replicates, deterministic) and the gain over the same
-    # environment's no-state policy. Accuracies are fractions.
+    # environment's no-state policy. Accuracies are fractions. Only runs that reached their
+    # group's last iteration count, so a half-finished seed never lowers the final accuracy.
     "gain_by_policy": f"""
-        WITH last AS (
+        WITH reached AS (
             SELECT domain, experiment, max(iteration) AS final_iteration
             FROM evaluation_results WHERE split = 'test' GROUP BY ALL HAVING max(iteration) > 0),
+        last AS (  -- runs still in progress (behind the others of their group) are left out
+            SELECT reached.* FROM reached JOIN experiment_runs r USING (domain, experiment)
+            QUALIFY final_iteration = max(final_iteration) OVER (PARTITION BY domain, r.environment, r.policy, r.teacher, r.data_budget)),
         paired AS (
             SELECT b.domain, b.experiment, l.final_iteration, b.example_id,
                    b.correct::DOUBLE AS base, f.correct::DOUBLE AS final
