@@ -7,6 +7,7 @@ from dagster import AssetKey, MultiPartitionsDefinition, StaticPartitionsDefinit
 
 from dataenvgym_dagster.definitions import build_definitions, defs
 from dataenvgym_dagster.experiments import load_catalog
+from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +17,7 @@ def key(*path: str) -> AssetKey:
 
 
 def test_default_definitions_have_one_group_per_iteration_from_the_catalogue():
-    catalog = load_catalog()
+    catalog = load_catalog(DEFAULT_CATALOG)  # session fixtures may point DATAENVGYM_EXPERIMENTS elsewhere
     graph = defs.resolve_asset_graph()
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"foundations", *(f"iteration_{t}" for t in range(catalog.iterations + 1))}
@@ -71,7 +72,7 @@ def test_loop_assets_are_partitioned_by_domain_and_experiment_and_foundations_by
 
 
 def test_the_number_of_iterations_comes_from_the_catalogue(tmp_path):
-    catalog = load_catalog().model_copy(update={"iterations": 5})
+    catalog = load_catalog(DEFAULT_CATALOG).model_copy(update={"iterations": 5})
     graph = build_definitions(catalog, str(tmp_path)).resolve_asset_graph()
     assert graph.has(key("iteration_5", "test_evaluation"))
     assert not graph.has(key("iteration_6", "test_evaluation"))

@@ -1,13 +1,13 @@
 import pytest
 
 from dataenvgym_dagster.cli import main
-from dataenvgym_dagster.experiments.config import CatalogError, load_catalog
+from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG, CatalogError, load_catalog
 
 from .conftest import write_catalog
 
 
 def test_the_shipped_catalogue_is_valid_and_names_its_default():
-    catalog = load_catalog()
+    catalog = load_catalog(DEFAULT_CATALOG)
     assert catalog.default_experiment in catalog.experiments
     assert "arithmetic" in catalog.domains
 
@@ -47,7 +47,7 @@ def test_the_cli_refuses_an_unknown_experiment_before_running_anything(tmp_path,
 
 
 def test_the_shipped_catalogue_has_every_environment_with_its_no_state_baseline():
-    catalog = load_catalog()
+    catalog = load_catalog(DEFAULT_CATALOG)
     pairs = {(s.environment, s.policy) for s in catalog.experiments.values()}
     for environment in ("open_ended", "skill_list", "skill_tree"):
         assert (environment, "no_state") in pairs

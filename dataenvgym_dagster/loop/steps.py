@@ -10,11 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
-from pydantic import BaseModel
 
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills, SkillDiscoverer, skill_mapping
 from dataenvgym_dagster.domain.environments import Observation, PolicyContext, get_environment
-from dataenvgym_dagster.domain.environments.base import SubskillProposer
+from dataenvgym_dagster.domain.environments.base import EnvironmentState, SubskillProposer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import Domain
 from dataenvgym_dagster.domain.quality import check_examples
@@ -158,9 +157,9 @@ def environment_state(
     *,
     experiment: str,
     iteration: int,
-    previous_state: BaseModel | None,
+    previous_state: EnvironmentState | None,
     previous_plan: DataGenerationPlan | None,
-) -> BaseModel:
+) -> EnvironmentState:
     """The experiment's environment observes the previous iteration's validation results.
 
     Each result is relabelled with the skill the iteration's taxonomy assigns its question.
@@ -180,10 +179,10 @@ def environment_state(
     return get_environment(settings.environment).observe(observation)
 
 
-def data_generation_plan(state: BaseModel, settings: ExperimentSettings, proposer: SubskillProposer | None) -> DataGenerationPlan:
+def data_generation_plan(state: EnvironmentState, settings: ExperimentSettings, proposer: SubskillProposer | None) -> DataGenerationPlan:
     """The experiment's policy's plan for this iteration's data budget."""
     spec = get_environment(settings.environment).policies[settings.policy]
-    context = PolicyContext(budget=settings.data_budget, seed=settings.seed * 1_000 + state.iteration, proposer=proposer)  # type: ignore[attr-defined]
+    context = PolicyContext(budget=settings.data_budget, seed=settings.seed * 1_000 + state.iteration, proposer=proposer)
     return spec.policy(state, context)
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MetadataValue, Output, asset
-from pydantic import BaseModel
 
 from dataenvgym_dagster.defs.metadata import (
     evaluation_metadata,
@@ -29,6 +28,7 @@ from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, 
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
 from dataenvgym_dagster.defs.teacher import TeacherResource
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills
+from dataenvgym_dagster.domain.environments.base import EnvironmentState
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import Domain, get_domain
 from dataenvgym_dagster.experiments import ExperimentCatalog, ExperimentSettings
@@ -97,7 +97,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         state_ins["previous_plan"] = AssetIn(iteration_key(iteration - 1, "data_generation_plan"))
 
     @loop_asset("environment_state", state_ins, "environment_states")
-    def environment_state(context: AssetExecutionContext, teaching: TeachingHome, **inputs: Any) -> Output[BaseModel]:
+    def environment_state(context: AssetExecutionContext, teaching: TeachingHome, **inputs: Any) -> Output[EnvironmentState]:
         """What the environment shows the policy: examples (Open-Ended), skills (Skill-List) or skill trees (Skill-Tree)."""
         _, experiment, settings = _partition(context, teaching)
         state = steps.environment_state(
@@ -112,7 +112,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         })
 
     @loop_asset("data_generation_plan", {"state": AssetIn(iteration_key(iteration, "environment_state"))}, "data_generation_plans")
-    def data_generation_plan(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, state: BaseModel) -> Output[DataGenerationPlan]:
+    def data_generation_plan(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, state: EnvironmentState) -> Output[DataGenerationPlan]:
         """The policy's action: how this iteration's data budget is spent, and why."""
         domain, experiment, settings = _partition(context, teaching)
         proposer = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)

@@ -7,11 +7,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry, PolicyAction
 from dataenvgym_dagster.domain.skills import SkillTaxonomy
 from dataenvgym_dagster.domain.types import EvaluationRecord
+
+
+class EnvironmentState(BaseModel):
+    """What every state has: whose it is, the iteration it plans, and the evaluation it summarises."""
+
+    model_config = ConfigDict(frozen=True)
+
+    domain: str
+    experiment: str
+    iteration: int
+    evaluated_iteration: int
+
+    def row(self, environment: str, **columns: object) -> dict[str, object]:
+        """One ``environment_states`` row: these fields, then ``columns``."""
+        return {
+            "domain": self.domain, "experiment": self.experiment, "iteration": self.iteration,
+            "environment": environment, "evaluated_iteration": self.evaluated_iteration, **columns,
+        }
 
 
 class SubskillProposer(Protocol):
@@ -34,7 +52,7 @@ class Observation:
     iteration: int
     taxonomy: SkillTaxonomy
     validation: Sequence[EvaluationRecord]
-    previous_state: BaseModel | None = None
+    previous_state: EnvironmentState | None = None
     previous_plan: DataGenerationPlan | None = None
 
 
@@ -50,7 +68,7 @@ class PolicyContext:
         return random.Random(f"{self.seed}:{purpose}")
 
 
-Policy = Callable[[BaseModel, PolicyContext], DataGenerationPlan]
+Policy = Callable[[EnvironmentState, PolicyContext], DataGenerationPlan]
 
 
 @dataclass(frozen=True)
@@ -66,7 +84,7 @@ class Environment(Protocol):
     name: str
     policies: Mapping[str, PolicySpec]
 
-    def observe(self, observation: Observation) -> BaseModel:
+    def observe(self, observation: Observation) -> EnvironmentState:
         """The state the policy acts on."""
 
 
@@ -91,13 +109,13 @@ def allocate(budget: int, weights: Mapping[str, float]) -> dict[str, int]:
 
 
 def make_plan(
-    state: BaseModel, environment: str, policy: str, entries: Sequence[PlanEntry], actions: Sequence[PolicyAction] = ()
+    state: EnvironmentState, environment: str, policy: str, entries: Sequence[PlanEntry], actions: Sequence[PolicyAction] = ()
 ) -> DataGenerationPlan:
     """A plan for ``state``'s partition; entries asking for nothing are left out."""
     return DataGenerationPlan(
-        domain=state.domain,  # type: ignore[attr-defined]
-        experiment=state.experiment,  # type: ignore[attr-defined]
-        iteration=state.iteration,  # type: ignore[attr-defined]
+        domain=state.domain,
+        experiment=state.experiment,
+        iteration=state.iteration,
         environment=environment,
         policy=policy,
         entries=tuple(entry for entry in entries if entry.count > 0),

@@ -11,9 +11,14 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
-from dataenvgym_dagster.domain.environments.base import Observation, PolicyContext, PolicySpec, allocate, make_plan
+from dataenvgym_dagster.domain.environments.base import (
+    EnvironmentState,
+    Observation,
+    PolicyContext,
+    PolicySpec,
+    allocate,
+    make_plan,
+)
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry, PolicyAction, SimilarExample
 from dataenvgym_dagster.domain.types import EvaluationRecord
 
@@ -21,15 +26,9 @@ NAME = "open_ended"
 MAX_SEEDS = 96  # examples imitated per iteration; each becomes one plan entry
 
 
-class OpenEndedState(BaseModel):
+class OpenEndedState(EnvironmentState):
     """Every validation example of ``evaluated_iteration`` with the student's answer."""
 
-    model_config = ConfigDict(frozen=True)
-
-    domain: str
-    experiment: str
-    iteration: int
-    evaluated_iteration: int
     examples: tuple[EvaluationRecord, ...]
 
     @property
@@ -38,12 +37,10 @@ class OpenEndedState(BaseModel):
 
     def warehouse_rows(self) -> list[dict[str, object]]:
         return [
-            {
-                "domain": self.domain, "experiment": self.experiment, "iteration": self.iteration,
-                "environment": NAME, "evaluated_iteration": self.evaluated_iteration, "kind": "example",
-                "node": record.example_id, "parent": None, "n": 1, "accuracy": float(record.correct),
-                "answer_loss": record.answer_loss, "previous_accuracy": None, "allocation": None, "generated_so_far": None,
-            }
+            self.row(
+                NAME, kind="example", node=record.example_id, parent=None, n=1, accuracy=float(record.correct),
+                answer_loss=record.answer_loss, previous_accuracy=None, allocation=None, generated_so_far=None,
+            )
             for record in self.examples
         ]
 

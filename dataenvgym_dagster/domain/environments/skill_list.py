@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from dataenvgym_dagster.domain.environments.base import (
+    EnvironmentState,
     Observation,
     PolicyContext,
     PolicySpec,
@@ -30,27 +29,18 @@ from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry, Polic
 NAME = "skill_list"
 
 
-class SkillListState(BaseModel):
+class SkillListState(EnvironmentState):
     """Per-skill performance after ``evaluated_iteration``, with each skill's category."""
 
-    model_config = ConfigDict(frozen=True)
-
-    domain: str
-    experiment: str
-    iteration: int
-    evaluated_iteration: int
     categories: dict[str, str]  # skill -> category
     skills: tuple[SkillPerformance, ...]
 
     def warehouse_rows(self) -> list[dict[str, object]]:
         return [
-            {
-                "domain": self.domain, "experiment": self.experiment, "iteration": self.iteration,
-                "environment": NAME, "evaluated_iteration": self.evaluated_iteration, "kind": "skill",
-                "node": p.skill, "parent": self.categories.get(p.skill), "n": p.n, "accuracy": p.accuracy,
-                "answer_loss": p.answer_loss, "previous_accuracy": p.previous_accuracy,
-                "allocation": None, "generated_so_far": None,
-            }
+            self.row(
+                NAME, kind="skill", node=p.skill, parent=self.categories.get(p.skill), n=p.n, accuracy=p.accuracy,
+                answer_loss=p.answer_loss, previous_accuracy=p.previous_accuracy, allocation=None, generated_so_far=None,
+            )
             for p in self.skills
         ]
 

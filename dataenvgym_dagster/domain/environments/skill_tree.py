@@ -23,6 +23,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from dataenvgym_dagster.domain.environments.base import (
+    EnvironmentState,
     Observation,
     PolicyContext,
     PolicySpec,
@@ -62,24 +63,18 @@ class SkillTree(BaseModel):
         return {node.name: node.allocation for node in self.subskills}
 
 
-class SkillTreeState(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class SkillTreeState(EnvironmentState):
+    """The forest after ``evaluated_iteration``: one tree per top-level skill."""
 
-    domain: str
-    experiment: str
-    iteration: int
-    evaluated_iteration: int
     trees: tuple[SkillTree, ...]
 
     def warehouse_rows(self) -> list[dict[str, object]]:
         def row(kind: str, node: str, parent: str | None, p: SkillPerformance | None, allocation=None, generated=None):
-            return {
-                "domain": self.domain, "experiment": self.experiment, "iteration": self.iteration,
-                "environment": NAME, "evaluated_iteration": self.evaluated_iteration, "kind": kind, "node": node,
-                "parent": parent, "n": p.n if p else None, "accuracy": p.accuracy if p else None,
-                "answer_loss": p.answer_loss if p else None, "previous_accuracy": p.previous_accuracy if p else None,
-                "allocation": allocation, "generated_so_far": generated,
-            }
+            return self.row(
+                NAME, kind=kind, node=node, parent=parent, n=p.n if p else None, accuracy=p.accuracy if p else None,
+                answer_loss=p.answer_loss if p else None, previous_accuracy=p.previous_accuracy if p else None,
+                allocation=allocation, generated_so_far=generated,
+            )
 
         rows = []
         for tree in self.trees:
