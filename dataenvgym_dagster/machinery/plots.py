@@ -19,8 +19,12 @@ def learning_curves_png(accuracy: pl.DataFrame, title: str) -> bytes:
     """
     figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
     try:
-        for skill, rows in sorted(accuracy.sort("iteration").group_by("skill"), key=lambda item: item[0][0]):
-            axes.plot(rows["iteration"], rows["accuracy"] * 100, marker="o", linewidth=1, markersize=3, label=skill[0])
+        colours = plt.get_cmap("tab20").colors  # 20 distinct colours: skills rarely share one
+        for index, (skill, rows) in enumerate(sorted(accuracy.sort("iteration").group_by("skill"), key=lambda item: item[0][0])):
+            axes.plot(
+                rows["iteration"], rows["accuracy"] * 100, marker="o", linewidth=1, markersize=3,
+                color=colours[index % len(colours)], label=skill[0],
+            )
         mean = accuracy.group_by("iteration").agg(pl.col("accuracy").mean()).sort("iteration")
         axes.plot(mean["iteration"], mean["accuracy"] * 100, color="black", linewidth=3, label="mean over skills")
         axes.set(title=title, xlabel="iteration", ylabel="test accuracy (%)", ylim=(-2, 102))
