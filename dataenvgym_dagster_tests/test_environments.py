@@ -248,3 +248,14 @@ def test_a_plan_entry_for_an_unknown_subskill_is_refused_by_the_offline_engine()
     bad = DataGenerationPlan(domain="arithmetic", experiment="e", iteration=1, policy="p", entries=(entry,))
     with pytest.raises(KeyError, match="arithmetic has no skill 'addition/imaginary'"):
         ENGINE.generate(bad, seed=0)
+
+
+def test_trees_share_the_budget_by_the_learnability_of_the_subskills_they_feed():
+    # Same top-level accuracy; one tree has two learnable sub-skills, the other one hopeless sub-skill.
+    rich = tree("addition", [("addition/one_digit", 0.5, 100, 10), ("addition/two_digit_carry", 0.5, 100, 8)], reward_from=0.2)
+    poor = tree("modulo", [("modulo/by_one_digit", 1.0, 100, 0)], reward_from=0.2)
+    result = plan("skill_tree", "explore_exploit", tree_state(rich, poor), budget=1000)
+    by_tree = Counter()
+    for entry in result.entries:
+        by_tree[entry.parent_skill] += entry.count
+    assert by_tree["addition"] > 3 * by_tree["modulo"] > 0

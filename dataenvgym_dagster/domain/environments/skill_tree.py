@@ -185,7 +185,7 @@ def explore_exploit_policy(
 ) -> DataGenerationPlan:
     """Per tree: explore when it is empty or its reward stalled (≤ ``stall``), otherwise exploit.
 
-    Trees share the budget in proportion to their top-level skill's learnability.
+    Trees share the budget in proportion to :func:`tree_learnability`.
     """
     proposer = _require(context)
     shares: dict[str, dict[str, float]] = {}
@@ -203,10 +203,21 @@ def explore_exploit_policy(
             action, after = "none", {}
         shares[tree.skill] = after
         actions.append(_action(tree, action, after))
-    weights = {tree.skill: learnability(tree.performance) for tree in state.trees if shares[tree.skill]}
+    weights = {tree.skill: tree_learnability(tree, shares[tree.skill]) for tree in state.trees if shares[tree.skill]}
     budgets = allocate(context.budget, weights) if weights else {}
     entries = _entries(state, budgets, shares, lambda tree, name: _rationale(tree, name, shares[tree.skill][name]))
     return make_plan(state, NAME, "explore_exploit", entries, actions)
+
+
+def tree_learnability(tree: SkillTree, shares: dict[str, float]) -> float:
+    """How much data a tree can use: the summed learnability of the sub-skills it will feed.
+
+    A category's average hides a learnable sub-skill behind a hopeless one, and a tree with more
+    learnable sub-skills can absorb more data. A sub-skill the validation split does not measure
+    (a new proposal, or one an LLM named) counts with its tree's own learnability.
+    """
+    measured = {node.name: node.performance for node in tree.subskills if node.performance and node.performance.n}
+    return sum(learnability(measured[name]) if name in measured else learnability(tree.performance) for name in shares)
 
 
 def no_state_policy(state: SkillTreeState, context: PolicyContext, width: int = 2) -> DataGenerationPlan:
