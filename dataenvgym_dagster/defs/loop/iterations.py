@@ -1,10 +1,12 @@
 """The teaching loop, unrolled: one asset group per iteration, partitioned by domain × experiment.
 
-Iteration 0 evaluates the base student. Iteration t ≥ 1:
+Iteration 0 records the experiment's settings and evaluates the base student. Iteration t ≥ 1:
 
-    iteration_{t-1}/validation_evaluation ─▶ environment_state ─▶ data_generation_plan
-        ─▶ generated_dataset ─▶ student_checkpoint (from iteration_{t-1}/student_checkpoint)
-        ─▶ validation_evaluation, test_evaluation
+    benchmark_splits (+ iteration_{t-1}/skill_taxonomy) ─▶ skill_taxonomy
+    iteration_{t-1}/validation_evaluation + skill_taxonomy
+        (+ iteration_{t-1}/environment_state, data_generation_plan) ─▶ environment_state
+        ─▶ data_generation_plan ─▶ generated_dataset
+        ─▶ student_checkpoint (from iteration_{t-1}/student_checkpoint) ─▶ validation_evaluation, test_evaluation
 
 Dagster forbids cycles between asset keys, so each iteration has its own keys; that is also
 what lets Dagster order a backfill by iteration and mark later iterations stale.
@@ -48,7 +50,7 @@ def _partition(context: AssetExecutionContext, teaching: TeachingHome) -> tuple[
 
 
 def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsDefinition]:
-    """The assets of one iteration; iteration 0 has only the checkpoint and its evaluations."""
+    """The assets of one iteration; iteration 0 has only the settings, the base checkpoint and its evaluations."""
     partitions = loop_partitions(catalog)
     group = f"iteration_{iteration}"
 
@@ -104,7 +106,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             settings, inputs["validation"], inputs["taxonomy"], experiment=experiment, iteration=iteration,
             previous_state=inputs.get("previous_state"), previous_plan=inputs.get("previous_plan"),
         )
-        rows = pl.DataFrame(state.warehouse_rows())  # type: ignore[attr-defined]
+        rows = pl.DataFrame(state.warehouse_rows())
         shown = rows.filter(pl.col("kind") != "example") if settings.environment != "open_ended" else rows.filter(pl.col("accuracy") == 0).head(20)
         return Output(state, metadata={
             "environment": settings.environment, "nodes": len(rows),

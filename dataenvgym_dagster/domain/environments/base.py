@@ -24,6 +24,10 @@ class EnvironmentState(BaseModel):
     iteration: int
     evaluated_iteration: int
 
+    def warehouse_rows(self) -> list[dict[str, object]]:
+        """One ``environment_states`` row per node of the state (example, skill or sub-skill)."""
+        raise NotImplementedError(f"{type(self).__name__} must say how it is stored")
+
     def row(self, environment: str, **columns: object) -> dict[str, object]:
         """One ``environment_states`` row: these fields, then ``columns``."""
         return {
