@@ -3,7 +3,7 @@
 import pytest
 
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
-from dataenvgym_dagster.domain.quality import QualitySettings, check_examples
+from dataenvgym_dagster.domain.quality import QualitySettings, check_examples, kept_test_questions
 from dataenvgym_dagster.domain.types import TrainingExample
 
 SKILLS = {"addition/two_digit_carry", "comparison/two_digit"}
@@ -55,3 +55,14 @@ def test_the_canonical_form_treats_commutative_operands_as_the_same_problem():
     assert ARITHMETIC.canonical("2*(4+3)") == ARITHMETIC.canonical("(3+4)*2")
     assert ARITHMETIC.canonical("9-3") != ARITHMETIC.canonical("3-9")
     assert ARITHMETIC.canonical("not maths") == "notmaths"
+
+
+def test_a_test_question_is_dropped_even_when_benchmark_exclusion_is_off():
+    examples = [example(0, "18+25", "43"), example(1, "25+18", "43")]
+    off = QualitySettings(exclude_benchmark=False, deduplicate="off")
+    assert reasons(examples, settings=off, benchmark_questions=["18+25"], test_questions=["18+25"]) == ["benchmark_overlap", None]
+
+
+def test_the_guard_before_training_lists_kept_test_questions():
+    assert kept_test_questions(["1+2", "3+4"], ["3+4", "5+6"]) == ["3+4"]
+    assert kept_test_questions(["1+2"], ["3+4"]) == []

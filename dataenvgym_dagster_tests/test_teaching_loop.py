@@ -5,7 +5,8 @@ import threading
 
 import polars as pl
 import pytest
-from dagster import AssetKey, AssetRecordsFilter
+from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from dataenvgym_dagster.loop.checkpoints import WEIGHTS_FILE
 from dataenvgym_dagster.machinery.warehouse import Warehouse
@@ -182,3 +183,13 @@ def test_each_test_evaluation_shows_a_per_skill_learning_curve_png(completed):
     assert metadata["learning_curves_png"].value == str(png)
     assert png.read_bytes().startswith(b"\x89PNG")
     assert metadata["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")
+
+
+def test_a_blocking_check_guards_every_generated_dataset_against_test_questions(completed):
+    graph = completed.defs.resolve_asset_graph()
+    for iteration in (1, 2):
+        check = AssetCheckKey(AssetKey([f"iteration_{iteration}", "generated_dataset"]), "no_test_question_kept")
+        assert graph.get_check_spec(check).blocking
+        (record,) = completed.instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
+        assert record.status == AssetCheckExecutionRecordStatus.SUCCEEDED
+        assert record.event.dagster_event.event_specific_data.passed

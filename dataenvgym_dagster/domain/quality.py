@@ -5,7 +5,8 @@ reason add up to the number rejected:
 
 1. ``unknown_skill``: the example's skill is not one the plan asked for;
 2. ``wrong_answer``: the domain's checker does not accept the answer;
-3. ``benchmark_overlap``: the question is (a near-duplicate of) a validation or test question;
+3. ``benchmark_overlap``: the question equals a test question (always), or is a near duplicate of
+   a validation or test question (``exclude_benchmark``, the default);
 4. ``duplicate``: an earlier example had the same question or the same canonical form (a near
    duplicate): within this iteration's dataset (``deduplicate: iteration``, the default) or also
    across the experiment's earlier iterations (``deduplicate: experiment``);
@@ -14,7 +15,7 @@ reason add up to the number rejected:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,7 +36,9 @@ class QualitySettings(BaseModel):
         description="Drop exact and near-duplicate questions within the iteration's dataset, or also against "
         "earlier iterations' data. Small problem spaces (one-digit sums) run dry under 'experiment'.",
     )
-    exclude_benchmark: bool = Field(True, description="Drop questions that (nearly) equal a validation or test question.")
+    exclude_benchmark: bool = Field(
+        True, description="Drop questions that nearly equal a validation or test question; exact test questions are always dropped."
+    )
     drop_solved: bool = Field(False, description="Drop examples the current student already answers correctly.")
 
 
@@ -57,6 +60,7 @@ def check_examples(
     planned_skills: Collection[str],
     settings: QualitySettings = DEFAULT_QUALITY,
     benchmark_questions: Collection[str] = (),
+    test_questions: Collection[str] = (),
     earlier_questions: Collection[str] = (),
     solved: Mapping[str, bool] | None = None,
 ) -> list[QualityVerdict]:
@@ -66,6 +70,7 @@ def check_examples(
     consulted only when ``settings.drop_solved`` is on and must then cover every example.
     """
     benchmark = {domain.canonical(question) for question in benchmark_questions} if settings.exclude_benchmark else set()
+    test = set(test_questions)
     earlier = earlier_questions if settings.deduplicate == "experiment" else ()
     seen_exact = set(earlier)
     seen_near = {domain.canonical(question) for question in earlier}
@@ -78,7 +83,7 @@ def check_examples(
             reason = "unknown_skill"
         elif not domain.verify(example.question, example.answer):
             reason = "wrong_answer"
-        elif canonical in benchmark:
+        elif example.question in test or canonical in benchmark:
             reason = "benchmark_overlap"
         elif settings.deduplicate != "off" and (example.question in seen_exact or canonical in seen_near):
             reason = "duplicate"
@@ -90,3 +95,9 @@ def check_examples(
         seen_near.add(canonical)
         verdicts.append(QualityVerdict(example_id=example.example_id, passed=reason is None, reason=reason))
     return verdicts
+
+
+def kept_test_questions(questions: Iterable[str], test_questions: Collection[str]) -> list[str]:
+    """Kept training questions that are test questions: must be empty before the student trains."""
+    test = set(test_questions)
+    return [question for question in questions if question in test]

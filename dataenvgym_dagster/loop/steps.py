@@ -234,7 +234,8 @@ def generated_dataset(
     solved = _solved_by(domain, previous, result.examples, max_answer_tokens) if settings.quality.drop_solved else None
     verdicts = check_examples(
         domain, result.examples, planned_skills={entry.skill for entry in plan.entries}, settings=settings.quality,
-        benchmark_questions=benchmark_questions, earlier_questions=earlier_questions, solved=solved,
+        benchmark_questions=benchmark_questions, test_questions=held_out_test_questions(benchmark),
+        earlier_questions=earlier_questions, solved=solved,
     )
     frame = pl.DataFrame(
         [
@@ -248,6 +249,11 @@ def generated_dataset(
         schema=TABLES["generated_examples"],
     )
     return frame, result
+
+
+def held_out_test_questions(benchmark: pl.DataFrame) -> list[str]:
+    """The benchmark's test questions, which no training example may equal."""
+    return benchmark.filter(pl.col("split") == "test")["question"].to_list()
 
 
 def _solved_by(domain: Domain, checkpoint: StudentCheckpoint | None, examples, max_answer_tokens: int) -> dict[str, bool]:

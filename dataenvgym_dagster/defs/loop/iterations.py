@@ -14,10 +14,22 @@ what lets Dagster order a backfill by iteration and mark later iterations stale.
 
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MetadataValue, Output, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    MetadataValue,
+    Output,
+    asset,
+)
 
 from dataenvgym_dagster.defs.metadata import (
     evaluation_metadata,
@@ -33,10 +45,13 @@ from dataenvgym_dagster.domain.discovery import DiscoveredSkills
 from dataenvgym_dagster.domain.environments.base import EnvironmentState
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import Domain, get_domain
+from dataenvgym_dagster.domain.quality import kept_test_questions
 from dataenvgym_dagster.experiments import ExperimentCatalog, ExperimentSettings
 from dataenvgym_dagster.loop import steps
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint
 from dataenvgym_dagster.machinery.warehouse import TABLES, Warehouse
+
+NO_TEST_QUESTION_CHECK = "no_test_question_kept"
 
 
 def iteration_key(iteration: int, name: str) -> AssetKey:
@@ -54,7 +69,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
     partitions = loop_partitions(catalog)
     group = f"iteration_{iteration}"
 
-    def loop_asset(name: str, ins: dict[str, AssetIn], table: str | None = None, description: str | None = None):
+    def loop_asset(name: str, ins: dict[str, AssetIn], table: str | None = None, description: str | None = None, checks=()):
         return asset(
             key=iteration_key(iteration, name),
             ins=ins,
@@ -62,6 +77,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             group_name=group,
             metadata={WAREHOUSE_TABLE: table} if table else None,
             description=description,
+            check_specs=[AssetCheckSpec(check, asset=iteration_key(iteration, name), blocking=True) for check in checks],
         )
 
     checkpoint = _checkpoint_asset(iteration, loop_asset)
@@ -135,8 +151,8 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         **{f"earlier_{t}": AssetIn(iteration_key(t, "generated_dataset")) for t in range(1, iteration)},
     }
 
-    @loop_asset("generated_dataset", dataset_ins, "generated_examples")
-    def generated_dataset(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, **inputs: Any) -> Output[pl.DataFrame]:
+    @loop_asset("generated_dataset", dataset_ins, "generated_examples", checks=[NO_TEST_QUESTION_CHECK])
+    def generated_dataset(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, **inputs: Any) -> Iterator[Output | AssetCheckResult]:
         """The teacher's training examples for the plan, each with its quality verdict."""
         domain, experiment, settings = _partition(context, teaching)
         plan: DataGenerationPlan = inputs["plan"]
@@ -151,7 +167,14 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             raise ValueError(f"no generated example for {context.partition_key} passed the quality checks; see generated_examples")
         # The LLM teacher reports calls, cache hits, tokens and cost; the offline teacher has no usage.
         usage = getattr(engine, "usage", dict)()
-        return Output(frame, metadata={**generation_metadata(frame, result), **usage})
+        yield Output(frame, metadata={**generation_metadata(frame, result), **usage})
+        # A blocking check: the student never trains on a test question, whatever the teacher or filters did.
+        leaked = kept_test_questions(frame.filter(pl.col("passed_quality_checks"))["question"], steps.held_out_test_questions(inputs["benchmark"]))
+        yield AssetCheckResult(
+            check_name=NO_TEST_QUESTION_CHECK, passed=not leaked, severity=AssetCheckSeverity.ERROR,
+            metadata={"test_questions_kept": len(leaked), "examples": ", ".join(leaked[:10])},
+            description=None if not leaked else "generated examples equal test questions; training is blocked",
+        )
 
     return [checkpoint, *evaluations, skill_taxonomy, environment_state, data_generation_plan, generated_dataset]
 
