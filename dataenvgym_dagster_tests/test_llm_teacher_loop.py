@@ -26,9 +26,10 @@ LLM_EXPERIMENT = {
 }
 
 
-def llm_workspace(root: Path, server: OpenAITestServer, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+def llm_workspace(root: Path, server: OpenAITestServer, monkeypatch: pytest.MonkeyPatch, llm: dict | None = None) -> Workspace:
     """The micro catalogue plus an ``llm`` experiment, with the teacher configured by environment variables only."""
-    catalog_file = write_catalog(root / "experiments.yaml", {"experiments": {**MICRO_CATALOG["experiments"], "llm": LLM_EXPERIMENT}})
+    experiments = {**MICRO_CATALOG["experiments"], "llm": llm or LLM_EXPERIMENT}
+    catalog_file = write_catalog(root / "experiments.yaml", {"experiments": experiments})
     for variable, value in {
         "DATAENVGYM_EXPERIMENTS": str(catalog_file),
         "DATAENVGYM_TEACHER_BASE_URL": server.base_url,
@@ -107,3 +108,35 @@ def test_the_resource_builds_the_llm_engine_and_discoverer_an_experiment_names(t
     discoverer = resource.discoverer(ARITHMETIC, settings, experiment="e", iteration=1, log=print)
     assert isinstance(engine, LlmTeacher) and engine.examples_per_call == 7
     assert isinstance(discoverer, LlmSkillDiscoverer)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"environment": "open_ended", "policy": "near_misses"},
+        {"environment": "skill_tree", "policy": "explore_exploit"},
+        {"environment": "skill_list", "policy": "learnable", "discoverer": "llm"},
+    ],
+    ids=["open_ended", "skill_tree", "skill_list_with_llm_skills"],
+)
+def test_the_llm_teacher_drives_every_environment(tmp_path, monkeypatch, settings):
+    llm = {**LLM_EXPERIMENT, **settings, "shortfall_tolerance": 0.0}
+    with OpenAITestServer() as server:
+        workspace = llm_workspace(tmp_path, server, monkeypatch, llm)
+        workspace.run_foundations()
+        assert workspace.run_loop("llm").success
+    with Warehouse(workspace.home).connect() as connection:
+        purposes = set(connection.sql("SELECT DISTINCT purpose FROM teacher_calls").pl()["purpose"])
+        plans = connection.sql("SELECT skill, parent_skill, similar_to FROM data_generation_plans WHERE experiment = 'llm'").pl()
+        kept = connection.sql("SELECT count(*) AS n FROM generated_examples WHERE experiment = 'llm' AND passed_quality_checks").pl()
+        taxonomy = connection.sql("SELECT DISTINCT discoverer, skill FROM skill_taxonomies WHERE experiment = 'llm'").pl()
+    assert f"generate:{settings['environment']}" in purposes and kept["n"][0] > 0
+    if settings["environment"] == "open_ended":
+        assert (plans["similar_to"] == 1).all()
+    if settings["environment"] == "skill_tree":
+        assert "propose_subskills" in purposes and plans["parent_skill"].is_not_null().all()
+    if settings.get("discoverer") == "llm":
+        assert {"discover:label", "discover:group"} <= purposes
+        assert set(taxonomy["discoverer"]) == {"llm"} and not set(taxonomy["skill"]) & set(ARITHMETIC.taxonomy.skills)
+        assert set(plans["skill"]) <= set(taxonomy["skill"])  # the policy plans over the discovered skills
