@@ -29,7 +29,7 @@ ui: install  ## the Dagster UI over the same home as `make run`
 benchmark: install  ## stage timings of the default experiment
 	$(PYTHON) benchmarks/stage_timings.py
 
-table2: install  ## every environment with and without state, 3 seeds each (about 40 minutes)
+table2: install  ## every environment with and without state, 3 seeds each (about 25 minutes)
 	$(PYTHON) benchmarks/environments_table.py
 
 teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server
