@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dagster import Definitions, in_process_executor
 
 from dataenvgym_dagster.defs.jobs import jobs
@@ -12,9 +14,16 @@ from dataenvgym_dagster.defs.teacher import teacher_resource
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 
 
-def build_definitions(catalog: ExperimentCatalog | None = None, home: str | None = None) -> Definitions:
-    """Definitions for a catalogue (default: the configured one) and a home folder."""
-    catalog = catalog or load_catalog()
+def build_definitions(
+    catalog: ExperimentCatalog | None = None, home: str | None = None, experiments_file: Path | None = None
+) -> Definitions:
+    """Definitions for a catalogue and a home folder.
+
+    ``experiments_file`` is the catalogue runs read their settings from (default:
+    ``$DATAENVGYM_EXPERIMENTS`` or the shipped one); ``catalog``, if given, shapes the asset graph
+    and must come from the same file.
+    """
+    catalog = catalog or load_catalog(experiments_file)
     home = home or str(default_home())
     assets = foundation_assets(catalog)
     for iteration in range(catalog.iterations + 1):
@@ -23,7 +32,7 @@ def build_definitions(catalog: ExperimentCatalog | None = None, home: str | None
         assets=assets,
         jobs=jobs(catalog),
         resources={
-            "teaching": TeachingHome(home=home),
+            "teaching": TeachingHome(home=home, experiments_file=str(experiments_file) if experiments_file else None),
             "teacher": teacher_resource(home),  # DATAENVGYM_TEACHER_* variables; see defs/teacher.py
             "io_manager": WarehouseIOManager(home=home),
         },

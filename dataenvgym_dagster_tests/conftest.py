@@ -63,29 +63,27 @@ class Workspace:
         )
 
 
-def make_workspace(root: Path, monkeypatch: pytest.MonkeyPatch, overrides: dict | None = None) -> Workspace:
+def make_workspace(root: Path, overrides: dict | None = None) -> Workspace:
+    """The micro catalogue (with ``overrides``) in its own file, read by the runs through their resource."""
     catalog_file = write_catalog(root / "experiments.yaml", overrides)
-    monkeypatch.setenv("DATAENVGYM_EXPERIMENTS", str(catalog_file))
     catalog = load_catalog(catalog_file)
     home = root / "home"
-    return Workspace(home, catalog, build_definitions(catalog, str(home)), DagsterInstance.ephemeral())
+    return Workspace(home, catalog, build_definitions(catalog, str(home), catalog_file), DagsterInstance.ephemeral())
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+def workspace(tmp_path: Path) -> Workspace:
     """A fresh, empty workspace for tests that run part of the loop themselves."""
-    return make_workspace(tmp_path, monkeypatch)
+    return make_workspace(tmp_path)
 
 
 @pytest.fixture(scope="session")
 def completed(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """The micro ``skill_list`` experiment, run once to completion (foundations, then every iteration)."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        workspace = make_workspace(tmp_path_factory.mktemp("completed"), monkeypatch)
-        workspace.run_foundations()
-        result = workspace.run_loop()
-        assert result.success
-        yield workspace
+    workspace = make_workspace(tmp_path_factory.mktemp("completed"))
+    workspace.run_foundations()
+    assert workspace.run_loop().success
+    return workspace
 
 
 # -- the LLM teacher -------------------------------------------------------------------------------

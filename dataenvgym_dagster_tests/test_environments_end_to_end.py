@@ -25,11 +25,10 @@ EXPERIMENTS = {
 
 @pytest.fixture(scope="module")
 def every_policy(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        overrides = {"experiments": {**MICRO_CATALOG["experiments"], **EXPERIMENTS}}
-        workspace = make_workspace(tmp_path_factory.mktemp("every_policy"), monkeypatch, overrides)
-        workspace.run_foundations()
-        yield workspace
+    overrides = {"experiments": {**MICRO_CATALOG["experiments"], **EXPERIMENTS}}
+    workspace = make_workspace(tmp_path_factory.mktemp("every_policy"), overrides)
+    workspace.run_foundations()
+    return workspace
 
 
 def query(workspace: Workspace, sql: str, *params) -> pl.DataFrame:
@@ -89,14 +88,14 @@ def test_open_ended_plans_imitate_the_errors_of_the_last_evaluation(every_policy
     assert len(imitated) > 0 and not imitated["correct"].any()
 
 
-def test_drop_solved_drops_exactly_what_the_current_student_already_answers(tmp_path, monkeypatch):
+def test_drop_solved_drops_exactly_what_the_current_student_already_answers(tmp_path):
     # A base student pretrained on comparisons only answers some comparisons right.
     comparisons_only = {skill: 0.0 for skill in ARITHMETIC.taxonomy.skills if skill != "comparison/two_digit"}
     domains = copy.deepcopy(MICRO_CATALOG["domains"])
     domains["arithmetic"]["base_student"]["pretraining_mixture"] = comparisons_only
     experiments = {"solved": {"policy": "uniform", "data_budget": 120, "quality": {"drop_solved": True}, "training": {"settings": MICRO_TRAINING}}}
     overrides = {"experiments": experiments, "default_experiment": "solved", "iterations": 1, "domains": domains}
-    workspace = make_workspace(tmp_path, monkeypatch, overrides)
+    workspace = make_workspace(tmp_path, overrides)
     workspace.run_foundations()
     assert workspace.run_loop(experiment="solved").success
 
