@@ -71,14 +71,16 @@ class DataGenerationPlan(BaseModel):
     def total(self) -> int:
         return sum(entry.count for entry in self.entries)
 
+    def _key(self) -> dict[str, object]:
+        return {
+            "domain": self.domain, "experiment": self.experiment, "iteration": self.iteration,
+            "environment": self.environment, "policy": self.policy,
+        }
+
     def warehouse_rows(self) -> list[dict[str, object]]:
         return [
             {
-                "domain": self.domain,
-                "experiment": self.experiment,
-                "iteration": self.iteration,
-                "environment": self.environment,
-                "policy": self.policy,
+                **self._key(),
                 "entry_id": entry.entry_id,
                 "skill": entry.skill,
                 "parent_skill": entry.parent_skill,
@@ -93,11 +95,7 @@ class DataGenerationPlan(BaseModel):
         """One ``policy_actions`` row per decision: the (state, action, reward) record."""
         return [
             {
-                "domain": self.domain,
-                "experiment": self.experiment,
-                "iteration": self.iteration,
-                "environment": self.environment,
-                "policy": self.policy,
+                **self._key(),
                 "skill": action.skill,
                 "action": action.action,
                 "reward": action.reward,

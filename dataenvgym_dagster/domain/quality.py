@@ -41,6 +41,10 @@ class QualitySettings(BaseModel):
     )
     drop_solved: bool = Field(False, description="Drop examples the current student already answers correctly.")
 
+    def earlier_to_avoid(self, earlier_questions: Collection[str]) -> Collection[str]:
+        """The earlier iterations' questions that count as duplicates: all of them only across the experiment."""
+        return earlier_questions if self.deduplicate == "experiment" else ()
+
 
 DEFAULT_QUALITY = QualitySettings()
 
@@ -71,7 +75,7 @@ def check_examples(
     """
     benchmark = {domain.canonical(question) for question in benchmark_questions} if settings.exclude_benchmark else set()
     test = set(test_questions)
-    earlier = earlier_questions if settings.deduplicate == "experiment" else ()
+    earlier = settings.earlier_to_avoid(earlier_questions)
     seen_exact = set(earlier)
     seen_near = {domain.canonical(question) for question in earlier}
     planned = set(planned_skills)

@@ -221,8 +221,8 @@ def generated_dataset(
     """
     benchmark_questions = benchmark["question"].to_list()
     earlier_questions = [q for frame in earlier_generated for q in frame.filter(pl.col("passed_quality_checks"))["question"]]
-    avoid = benchmark_questions + (earlier_questions if settings.quality.deduplicate == "experiment" else [])
-    result = engine.generate(plan, seed=settings.seed * 1_000 + plan.iteration, avoid=frozenset(avoid))
+    avoid = frozenset(benchmark_questions) | frozenset(settings.quality.earlier_to_avoid(earlier_questions))
+    result = engine.generate(plan, seed=settings.seed * 1_000 + plan.iteration, avoid=avoid)
     if result.shortfall > settings.shortfall_tolerance:
         failures = "; ".join(f"{f.entry_id}: {f.missing} missing ({f.reason})" for f in result.failures[:5])
         raise GenerationShortfallError(

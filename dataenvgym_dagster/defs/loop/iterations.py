@@ -49,7 +49,7 @@ from dataenvgym_dagster.domain.quality import kept_test_questions
 from dataenvgym_dagster.experiments import ExperimentCatalog, ExperimentSettings
 from dataenvgym_dagster.loop import steps
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint
-from dataenvgym_dagster.machinery.warehouse import TABLES, Warehouse
+from dataenvgym_dagster.machinery.warehouse import TABLES
 
 NO_TEST_QUESTION_CHECK = "no_test_question_kept"
 
@@ -207,10 +207,9 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)],
             pretraining=inputs["pretraining"], home=teaching.path, progress=context.log.info,
         )
-        warehouse: Warehouse = teaching.warehouse()
-        key = [domain.name, experiment, f"iteration_{iteration}"]
-        warehouse.write("lineage", key, lineage)
-        warehouse.write("training_runs", key, steps.training_run_row(report, domain=domain.name, experiment=experiment, iteration=iteration, recipe=settings.training.recipe))
+        _write(teaching, "lineage", domain.name, experiment, iteration, lineage)
+        run = steps.training_run_row(report, domain=domain.name, experiment=experiment, iteration=iteration, recipe=settings.training.recipe)
+        _write(teaching, "training_runs", domain.name, experiment, iteration, run)
         return Output(checkpoint, metadata={"path": MetadataValue.path(checkpoint.path), "sha256": checkpoint.sha256, **training_metadata(report)})
 
     return student_checkpoint
