@@ -4,7 +4,9 @@ import pytest
 
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.arithmetic.domain import solve
-from dataenvgym_dagster.domain.protocol import get_domain
+from dataenvgym_dagster.domain.protocol import BenchmarkSpec
+from dataenvgym_dagster.domain.registry import get_domain
+from dataenvgym_dagster.domain.types import Problem
 
 
 def test_taxonomy_has_at_least_six_categories_each_with_leaf_skills():
@@ -16,17 +18,17 @@ def test_taxonomy_has_at_least_six_categories_each_with_leaf_skills():
 def test_every_generated_problem_verifies(skill):
     rng = random.Random(7)
     for _ in range(50):
-        question, answer = ARITHMETIC.sample(skill, rng)
-        assert ARITHMETIC.verify(question, answer), (skill, question, answer)
+        draft = ARITHMETIC.sample(skill, rng)
+        assert ARITHMETIC.is_correct(draft.question, draft.answer), (skill, draft)
 
 
 def test_carry_and_borrow_skills_really_carry_and_borrow():
     rng = random.Random(1)
     for _ in range(50):
-        question, _ = ARITHMETIC.sample("addition/two_digit_carry", rng)
+        question = ARITHMETIC.sample("addition/two_digit_carry", rng).question
         a, b = map(int, question.split("+"))
         assert a % 10 + b % 10 >= 10 or a // 10 + b // 10 >= 10
-        question, _ = ARITHMETIC.sample("subtraction/borrow", rng)
+        question = ARITHMETIC.sample("subtraction/borrow", rng).question
         a, b = map(int, question.split("-"))
         assert a % 10 < b % 10 and a >= b
 
@@ -38,11 +40,12 @@ def test_solve_handles_each_operator_and_rejects_other_code():
     assert solve("9?10") == "<"
     with pytest.raises(ValueError, match="not an arithmetic question"):
         solve("__import__('os')")
-    assert not ARITHMETIC.verify("2**3", "8")
+    assert not ARITHMETIC.is_correct("2**3", "8")
 
 
 def test_splits_are_stratified_disjoint_and_reproducible():
-    splits = ARITHMETIC.benchmark_splits({"validation": 10, "test": 10}, seed=3)
+    spec = BenchmarkSpec(validation_per_skill=10, test_per_skill=10, seed=3)
+    splits = ARITHMETIC.sources["procedural"].load(spec)
     for problems in splits.values():
         assert len(problems) == 10 * len(ARITHMETIC.taxonomy.skills)
         assert {p.skill for p in problems} == set(ARITHMETIC.taxonomy.skills)
@@ -50,13 +53,20 @@ def test_splits_are_stratified_disjoint_and_reproducible():
     test = {p.question for p in splits["test"]}
     assert not validation & test
     assert len(validation) == len(splits["validation"])
-    assert ARITHMETIC.benchmark_splits({"validation": 10, "test": 10}, seed=3) == splits
+    assert ARITHMETIC.sources["procedural"].load(spec) == splits
 
 
 def test_student_writes_digits_least_significant_first_and_parsing_undoes_it():
-    assert ARITHMETIC.prompt("12+39") == "12+39="
-    assert ARITHMETIC.target("51") == "15"
+    text = ARITHMETIC.student_text(Problem(example_id="e", skill="addition/two_digit_carry", question="12+39", answer="51"))
+    assert (text.prompt, text.target) == ("12+39=", "15")
     assert ARITHMETIC.parse(" 15") == "51"
+
+
+def test_scoring_is_exact_match_of_the_parsed_completion_and_says_why():
+    problem = Problem(example_id="e", skill="addition/two_digit_carry", question="12+39", answer="51")
+    right, wrong = ARITHMETIC.score([problem, problem], [" 15", "16"])
+    assert (right.value, right.extracted, right.verdict, right.correct) == (1.0, "51", "correct", True)
+    assert (wrong.value, wrong.extracted, wrong.correct) == (0.0, "61", False)
 
 
 def test_unknown_domain_and_skill_name_the_known_ones():

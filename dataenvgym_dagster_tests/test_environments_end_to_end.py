@@ -105,7 +105,7 @@ def test_drop_solved_drops_exactly_what_the_current_student_already_answers(tmp_
            WHERE experiment = 'solved' AND (rejection_reason IS NULL OR rejection_reason = 'already_solved')""",
     )
     model, tokenizer = load_student(workspace.home / "checkpoints" / "arithmetic" / "base")
-    pairs = [(ARITHMETIC.prompt(q), ARITHMETIC.target(a)) for q, a in candidates.select("question", "answer").iter_rows()]
+    pairs = [(f"{q}=", a[::-1]) for q, a in candidates.select("question", "answer").iter_rows()]
     completions, _ = complete(model, tokenizer, pairs, max_new_tokens=6, progress=lambda message: None)
     solved = [ARITHMETIC.parse(c.text) == a for c, a in zip(completions, candidates["answer"], strict=True)]
     assert sum(solved) > 0

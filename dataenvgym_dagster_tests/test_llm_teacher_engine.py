@@ -9,6 +9,7 @@ from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills
 from dataenvgym_dagster.domain.discovery_llm import LlmSkillDiscoverer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry, SimilarExample
+from dataenvgym_dagster.domain.protocol import BenchmarkSpec
 from dataenvgym_dagster.domain.teachers.llm import GeneratedProblems, LlmTeacher
 from dataenvgym_dagster.domain.types import Problem
 from dataenvgym_dagster.experiments import ExperimentSettings
@@ -35,7 +36,7 @@ def home(tmp_path):
 def teacher(server, home, **overrides) -> tuple[LlmTeacher, WarehouseLedger]:
     ledger = WarehouseLedger(Warehouse(home), domain="arithmetic", experiment="llm", iteration=1)
     chat = OpenAIChat(fast(server, **overrides), ReplyCache(home / "teacher_cache"), ledger)
-    return LlmTeacher("arithmetic", chat, examples_per_call=5), ledger
+    return LlmTeacher(ARITHMETIC, chat, examples_per_call=5), ledger
 
 
 def prompts_sent(server) -> list[str]:
@@ -49,7 +50,7 @@ def test_entries_are_split_into_calls_and_every_example_is_labelled_with_its_ent
     assert (result.requested, result.produced, result.failures) == (10, 10, ())
     assert [e.example_id for e in result.examples][:7] == [f"e0/{i:05d}" for i in range(7)]
     assert {e.skill for e in result.examples if e.plan_entry_id == "e1"} == {"comparison/two_digit"}
-    assert all(ARITHMETIC.verify(e.question, e.answer) for e in result.examples)
+    assert all(ARITHMETIC.verify(result.examples))
 
 
 def test_the_prompt_follows_the_environment_and_tells_the_domain_format(openai_server, home):
@@ -115,7 +116,7 @@ def test_subskill_proposals_are_new_names_under_the_skill(openai_server, home):
 
 
 def test_the_llm_discoverer_builds_a_valid_taxonomy_and_assigns_every_question(openai_server, home):
-    problems = ARITHMETIC.benchmark_splits({"validation": 3}, seed=0)["validation"]
+    problems = ARITHMETIC.sources["procedural"].load(BenchmarkSpec(validation_per_skill=3, test_per_skill=1))["validation"]
     ledger = WarehouseLedger(Warehouse(home), domain="arithmetic", experiment="llm", iteration=1)
     chat = OpenAIChat(fast(openai_server), ReplyCache(home / "teacher_cache"), ledger)
     discovered = LlmSkillDiscoverer(chat, questions_per_call=10).discover("arithmetic", problems, previous=None)
@@ -139,7 +140,7 @@ def test_the_llm_discoverer_keeps_known_skills_in_their_categories(openai_server
 
 def test_questions_whose_labelling_failed_are_still_assigned(openai_server, home):
     openai_server.faults.script = ["malformed"] * 3
-    problems = ARITHMETIC.benchmark_splits({"validation": 1}, seed=0)["validation"]
+    problems = ARITHMETIC.sources["procedural"].load(BenchmarkSpec(validation_per_skill=1, test_per_skill=1))["validation"]
     discovered = LlmSkillDiscoverer(_chat(openai_server, home, parse_attempts=3)).discover("arithmetic", problems, previous=None)
     assert set(discovered.assignments.values()) == {"other/unlabelled"}
 

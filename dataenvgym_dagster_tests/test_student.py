@@ -8,9 +8,10 @@ import torch
 
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.machinery.student.evaluation import complete
-from dataenvgym_dagster.machinery.student.model import StudentArchitecture, build_student
+from dataenvgym_dagster.machinery.student.model import build_student
+from dataenvgym_dagster.machinery.student.settings import LoraSettings, StudentArchitecture, TrainingSettings
 from dataenvgym_dagster.machinery.student.tokenizer import train_tokenizer
-from dataenvgym_dagster.machinery.student.training import LoraSettings, TrainingSettings, load_student, train_student
+from dataenvgym_dagster.machinery.student.training import load_student, train_student
 
 MICRO = StudentArchitecture(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
 
@@ -18,8 +19,8 @@ MICRO = StudentArchitecture(hidden_size=32, intermediate_size=64, num_hidden_lay
 @pytest.fixture(scope="module")
 def pairs():
     rng = random.Random(0)
-    problems = [ARITHMETIC.sample(skill, rng) for skill in ARITHMETIC.taxonomy.skills for _ in range(20)]
-    return [(ARITHMETIC.prompt(q), ARITHMETIC.target(a)) for q, a in problems]
+    drafts = [ARITHMETIC.sample(skill, rng) for skill in ARITHMETIC.taxonomy.skills for _ in range(20)]
+    return [(f"{d.question}=", d.answer[::-1]) for d in drafts]
 
 
 @pytest.fixture(scope="module")

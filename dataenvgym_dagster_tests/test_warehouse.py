@@ -14,7 +14,9 @@ def evaluation_rows(n: int, iteration: int = 0) -> pl.DataFrame:
             "domain": ["arithmetic"] * n, "experiment": ["e"] * n, "iteration": [iteration] * n,
             "split": ["test"] * n, "example_id": [str(i) for i in range(n)], "skill": ["a/b"] * n,
             "question": ["1+1"] * n, "prediction": ["2"] * n, "reference": ["2"] * n,
-            "correct": [i % 2 == 0 for i in range(n)], "answer_loss": [0.1] * n, "checkpoint_sha256": ["x"] * n,
+            "correct": [i % 2 == 0 for i in range(n)], "score": [float(i % 2 == 0) for i in range(n)],
+            "verdict": ["v"] * n, "metrics": ["{}"] * n, "completion": ["c"] * n,
+            "answer_loss": [0.1] * n, "checkpoint_sha256": ["x"] * n,
         }
     )
 
@@ -110,7 +112,8 @@ def write_run(warehouse, experiment: str, environment: str, policy: str, seed: i
     for iteration, correct in ((0, base), (last, final)):
         rows = [
             {"domain": "arithmetic", "experiment": experiment, "iteration": iteration, "split": "test", "example_id": f"t{i}",
-             "skill": "s", "question": "q", "prediction": "p", "reference": "r", "correct": c, "answer_loss": 0.1, "checkpoint_sha256": "x"}
+             "skill": "s", "question": "q", "prediction": "p", "reference": "r", "correct": c,
+             "score": float(c), "verdict": "v", "metrics": "{}", "completion": "c", "answer_loss": 0.1, "checkpoint_sha256": "x"}
             for i, c in enumerate(correct)
         ]
         warehouse.write("evaluation_results", ["arithmetic", experiment, f"iteration_{iteration}"], pl.DataFrame(rows))

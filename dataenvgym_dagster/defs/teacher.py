@@ -92,7 +92,7 @@ class TeacherResource(ConfigurableResource):
             return OfflineTeacher(domain)
         if settings.teacher == "llm":
             chat = self.chat(domain.name, experiment=experiment, iteration=iteration, log=log)
-            return LlmTeacher(domain.name, chat, examples_per_call=self.setting("examples_per_call") or EXAMPLES_PER_CALL)
+            return LlmTeacher(domain, chat, examples_per_call=self.setting("examples_per_call") or EXAMPLES_PER_CALL)
         raise ValueError(f"experiment {experiment!r} names teacher {settings.teacher!r}, which this resource cannot build")
 
     def discoverer(

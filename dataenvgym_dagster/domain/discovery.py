@@ -39,7 +39,11 @@ class SkillDiscoverer(Protocol):
 
 
 class GoldSkillDiscoverer:
-    """The benchmark's own skill labels (arithmetic's generators, MATH's ``type``)."""
+    """The benchmark's own skill labels (arithmetic's generators, MATH's type × level).
+
+    The taxonomy is the domain's gold taxonomy, extended by any labels a file benchmark carries
+    beyond it (for example a LiveCodeBench platform the procedural source does not know).
+    """
 
     name = "gold"
 
@@ -47,9 +51,15 @@ class GoldSkillDiscoverer:
         self.taxonomy = taxonomy
 
     def discover(self, domain: str, problems: Sequence[Problem], previous: DiscoveredSkills | None) -> DiscoveredSkills:
-        return DiscoveredSkills(
-            discoverer=self.name, taxonomy=self.taxonomy, assignments={p.example_id: p.skill for p in problems}
-        )
+        known = set(self.taxonomy.skills)
+        extra = sorted({p.skill for p in problems} - known)
+        taxonomy = self.taxonomy
+        if extra:
+            categories = {category: list(skills) for category, skills in self.taxonomy.categories.items()}
+            for skill in extra:
+                categories.setdefault(skill.split("/", 1)[0], []).append(skill)
+            taxonomy = SkillTaxonomy(domain=self.taxonomy.domain, categories={c: tuple(s) for c, s in categories.items()})
+        return DiscoveredSkills(discoverer=self.name, taxonomy=taxonomy, assignments={p.example_id: p.skill for p in problems})
 
 
 def skill_mapping(previous: DiscoveredSkills, current: DiscoveredSkills) -> list[tuple[str, str | None, float]]:

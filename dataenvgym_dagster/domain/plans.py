@@ -16,6 +16,7 @@ class SimilarExample(BaseModel):
     question: str
     reference: str
     prediction: str
+    verdict: str = ""
 
 
 class PlanEntry(BaseModel):

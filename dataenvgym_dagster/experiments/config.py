@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dataenvgym_dagster.domain.environments import ENVIRONMENTS
-from dataenvgym_dagster.domain.protocol import get_domain
+from dataenvgym_dagster.domain.protocol import BenchmarkSpec
 from dataenvgym_dagster.domain.quality import QualitySettings
-from dataenvgym_dagster.machinery.student.model import StudentArchitecture
-from dataenvgym_dagster.machinery.student.training import TrainingSettings
+from dataenvgym_dagster.domain.registry import get_domain
+from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
 
 DEFAULT_CATALOG = Path(__file__).with_name("experiments.yaml")
 CATALOG_ENV_VAR = "DATAENVGYM_EXPERIMENTS"
@@ -28,14 +28,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class BenchmarkSettings(_Strict):
-    validation_per_skill: int = Field(40, gt=0)
-    test_per_skill: int = Field(40, gt=0)
-    seed: int = 0
+BenchmarkSettings = BenchmarkSpec  # the catalogue's ``benchmark:`` block is the domain layer's spec
 
 
 class BaseStudentSettings(_Strict):
-    """The locally built base student: architecture, pretraining corpus and recipe."""
+    """How the tiny student (``student.model: tiny``) is built: architecture, pretraining corpus and recipe.
+
+    The pretraining corpus is drawn from the domain's procedural generators for every student;
+    only the tiny one is pretrained on it.
+    """
 
     architecture: StudentArchitecture = StudentArchitecture()
     tokenizer_vocab_size: int = 64
@@ -49,8 +50,8 @@ class BaseStudentSettings(_Strict):
 
 class DomainSettings(_Strict):
     benchmark: BenchmarkSettings = BenchmarkSettings()
+    student: StudentSpec = StudentSpec()
     base_student: BaseStudentSettings = BaseStudentSettings()
-    max_answer_tokens: int = Field(6, gt=0, description="Generation length limit at evaluation.")
 
 
 class TrainingRecipe(StrEnum):
@@ -79,6 +80,9 @@ class ExperimentSettings(_Strict):
     )
     quality: QualitySettings = QualitySettings()
     training: StudentTrainingSettings = StudentTrainingSettings()
+    student: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the domain's student spec for this experiment (e.g. lora, generation)."
+    )
     seed: int = 0
     seeds: tuple[int, ...] | None = Field(
         None, min_length=1, description="Run once per seed, as partitions '<name>_seed<seed>'; replaces seed."
@@ -112,9 +116,21 @@ class ExperimentCatalog(_Strict):
         for name in self.domains:
             get_domain(name)  # raises with the list of known domains
         for name, settings in self.domains.items():
-            unknown = set(settings.base_student.pretraining_mixture) - set(get_domain(name).taxonomy.skills)
+            domain = get_domain(name)
+            unknown = set(settings.base_student.pretraining_mixture) - set(domain.taxonomy.skills)
             if unknown:
                 raise ValueError(f"domains.{name}.base_student.pretraining_mixture names unknown skills {sorted(unknown)}")
+            source = domain.sources.get(settings.benchmark.source)
+            if source is None:
+                raise ValueError(
+                    f"domains.{name}.benchmark.source {settings.benchmark.source!r} is not a source of {name}; "
+                    f"choose one of: {', '.join(domain.sources)}"
+                )
+            if source.needs_path and not settings.benchmark.path:
+                raise ValueError(f"domains.{name}.benchmark.source {source.name!r} reads files: set benchmark.path")
+        for key in self.runs:
+            for name in self.domains:
+                self.student(name, key)  # overrides must be valid for every domain they apply to
         if self.default_experiment not in self.runs:
             raise ValueError(
                 f"default_experiment {self.default_experiment!r} is not one of the experiments: "
@@ -147,6 +163,20 @@ class ExperimentCatalog(_Strict):
             return self.runs[key]
         except KeyError:
             raise KeyError(f"unknown experiment {key!r}; this catalogue has: {', '.join(self.runs)}") from None
+
+    def student(self, domain: str, experiment: str) -> StudentSpec:
+        """The student of ``domain|experiment``: the domain's spec with the experiment's overrides."""
+        spec = self.domain(domain).student
+        overrides = self.run(experiment).settings.student
+        if not overrides:
+            return spec
+        merged = spec.model_dump()
+        for key, value in overrides.items():
+            merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) and isinstance(value, dict) else value
+        try:
+            return StudentSpec.model_validate(merged)
+        except ValidationError as error:
+            raise ValueError(f"experiments.{self.run(experiment).name}.student is invalid for domain {domain}:\n{error}") from None
 
     def experiment(self, key: str) -> ExperimentSettings:
         """The settings of an experiment partition key (a multi-seed key has its seed filled in)."""

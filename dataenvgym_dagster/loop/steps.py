@@ -6,7 +6,7 @@ import hashlib
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -15,16 +15,17 @@ from dataenvgym_dagster.domain.discovery import DiscoveredSkills, SkillDiscovere
 from dataenvgym_dagster.domain.environments import Observation, PolicyContext, get_environment
 from dataenvgym_dagster.domain.environments.base import EnvironmentState, SubskillProposer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
-from dataenvgym_dagster.domain.protocol import Domain
+from dataenvgym_dagster.domain.protocol import SPLITS, BenchmarkFormatError, Domain
 from dataenvgym_dagster.domain.quality import check_examples
 from dataenvgym_dagster.domain.teachers.protocol import DataGenerationEngine, GenerationResult
-from dataenvgym_dagster.domain.types import EvaluationRecord, Problem
+from dataenvgym_dagster.domain.types import EvaluationRecord, Problem, TrainingExample
 from dataenvgym_dagster.experiments.config import (
     BaseStudentSettings,
     BenchmarkSettings,
     ExperimentSettings,
     TrainingRecipe,
 )
+from dataenvgym_dagster.machinery.student.settings import StudentSpec
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint, checkpoint_dir, fingerprint, verified_path
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
@@ -37,19 +38,40 @@ from dataenvgym_dagster.machinery.warehouse import TABLES
 Progress = Callable[[str], None]
 
 
-def student_pairs(domain: Domain, questions_and_answers) -> list[tuple[str, str]]:
-    """(prompt, target) text pairs in the student's format, from (question, answer) pairs."""
-    return [(domain.prompt(question), domain.target(answer)) for question, answer in questions_and_answers]
+def student_pairs(domain: Domain, problems: Iterable[Problem]) -> list[tuple[str, str]]:
+    """(prompt, target) text pairs in the student's format."""
+    texts = [domain.student_text(problem) for problem in problems]
+    return [(text.prompt, text.target) for text in texts]
+
+
+def iteration_seed(settings: ExperimentSettings, iteration: int) -> int:
+    """The seed of everything random in one iteration of an experiment (policy, teacher, training order)."""
+    return settings.seed * 1_000 + iteration
+
+
+def problems_of(frame: pl.DataFrame, model: type[Problem], source: str) -> list[Problem]:
+    """Rows of a problems table (``benchmark_problems``, ``generated_examples`` ...) as typed problems."""
+    return records(frame, model, source)
 
 
 # -- shared per domain --------------------------------------------------------------------------
 def benchmark_splits(domain: Domain, settings: BenchmarkSettings) -> pl.DataFrame:
-    """Validation and test problems, stratified by skill (table ``benchmark_problems``)."""
-    splits = domain.benchmark_splits(
-        {"validation": settings.validation_per_skill, "test": settings.test_per_skill}, settings.seed
-    )
+    """Validation and test problems from the configured source, with gold skills (table ``benchmark_problems``)."""
+    source = domain.sources[settings.source]
+    splits = source.load(settings)
+    for split in SPLITS:
+        if not splits.get(split):
+            raise BenchmarkFormatError(
+                f"benchmark source {settings.source!r} of {domain.name} gave no {split} problems"
+                + (f" from {settings.path}" if settings.path else "")
+            )
+    ids = [problem.example_id for problems in splits.values() for problem in problems]
+    if len(ids) != len(set(ids)):
+        duplicated = next(i for i in ids if ids.count(i) > 1)
+        raise BenchmarkFormatError(f"benchmark source {settings.source!r} of {domain.name} repeats example id {duplicated!r}")
     return pl.DataFrame(
-        [{"domain": domain.name, "split": split, **problem.model_dump()} for split, problems in splits.items() for problem in problems]
+        [{"domain": domain.name, "split": split, **problem.warehouse_row()} for split, problems in splits.items() for problem in problems],
+        schema=TABLES["benchmark_problems"],
     )
 
 
@@ -60,16 +82,16 @@ def pretraining_corpus(domain: Domain, settings: BaseStudentSettings) -> pl.Data
     weights = [settings.pretraining_mixture.get(skill, 1.0) for skill in skills]
     rows = []
     for index, skill in enumerate(rng.choices(skills, weights, k=settings.pretraining_examples)):
-        question, answer = domain.sample(skill, rng)
-        rows.append({"domain": domain.name, "example_id": f"pretraining/{index:06d}", "skill": skill, "question": question, "answer": answer})
-    return pl.DataFrame(rows)
+        problem = Problem(example_id=f"pretraining/{index:06d}", skill=skill, **domain.sample(skill, rng).model_dump())
+        rows.append({"domain": domain.name, **problem.warehouse_row()})
+    return pl.DataFrame(rows, schema=TABLES["pretraining_corpus"])
 
 
 def pretrain_base_student(
     domain: Domain, corpus: pl.DataFrame, settings: BaseStudentSettings, home: Path, progress: Progress
 ) -> tuple[StudentCheckpoint, TrainingReport]:
     """Train a tokenizer on the corpus, build a random Llama student and pretrain it on the corpus."""
-    pairs = student_pairs(domain, corpus.select("question", "answer").iter_rows())
+    pairs = student_pairs(domain, problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})"))
     tokenizer = train_tokenizer((prompt + target for prompt, target in pairs), settings.tokenizer_vocab_size)
     model = build_student(settings.architecture, tokenizer, settings.seed)
     progress(f"pretraining a {sum(p.numel() for p in model.parameters()):,}-parameter student on {len(pairs):,} examples")
@@ -87,28 +109,35 @@ def evaluate_student(
     *,
     experiment: str,
     iteration: int,
-    max_answer_tokens: int,
+    student: StudentSpec,
     progress: Progress,
 ) -> tuple[pl.DataFrame, GenerationReport]:
-    """Greedy answers of the checkpoint on one split, scored by exact match (table ``evaluation_results``)."""
-    problems = records(benchmark.filter(pl.col("split") == split), Problem, f"benchmark_splits ({domain.name}, {split})")
+    """Greedy answers of the checkpoint on one split, scored by the domain (table ``evaluation_results``)."""
+    problems = problems_of(benchmark.filter(pl.col("split") == split), Problem, f"benchmark_splits ({domain.name}, {split})")
     if not problems:
         raise ValueError(f"benchmark_splits for {domain.name} has no {split!r} problems; re-materialise benchmark_splits")
+    completions, report = _complete(domain, checkpoint, problems, student, progress)
+    scores = domain.score(problems, [completion.text for completion in completions])
+    rows = [
+        {
+            "domain": domain.name, "experiment": experiment, "iteration": iteration, "split": split,
+            "example_id": problem.example_id, "skill": problem.skill, "question": problem.question,
+            "prediction": score.extracted, "reference": problem.answer, "correct": score.correct,
+            "score": score.value, "verdict": score.verdict, "metrics": json.dumps(score.metrics, sort_keys=True),
+            "completion": completion.text, "answer_loss": completion.target_loss, "checkpoint_sha256": checkpoint.sha256,
+        }
+        for problem, completion, score in zip(problems, completions, scores, strict=True)
+    ]
+    return pl.DataFrame(rows, schema=TABLES["evaluation_results"]), report
+
+
+def _complete(domain: Domain, checkpoint: StudentCheckpoint, problems: Sequence[Problem], student: StudentSpec, progress: Progress):
+    """The checkpoint's greedy completions of the problems' prompts, with each reference target's loss."""
     model, tokenizer = load_student(verified_path(checkpoint))
-    pairs = student_pairs(domain, ((p.question, p.answer) for p in problems))
-    completions, report = complete(model, tokenizer, pairs, max_answer_tokens, progress=progress)
-    rows = []
-    for problem, completion in zip(problems, completions, strict=True):
-        prediction = domain.parse(completion.text)
-        rows.append(
-            {
-                "domain": domain.name, "experiment": experiment, "iteration": iteration, "split": split,
-                "example_id": problem.example_id, "skill": problem.skill, "question": problem.question,
-                "prediction": prediction, "reference": problem.answer, "correct": prediction == problem.answer,
-                "answer_loss": completion.target_loss, "checkpoint_sha256": checkpoint.sha256,
-            }
-        )
-    return pl.DataFrame(rows), report
+    pairs = student_pairs(domain, problems)
+    return complete(
+        model, tokenizer, pairs, student.generation.max_new_tokens, batch_size=student.generation.batch_size, progress=progress
+    )
 
 
 def skill_taxonomy(
@@ -182,7 +211,7 @@ def environment_state(
 def data_generation_plan(state: EnvironmentState, settings: ExperimentSettings, proposer: SubskillProposer | None) -> DataGenerationPlan:
     """The experiment's policy's plan for this iteration's data budget."""
     spec = get_environment(settings.environment).policies[settings.policy]
-    context = PolicyContext(budget=settings.data_budget, seed=settings.seed * 1_000 + state.iteration, proposer=proposer)
+    context = PolicyContext(budget=settings.data_budget, seed=iteration_seed(settings, state.iteration), proposer=proposer)
     return spec.policy(state, context)
 
 
@@ -212,7 +241,7 @@ def generated_dataset(
     benchmark: pl.DataFrame,
     earlier_generated: list[pl.DataFrame],
     previous: StudentCheckpoint | None = None,
-    max_answer_tokens: int = 8,
+    student: StudentSpec | None = None,
 ) -> tuple[pl.DataFrame, GenerationResult]:
     """The teacher's examples for the plan, each with its quality verdict (table ``generated_examples``).
 
@@ -222,7 +251,7 @@ def generated_dataset(
     benchmark_questions = benchmark["question"].to_list()
     earlier_questions = [q for frame in earlier_generated for q in frame.filter(pl.col("passed_quality_checks"))["question"]]
     avoid = frozenset(benchmark_questions) | frozenset(settings.quality.earlier_to_avoid(earlier_questions))
-    result = engine.generate(plan, seed=settings.seed * 1_000 + plan.iteration, avoid=avoid)
+    result = engine.generate(plan, seed=iteration_seed(settings, plan.iteration), avoid=avoid)
     if result.shortfall > settings.shortfall_tolerance:
         failures = "; ".join(f"{f.entry_id}: {f.missing} missing ({f.reason})" for f in result.failures[:5])
         raise GenerationShortfallError(
@@ -231,7 +260,7 @@ def generated_dataset(
             f"{settings.shortfall_tolerance:.1%}). {failures or 'No failure was reported.'} "
             "Check the teacher (see the teacher_calls ledger), or raise shortfall_tolerance in the experiment."
         )
-    solved = _solved_by(domain, previous, result.examples, max_answer_tokens) if settings.quality.drop_solved else None
+    solved = _solved_by(domain, previous, result.examples, student or StudentSpec()) if settings.quality.drop_solved else None
     verdicts = check_examples(
         domain, result.examples, planned_skills={entry.skill for entry in plan.entries}, settings=settings.quality,
         benchmark_questions=benchmark_questions, test_questions=held_out_test_questions(benchmark),
@@ -241,7 +270,7 @@ def generated_dataset(
         [
             {
                 "domain": plan.domain, "experiment": plan.experiment, "iteration": plan.iteration,
-                **example.model_dump(), "teacher": engine.name,
+                **example.warehouse_row(), "teacher": engine.name,
                 "passed_quality_checks": verdict.passed, "rejection_reason": verdict.reason,
             }
             for example, verdict in zip(result.examples, verdicts, strict=True)
@@ -256,14 +285,15 @@ def held_out_test_questions(benchmark: pl.DataFrame) -> list[str]:
     return benchmark.filter(pl.col("split") == "test")["question"].to_list()
 
 
-def _solved_by(domain: Domain, checkpoint: StudentCheckpoint | None, examples, max_answer_tokens: int) -> dict[str, bool]:
-    """Whether the checkpoint already answers each example correctly (greedy, exact match)."""
+def _solved_by(
+    domain: Domain, checkpoint: StudentCheckpoint | None, examples: Sequence[TrainingExample], student: StudentSpec
+) -> dict[str, bool]:
+    """Whether the checkpoint already answers each example correctly, as the domain scores it."""
     if checkpoint is None:
         raise ValueError("drop_solved needs the previous iteration's student_checkpoint")
-    model, tokenizer = load_student(verified_path(checkpoint))
-    pairs = student_pairs(domain, ((e.question, e.answer) for e in examples))
-    completions, _ = complete(model, tokenizer, pairs, max_answer_tokens, progress=lambda message: None)
-    return {e.example_id: domain.parse(c.text) == e.answer for e, c in zip(examples, completions, strict=True)}
+    completions, _ = _complete(domain, checkpoint, examples, student, progress=lambda message: None)
+    scores = domain.score(examples, [completion.text for completion in completions])
+    return {example.example_id: score.correct for example, score in zip(examples, scores, strict=True)}
 
 
 def train_iteration_student(
@@ -281,11 +311,11 @@ def train_iteration_student(
     progress: Progress,
 ) -> tuple[StudentCheckpoint, TrainingReport, pl.DataFrame]:
     """Train the iteration's student; returns the checkpoint, the report and its lineage rows."""
-    seed = settings.seed * 1_000 + iteration
+    seed = iteration_seed(settings, iteration)
     training_set, sources = compose_training_set(settings.training, targeted, earlier_generated, pretraining, seed)
     start_from = base if settings.training.recipe is TrainingRecipe.retrain_from_base else previous
     model, tokenizer = load_student(verified_path(start_from))
-    pairs = student_pairs(domain, training_set.select("question", "answer").iter_rows())
+    pairs = student_pairs(domain, problems_of(training_set, Problem, f"iteration_{iteration} training set"))
     progress(f"training from the {start_from.label} on {len(pairs):,} examples ({sources})")
     directory = checkpoint_dir(home, domain.name, experiment, iteration)
     report = train_student(model, tokenizer, pairs, settings.training.settings, directory, seed, progress)

@@ -6,7 +6,7 @@ import polars as pl
 
 from dataenvgym_dagster.experiments.config import StudentTrainingSettings, TrainingRecipe
 
-COLUMNS = ["question", "answer", "skill"]
+COLUMNS = ["example_id", "question", "answer", "skill", "payload"]
 
 
 def compose_training_set(
@@ -16,7 +16,7 @@ def compose_training_set(
     pretraining: pl.DataFrame,
     seed: int,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The iteration's training rows (question, answer, skill), shuffled, and a count per source.
+    """The iteration's training rows (example_id, question, answer, skill, payload), shuffled, and a count per source.
 
     * ``retrain_from_base``: every generated example that passed quality checks, this
       iteration's and all earlier ones (the DataEnvGym paper's recipe).

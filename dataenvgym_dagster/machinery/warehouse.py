@@ -23,17 +23,22 @@ import duckdb
 import polars as pl
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
+    # ``payload``: JSON text with what a domain needs beyond question and answer (solution, tests, image, plan).
     "benchmark_problems": {
         "domain": pl.String, "split": pl.String, "example_id": pl.String, "skill": pl.String,
-        "question": pl.String, "answer": pl.String,
+        "question": pl.String, "answer": pl.String, "payload": pl.String,
     },
     "pretraining_corpus": {
         "domain": pl.String, "example_id": pl.String, "skill": pl.String, "question": pl.String, "answer": pl.String,
+        "payload": pl.String,
     },
+    # ``prediction``: the answer the domain extracted from ``completion``; ``correct`` is ``score = 1``;
+    # ``metrics``: JSON of further per-example figures a domain reports.
     "evaluation_results": {
         "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "split": pl.String,
         "example_id": pl.String, "skill": pl.String, "question": pl.String, "prediction": pl.String,
-        "reference": pl.String, "correct": pl.Boolean, "answer_loss": pl.Float64, "checkpoint_sha256": pl.String,
+        "reference": pl.String, "correct": pl.Boolean, "score": pl.Float64, "verdict": pl.String,
+        "metrics": pl.String, "completion": pl.String, "answer_loss": pl.Float64, "checkpoint_sha256": pl.String,
     },
     "environment_states": {
         "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "environment": pl.String,
@@ -66,7 +71,7 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     },
     "generated_examples": {
         "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "example_id": pl.String,
-        "skill": pl.String, "question": pl.String, "answer": pl.String, "plan_entry_id": pl.String,
+        "skill": pl.String, "question": pl.String, "answer": pl.String, "payload": pl.String, "plan_entry_id": pl.String,
         "teacher": pl.String, "passed_quality_checks": pl.Boolean, "rejection_reason": pl.String,
     },
     "training_runs": {
@@ -94,11 +99,11 @@ DERIVED_VIEWS = {
     "skill_accuracy": """
         SELECT domain, experiment, iteration, split, skill,
                count(*) AS n, sum(correct::INTEGER) AS n_correct, avg(correct::INTEGER) AS accuracy,
-               avg(answer_loss) AS answer_loss
+               avg(score) AS mean_score, avg(answer_loss) AS answer_loss
         FROM evaluation_results GROUP BY ALL""",
     "accuracy_by_iteration": """
         SELECT domain, experiment, iteration, split,
-               count(*) AS n, avg(correct::INTEGER) AS accuracy, avg(answer_loss) AS answer_loss
+               count(*) AS n, avg(correct::INTEGER) AS accuracy, avg(score) AS mean_score, avg(answer_loss) AS answer_loss
         FROM evaluation_results GROUP BY ALL""",
     "quality_filter_counts": """
         SELECT domain, experiment, iteration, teacher, count(*) AS produced,

@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataVa
 from dataenvgym_dagster.defs.metadata import markdown_table, training_metadata
 from dataenvgym_dagster.defs.partitions import domain_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
-from dataenvgym_dagster.domain.protocol import get_domain
+from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.experiments import ExperimentCatalog
 from dataenvgym_dagster.loop import steps
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint
@@ -20,7 +20,9 @@ def foundation_assets(catalog: ExperimentCatalog) -> list[AssetsDefinition]:
 
     @asset(partitions_def=partitions, group_name=GROUP, metadata={WAREHOUSE_TABLE: "benchmark_problems"})
     def benchmark_splits(context: AssetExecutionContext, teaching: TeachingHome) -> Output[pl.DataFrame]:
-        """Fixed validation and test problems, stratified by gold skill. The teacher never sees test."""
+        """Validation and test problems from the domain's configured benchmark source, with gold skills.
+
+        Test problems reach the teacher only as questions to avoid; nothing trains on them."""
         domain = get_domain(context.partition_key)
         frame = steps.benchmark_splits(domain, teaching.catalog().domain(domain.name).benchmark)
         counts = frame.group_by("split", "skill", maintain_order=True).len().pivot("split", index="skill", values="len")

@@ -44,7 +44,8 @@ from dataenvgym_dagster.defs.teacher import TeacherResource
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills
 from dataenvgym_dagster.domain.environments.base import EnvironmentState
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
-from dataenvgym_dagster.domain.protocol import Domain, get_domain
+from dataenvgym_dagster.domain.protocol import Domain
+from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.quality import kept_test_questions
 from dataenvgym_dagster.experiments import ExperimentCatalog, ExperimentSettings
 from dataenvgym_dagster.loop import steps
@@ -160,7 +161,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         frame, result = steps.generated_dataset(
             domain, engine, plan, settings, benchmark=inputs["benchmark"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)], previous=inputs["previous"],
-            max_answer_tokens=teaching.catalog().domain(domain.name).max_answer_tokens,
+            student=teaching.catalog().student(domain.name, experiment),
         )
         passed = int(frame["passed_quality_checks"].sum())
         if passed == 0:
@@ -226,7 +227,7 @@ def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinitio
         domain, experiment, _ = _partition(context, teaching)
         results, report = steps.evaluate_student(
             domain, checkpoint, benchmark, split, experiment=experiment, iteration=iteration,
-            max_answer_tokens=teaching.catalog().domain(domain.name).max_answer_tokens, progress=context.log.info,
+            student=teaching.catalog().student(domain.name, experiment), progress=context.log.info,
         )
         metadata = evaluation_metadata(results, report)
         if split == "test":

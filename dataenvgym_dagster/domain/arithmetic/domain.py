@@ -5,14 +5,26 @@ from __future__ import annotations
 import ast
 import operator
 import random
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 from dataenvgym_dagster.domain.arithmetic.generators import GENERATORS
+from dataenvgym_dagster.domain.benchmark import ProceduralSource
+from dataenvgym_dagster.domain.protocol import GeneratedItem
 from dataenvgym_dagster.domain.skills import SkillTaxonomy
-from dataenvgym_dagster.domain.types import Problem
+from dataenvgym_dagster.domain.types import Draft, Problem, Score, StudentText
 
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Mod: operator.mod}
 _SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Mod: "%"}
+
+BRIEF = (
+    "The domain is integer arithmetic. A question is a bare expression without spaces or '=' "
+    "over non-negative integer literals and the operators + - * % and parentheses, "
+    "for example `12+39`, `84-27`, `7*8`, `53%6` or `(3+4)*2`. A comparison question joins two "
+    "numbers with `?`, for example `17?42`, and its answer is `<`, `>` or `=`. Every other "
+    "answer is the exact result as a plain integer with no sign, spaces or units, e.g. `51`. "
+    "Results are never negative: in a subtraction the first number is the larger. "
+    "Vary the numbers and the difficulty within the skill."
+)
 
 
 def solve(question: str) -> str:
@@ -44,10 +56,12 @@ class ArithmeticDomain:
 
     The student sees ``<question>=`` and writes the answer's digits least-significant first
     (``12+39=`` → ``15``), which a tiny model learns far faster than the usual order because
-    each digit depends only on digits it has already seen.
+    each digit depends only on digits it has already seen. Scoring is exact match.
     """
 
     name = "arithmetic"
+    brief = BRIEF
+    generated_item = GeneratedItem
 
     def __init__(self) -> None:
         categories: dict[str, list[str]] = {}
@@ -56,54 +70,27 @@ class ArithmeticDomain:
         self.taxonomy = SkillTaxonomy(
             domain=self.name, categories={category: tuple(skills) for category, skills in categories.items()}
         )
+        self.sources = {"procedural": ProceduralSource(self)}
 
     # -- problems -------------------------------------------------------------------------
-    def sample(self, skill: str, rng: random.Random) -> tuple[str, str]:
-        """One (question, answer) for a leaf skill."""
+    def sample(self, skill: str, rng: random.Random) -> Draft:
+        """One problem of a leaf skill."""
         try:
             generator = GENERATORS[skill]
         except KeyError:
             raise KeyError(
                 f"arithmetic has no skill {skill!r}; known skills: {', '.join(GENERATORS)}"
             ) from None
-        return generator(rng)
+        question, answer = generator(rng)
+        return Draft(question=question, answer=answer)
 
-    def benchmark_splits(self, per_skill: Mapping[str, int], seed: int) -> dict[str, list[Problem]]:
-        """Fixed, disjoint splits stratified by skill: ``per_skill[split]`` problems per skill.
-
-        No question appears twice within or across splits.
-        """
-        rng = random.Random(seed)
-        seen: set[str] = set()
-        splits: dict[str, list[Problem]] = {split: [] for split in per_skill}
-        for skill in self.taxonomy.skills:
-            for split, count in per_skill.items():
-                for index in range(count):
-                    question, answer = self._unseen(skill, rng, seen)
-                    splits[split].append(
-                        Problem(
-                            example_id=f"{split}/{skill}/{index:04d}", question=question, answer=answer, skill=skill
-                        )
-                    )
-        return splits
-
-    def _unseen(self, skill: str, rng: random.Random, seen: set[str]) -> tuple[str, str]:
-        for _ in range(10_000):
-            question, answer = self.sample(skill, rng)
-            if question not in seen:
-                seen.add(question)
-                return question, answer
-        raise ValueError(f"{skill} has too few distinct problems for the requested split sizes")
+    def draft(self, item: GeneratedItem) -> Draft:
+        return Draft(question=item.question.strip(), answer=item.answer.strip())
 
     # -- the student's text format --------------------------------------------------------
-    @staticmethod
-    def prompt(question: str) -> str:
-        return f"{question}="
-
-    @staticmethod
-    def target(answer: str) -> str:
-        """The answer as the student writes it: digits least-significant first."""
-        return answer[::-1]
+    def student_text(self, problem: Problem) -> StudentText:
+        """``<question>=`` and the answer's digits least-significant first."""
+        return StudentText(prompt=f"{problem.question}=", target=problem.answer[::-1])
 
     @staticmethod
     def parse(completion: str) -> str:
@@ -111,6 +98,26 @@ class ArithmeticDomain:
         return completion.strip()[::-1]
 
     # -- checking -------------------------------------------------------------------------
+    def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
+        """Exact match of the parsed completion with the reference answer."""
+        scores = []
+        for problem, completion in zip(problems, completions, strict=True):
+            answer = self.parse(completion)
+            correct = answer == problem.answer
+            scores.append(Score(value=float(correct), extracted=answer, verdict="correct" if correct else "wrong answer"))
+        return scores
+
+    def verify(self, problems: Sequence[Problem]) -> list[bool]:
+        return [self.is_correct(problem.question, problem.answer) for problem in problems]
+
+    @staticmethod
+    def is_correct(question: str, answer: str) -> bool:
+        """Whether ``answer`` is the correct answer to ``question``."""
+        try:
+            return solve(question) == answer
+        except ValueError:
+            return False
+
     @staticmethod
     def canonical(question: str) -> str:
         """``question`` without spaces, with the operands of + and * in sorted order.
@@ -135,14 +142,6 @@ class ArithmeticDomain:
             return ast.unparse(node)
 
         return render(tree.body)
-
-    @staticmethod
-    def verify(question: str, answer: str) -> bool:
-        """Whether ``answer`` is the correct answer to ``question``."""
-        try:
-            return solve(question) == answer
-        except ValueError:
-            return False
 
 
 ARITHMETIC = ArithmeticDomain()

@@ -76,6 +76,7 @@ def _plan(
                 SimilarExample(
                     example_id=record.example_id, question=record.question, reference=record.reference,
                     prediction=record.prediction if show_answers else "",
+                    verdict=record.verdict if show_answers else "",
                 ),
             ),
         )

@@ -14,9 +14,10 @@ import hashlib
 import re
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model, field_validator
 
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry
+from dataenvgym_dagster.domain.protocol import Domain, GeneratedItem
 from dataenvgym_dagster.domain.teachers import prompts
 from dataenvgym_dagster.domain.teachers.chat import ChatRequest, TeacherChat
 from dataenvgym_dagster.domain.teachers.protocol import GenerationFailure, GenerationResult
@@ -30,19 +31,20 @@ def _as_text(value: object) -> object:
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
-class GeneratedProblem(BaseModel):
-    question: str = Field(description="The question exactly as the student sees it.")
-    answer: str = Field(description="The correct answer, exactly and only.")
+class GeneratedProblem(GeneratedItem):
+    """The default item: a question and its answer; numbers are read as text."""
 
     _text = field_validator("question", "answer", mode="before")(_as_text)
 
 
-class GeneratedProblems(BaseModel):
-    """The teacher's reply to a data generation prompt."""
+def reply_model(item: type[BaseModel]) -> type[BaseModel]:
+    """The reply to a data generation prompt: ``{"problems": [item, ...]}`` for the domain's item shape."""
+    if item is GeneratedItem:
+        item = GeneratedProblem
+    return create_model("GeneratedProblems", __config__=ConfigDict(title="GeneratedProblems"), problems=(list[item], ...))
 
-    model_config = ConfigDict(title="GeneratedProblems")
 
-    problems: list[GeneratedProblem]
+GeneratedProblems = reply_model(GeneratedItem)
 
 
 class ProposedSubskills(BaseModel):
@@ -69,12 +71,13 @@ class LlmTeacher:
 
     name = "llm"
 
-    def __init__(self, domain: str, chat: TeacherChat, examples_per_call: int = 20) -> None:
+    def __init__(self, domain: Domain, chat: TeacherChat, examples_per_call: int = 20) -> None:
         if examples_per_call < 1:
             raise ValueError(f"examples_per_call must be at least 1, got {examples_per_call}")
         self.domain = domain
         self.chat = chat
         self.examples_per_call = examples_per_call
+        self.reply_model = reply_model(domain.generated_item)
 
     def usage(self) -> dict[str, float | int]:
         """Calls, cache hits, tokens and cost of everything this engine asked so far."""
@@ -89,20 +92,27 @@ class LlmTeacher:
                 calls.append((entry, start, min(self.examples_per_call, entry.count - start)))
         requests = [self._generation_request(plan.environment, entry, count, derived_seed(seed, entry.entry_id, start))
                     for entry, start, count in calls]
-        replies = self.chat.complete(requests, GeneratedProblems)
+        replies = self.chat.complete(requests, self.reply_model)
         examples: list[TrainingExample] = []
         failures: list[GenerationFailure] = []
         for (entry, start, count), reply in zip(calls, replies, strict=True):
-            problems = reply.value.problems[:count] if reply.ok else []
-            for offset, problem in enumerate(problems):
+            problems, unusable = [], []
+            for item in reply.value.problems[:count] if reply.ok else []:
+                try:
+                    problems.append(self.domain.draft(item))
+                except (ValueError, ValidationError) as error:  # an item the domain cannot read counts as missing
+                    unusable.append(str(error).splitlines()[0])
+            for offset, draft in enumerate(problems):
                 examples.append(
                     TrainingExample(
-                        example_id=f"{entry.entry_id}/{start + offset:05d}", question=problem.question.strip(),
-                        answer=problem.answer.strip(), skill=entry.skill, plan_entry_id=entry.entry_id,
+                        example_id=f"{entry.entry_id}/{start + offset:05d}", skill=entry.skill,
+                        plan_entry_id=entry.entry_id, **draft.model_dump(),
                     )
                 )
             if len(problems) < count:
                 reason = reply.error or f"the reply had {len(problems)} of {count} problems"
+                if unusable:
+                    reason += f" ({len(unusable)} unusable: {unusable[0]})"
                 failures.append(
                     GenerationFailure(entry_id=entry.entry_id, missing=count - len(problems), reason=f"{reason} (prompt {reply.prompt_hash[:12]})")
                 )
@@ -114,7 +124,8 @@ class LlmTeacher:
                 f"the LLM teacher has no prompt for environment {environment!r}; known: {', '.join(prompts.GENERATE)}"
             )
         errors = "\n".join(
-            f"- {example.question} -> {example.reference} (student: {example.prediction or 'no answer'})"
+            f"- {example.question} -> {example.reference} (student: {example.prediction or 'no answer'}"
+            + (f"; {example.verdict}" if example.verdict and example.prediction else "") + ")"
             for example in entry.similar_to[:MAX_ERRORS_SHOWN]
         )
         user = prompts.user_message(
@@ -123,7 +134,7 @@ class LlmTeacher:
         )
         return ChatRequest(
             purpose=f"generate:{environment}", seed=seed, prompt_version=prompts.PROMPT_VERSION,
-            messages=(prompts.system_message(self.domain, GeneratedProblems), user),
+            messages=(prompts.system_message(self.domain.name, self.reply_model), user),
         )
 
     # -- Skill-Tree explore ----------------------------------------------------------------------
@@ -136,7 +147,7 @@ class LlmTeacher:
         )
         request = ChatRequest(
             purpose="propose_subskills", seed=derived_seed(seed, skill, len(existing)), prompt_version=prompts.PROMPT_VERSION,
-            messages=(prompts.system_message(self.domain, ProposedSubskills), user),
+            messages=(prompts.system_message(self.domain.name, ProposedSubskills), user),
         )
         (reply,) = self.chat.complete([request], ProposedSubskills)
         if not reply.ok:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry
 from dataenvgym_dagster.domain.protocol import Domain
 from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
-from dataenvgym_dagster.domain.types import TrainingExample
+from dataenvgym_dagster.domain.types import Draft, TrainingExample
 
 NOVELTY_ATTEMPTS = 20  # draws per example before accepting a question seen before
 
@@ -41,26 +41,23 @@ class OfflineTeacher:
         for entry in plan.entries:
             rng = entry_rng(seed, entry)
             for index in range(entry.count):
-                question, answer = self._novel(entry.skill, rng, seen)
+                draft = self._novel(entry.skill, rng, seen)
                 examples.append(
                     TrainingExample(
-                        example_id=f"{entry.entry_id}/{index:05d}",
-                        question=question,
-                        answer=answer,
-                        skill=entry.skill,
-                        plan_entry_id=entry.entry_id,
+                        example_id=f"{entry.entry_id}/{index:05d}", skill=entry.skill, plan_entry_id=entry.entry_id,
+                        **draft.model_dump(),
                     )
                 )
         return GenerationResult(requested=plan.total, examples=tuple(examples))
 
-    def _novel(self, skill: str, rng: random.Random, seen: set[str]) -> tuple[str, str]:
+    def _novel(self, skill: str, rng: random.Random, seen: set[str]) -> Draft:
         for _ in range(NOVELTY_ATTEMPTS):
-            question, answer = self.domain.sample(skill, rng)
-            key = self.domain.canonical(question)
+            draft = self.domain.sample(skill, rng)
+            key = self.domain.canonical(draft.question)
             if key not in seen:
                 seen.add(key)
-                return question, answer
-        return question, answer
+                return draft
+        return draft
 
     def propose_subskills(self, skill: str, existing: Sequence[str], count: int, seed: int) -> list[str]:
         """The domain's leaf skills under category ``skill`` that the tree does not have yet, in a seeded order."""

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-
-class StudentArchitecture(BaseModel):
-    """Size of a tiny Llama student. The defaults give about 0.9 M parameters."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    hidden_size: int = 128
-    intermediate_size: int = 384
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    max_position_embeddings: int = 64
+from dataenvgym_dagster.machinery.student.settings import StudentArchitecture
 
 
 def build_student(architecture: StudentArchitecture, tokenizer: PreTrainedTokenizerBase, seed: int) -> LlamaForCausalLM:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from transformers.utils import logging as _transformers_logging
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -22,31 +23,11 @@ from transformers import (
     TrainingArguments,
 )
 
+from dataenvgym_dagster.machinery.student.settings import TrainingSettings
+
+_transformers_logging.disable_progress_bar()  # a 1 MB student needs no progress bars over the run log
+
 Progress = Callable[[str], None]
-
-
-class LoraSettings(BaseModel):
-    """LoRA on all linear layers; the defaults are the DataEnvGym paper's."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-
-
-class TrainingSettings(BaseModel):
-    """How one training run updates the student. Loss is on answer tokens only."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    learning_rate: float = 1e-3
-    batch_size: int = 64
-    epochs: float = Field(1.0, gt=0, description="Passes over the training examples.")
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    lora: LoraSettings | None = None
-    threads: int = Field(2, description="torch CPU threads.")
 
 
 class TrainingReport(BaseModel):
