@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +71,43 @@ def make_workspace(root: Path, overrides: dict | None = None) -> Workspace:
     catalog = load_catalog(catalog_file)
     home = root / "home"
     return Workspace(home, catalog, build_definitions(catalog, str(home), catalog_file), DagsterInstance.ephemeral())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _homes_outside_the_working_tree(tmp_path_factory: pytest.TempPathFactory):
+    """Code that falls back to the default home (``./.dataenvgym``) writes to a temporary one instead."""
+    home = tmp_path_factory.mktemp("default_home")
+    saved = {name: os.environ.get(name) for name in ("DATAENVGYM_HOME", "DAGSTER_HOME")}
+    os.environ["DATAENVGYM_HOME"], os.environ["DAGSTER_HOME"] = str(home), str(home / "dagster")
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config._untracked_before = _untracked(Path(session.config.rootpath))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Tests write only under temporary directories: a new file in the working tree fails the session."""
+    before = getattr(session.config, "_untracked_before", None)
+    if before is None:
+        return
+    created = _untracked(Path(session.config.rootpath)) - before
+    if created:
+        print(f"\ntests wrote into the working tree: {sorted(created)[:10]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _untracked(root: Path) -> set[str]:
+    """Files git does not track or ignore under ``root`` (empty outside a git checkout)."""
+    listed = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "--others", "--exclude-standard"], capture_output=True, text=True, check=False
+    )
+    return set(listed.stdout.split()) if listed.returncode == 0 else set()
 
 
 @pytest.fixture
