@@ -27,9 +27,12 @@ class StudentArchitecture(_Strict):
 class LoraSettings(_Strict):
     """LoRA on all linear layers; the defaults are the DataEnvGym paper's."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = Field(16, gt=0, description="Rank of each adapter.")
+    alpha: int = Field(32, gt=0, description="Scaling numerator: updates are scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | tuple[str, ...] = Field(
+        "all-linear", description="Modules that get adapters: 'all-linear' (every linear layer but the output head) or names."
+    )
 
 
 class TrainingSettings(_Strict):
@@ -40,7 +43,6 @@ class TrainingSettings(_Strict):
     epochs: float = Field(1.0, gt=0, description="Passes over the training examples.")
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
-    lora: LoraSettings | None = None
     threads: int = Field(2, description="torch CPU threads.")
 
 
@@ -63,7 +65,9 @@ class StudentSpec(_Strict):
     model: str = Field(TINY, description="'tiny', a hub id (google/gemma-2-2b) or a local save_pretrained folder.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of ``model``.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "cpu", description="Where the student trains and answers; auto: cuda when available. cuda trains in bf16."
+    )
     prompt_format: Literal["plain", "few_shot", "chat"] = Field(
         "plain", description="plain: the domain's prompt; few_shot: solved examples first; chat: the tokenizer's chat template."
     )
