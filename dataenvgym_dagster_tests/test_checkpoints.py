@@ -32,7 +32,7 @@ def sharded(tmp_path):
 
 
 def test_a_sharded_checkpoint_records_every_shard_and_its_index_and_loads(sharded):
-    home, directory, checkpoint = sharded
+    home, _, checkpoint = sharded
     names = [f.name for f in checkpoint.files]
     shards = [name for name in names if name.startswith("model-0")]
     assert len(shards) >= 2 and "model.safetensors.index.json" in names and WEIGHTS_FILE not in names

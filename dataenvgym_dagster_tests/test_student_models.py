@@ -12,7 +12,12 @@ from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.types import StudentText
 from dataenvgym_dagster.machinery.student.backend import StudentWeights, get_backend
 from dataenvgym_dagster.machinery.student.evaluation import complete
-from dataenvgym_dagster.machinery.student.settings import GenerationSettings, LoraSettings, StudentSpec, TrainingSettings
+from dataenvgym_dagster.machinery.student.settings import (
+    GenerationSettings,
+    LoraSettings,
+    StudentSpec,
+    TrainingSettings,
+)
 from dataenvgym_dagster.machinery.student.training import (
     SequenceTooLongError,
     encode_prompts,
@@ -22,7 +27,7 @@ from dataenvgym_dagster.machinery.student.training import (
 
 from .tiny_students import save_tiny_student
 
-QUIET = lambda message: None  # noqa: E731
+QUIET = lambda message: None
 TRAINING = TrainingSettings(batch_size=16, learning_rate=1e-2, epochs=1)
 
 

@@ -79,13 +79,14 @@ def save_tiny_student(folder: Path, architecture: str, seed: int = 0, max_positi
     """A random-initialised ``architecture`` model and its tokenizer, saved as a hub snapshot would be."""
     flavour = FLAVOURS[architecture]
     tokenizer = train_flavoured_tokenizer(flavour, arithmetic_corpus())
-    sizes = dict(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=16, max_position_embeddings=max_positions, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
+    sizes = {
+        "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16, "max_position_embeddings": max_positions,
+        "tie_word_embeddings": True, "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     if architecture == "gemma2":
-        sizes.update(query_pre_attn_scalar=16, sliding_window=max_positions)
+        sizes |= {"query_pre_attn_scalar": 16, "sliding_window": max_positions}
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(flavour.config(**sizes))
     model.save_pretrained(folder, safe_serialization=True)

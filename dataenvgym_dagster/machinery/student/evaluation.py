@@ -9,7 +9,12 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from dataenvgym_dagster.machinery.student.backend import Completion, GenerationReport
-from dataenvgym_dagster.machinery.student.training import encode_prompts, max_positions, prepare_tokenizer, tokenize_pairs
+from dataenvgym_dagster.machinery.student.training import (
+    encode_prompts,
+    max_positions,
+    prepare_tokenizer,
+    tokenize_pairs,
+)
 
 Progress = Callable[[str], None]
 
