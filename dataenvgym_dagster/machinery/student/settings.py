@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TINY = "tiny"
 
@@ -44,6 +44,16 @@ class TrainingSettings(_Strict):
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     threads: int = Field(2, description="torch CPU threads.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_belongs_to_the_student(cls, data: object) -> object:
+        if isinstance(data, dict) and "lora" in data:
+            raise ValueError(
+                "training settings have no lora: LoRA is part of the student now; move it to the domain's "
+                "student.lora (or an experiment's student: {lora: ...})"
+            )
+        return data
 
 
 class GenerationSettings(_Strict):

@@ -14,6 +14,15 @@ from dataenvgym_dagster.machinery.student.backend import Completion, GenerationR
 from dataenvgym_dagster.machinery.student.settings import StudentSpec
 
 _ENGINES: dict[tuple, object] = {}  # one engine per base model and settings: loading one takes minutes
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+
+
+def max_lora_rank(r: int) -> int:
+    """The smallest rank vLLM accepts as ``max_lora_rank`` that holds adapters of rank ``r``."""
+    fitting = [rank for rank in LORA_RANKS if rank >= r]
+    if not fitting:
+        raise ValueError(f"student.lora.r {r} is larger than vLLM's largest LoRA rank {LORA_RANKS[-1]}; use generation.backend hf")
+    return fitting[0]
 
 
 def _vllm():
@@ -34,7 +43,7 @@ def engine(weights: StudentWeights, spec: StudentSpec, max_model_len: int | None
     key = (weights.model, weights.revision, spec.dtype, spec.lora.r if spec.lora else None, max_model_len)
     if key not in _ENGINES:
         _ENGINES.clear()  # one base model on the GPU at a time
-        options = {"enable_lora": True, "max_lora_rank": max(16, spec.lora.r), "max_loras": 1} if spec.lora else {}
+        options = {"enable_lora": True, "max_lora_rank": max_lora_rank(spec.lora.r), "max_loras": 1} if spec.lora else {}
         _ENGINES[key] = vllm.LLM(
             model=weights.model, revision=weights.revision, dtype=spec.dtype,
             max_model_len=max_model_len, seed=0, **options,
