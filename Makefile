@@ -6,15 +6,27 @@ PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install run test ui benchmark table2 teacher-benchmark clean
+.PHONY: install install-gpu run test ui benchmark table2 teacher-benchmark gpu-check clean
+
+# The CPU build of torch, installed before the project so that its unpinned `torch>=2.13` is already met.
+CPU_TORCH ?= torch==2.13.0
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet '$(CPU_TORCH)'
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
+
+$(VENV)/.installed-gpu: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test,gpu]'
+	touch $@
+
+install-gpu: $(VENV)/.installed-gpu  ## on a CUDA machine: the project with vLLM (which brings its own CUDA torch)
 
 run: install  ## the default experiment, offline on the CPU, with a per-skill accuracy table at the end
 	$(PYTHON) -m dataenvgym_dagster run
@@ -34,6 +46,9 @@ table2: install  ## every environment with and without state, 3 seeds each (abou
 
 teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server
 	$(PYTHON) benchmarks/teacher_throughput.py
+
+gpu-check: install-gpu  ## on a GPU machine: train and evaluate a Gemma-2-2B-sized student, print tokens/s, MFU, vLLM vs HF
+	$(PYTHON) benchmarks/gpu_check.py
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)

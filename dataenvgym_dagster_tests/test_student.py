@@ -5,6 +5,7 @@ import random
 
 import pytest
 import torch
+from peft import PeftModel
 
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.machinery.student.evaluation import complete
@@ -43,15 +44,20 @@ def test_training_updates_the_student_and_saves_a_loadable_checkpoint(tmp_path, 
     model = build_student(MICRO, tokenizer, seed=0)
     before = weights(model).clone()
     report = train_student(
-        model, tokenizer, pairs, TrainingSettings(batch_size=16, learning_rate=3e-3, lora=lora), tmp_path, seed=0,
-        progress=lambda _: None,
+        model, tokenizer, pairs, TrainingSettings(batch_size=16, learning_rate=3e-3), tmp_path, seed=0,
+        progress=lambda _: None, lora=lora,
     )
-    reloaded, reloaded_tokenizer = load_student(tmp_path)
     assert report.steps == math.ceil(len(pairs) / 16)
     assert report.tokens > 0 and report.final_loss > 0
+    if lora is None:
+        reloaded, reloaded_tokenizer = load_student(tmp_path)
+        assert len(reloaded_tokenizer) == len(tokenizer)
+    else:
+        # LoRA students are saved as PEFT adapter folders, never merged copies; plain peft loads them.
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in tmp_path.iterdir()}
+        assert not (tmp_path / "model.safetensors").exists()
+        reloaded = PeftModel.from_pretrained(build_student(MICRO, tokenizer, seed=0), tmp_path).merge_and_unload()
     assert not torch.equal(weights(reloaded), before)
-    assert len(reloaded_tokenizer) == len(tokenizer)
-    # LoRA adapters are merged: the checkpoint is a plain model with the base's parameter count.
     assert weights(reloaded).numel() == before.numel()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -18,21 +19,24 @@ from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import SPLITS, BenchmarkFormatError, Domain
 from dataenvgym_dagster.domain.quality import check_examples
 from dataenvgym_dagster.domain.teachers.protocol import DataGenerationEngine, GenerationResult
-from dataenvgym_dagster.domain.types import EvaluationRecord, Problem, TrainingExample
+from dataenvgym_dagster.domain.types import EvaluationRecord, Problem, StudentText, TrainingExample
 from dataenvgym_dagster.experiments.config import (
     BaseStudentSettings,
     BenchmarkSettings,
     ExperimentSettings,
     TrainingRecipe,
 )
-from dataenvgym_dagster.machinery.student.settings import StudentSpec
-from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint, checkpoint_dir, fingerprint, verified_path
+from dataenvgym_dagster.loop.checkpoints import (
+    StudentCheckpoint,
+    checkpoint_dir,
+    folder_checkpoint,
+    pretrained_checkpoint,
+    student_weights,
+)
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
-from dataenvgym_dagster.machinery.student.evaluation import GenerationReport, complete
-from dataenvgym_dagster.machinery.student.model import build_student
-from dataenvgym_dagster.machinery.student.tokenizer import train_tokenizer
-from dataenvgym_dagster.machinery.student.training import TrainingReport, load_student, train_student
+from dataenvgym_dagster.machinery.student.backend import Completion, GenerationReport, TrainingReport, get_backend
+from dataenvgym_dagster.machinery.student.settings import StudentSpec
 from dataenvgym_dagster.machinery.warehouse import TABLES
 
 Progress = Callable[[str], None]
@@ -42,6 +46,34 @@ def student_pairs(domain: Domain, problems: Iterable[Problem]) -> list[tuple[str
     """(prompt, target) text pairs in the student's format."""
     texts = [domain.student_text(problem) for problem in problems]
     return [(text.prompt, text.target) for text in texts]
+
+
+FEW_SHOT_SEED = 0  # the few-shot examples are the same for every prompt, iteration and experiment
+
+
+def student_texts(domain: Domain, problems: Iterable[Problem], student: StudentSpec) -> list[StudentText]:
+    """The student's texts for problems in the spec's prompt format.
+
+    ``few_shot`` puts ``few_shot_examples`` solved problems from the domain's procedural generator
+    before each prompt; ``chat`` is applied by the backend with the tokenizer's template.
+    """
+    texts = [domain.student_text(problem) for problem in problems]
+    if student.prompt_format != "few_shot" or student.few_shot_examples == 0:
+        return texts
+    prefix = few_shot_prefix(domain, student.few_shot_examples)
+    return [text.model_copy(update={"prompt": prefix + text.prompt}) for text in texts]
+
+
+def few_shot_prefix(domain: Domain, count: int, seed: int = FEW_SHOT_SEED) -> str:
+    """``count`` solved procedural problems (prompt and target), one skill after another, each followed by a blank line."""
+    rng = random.Random(seed)
+    skills = list(domain.taxonomy.skills)
+    shots = []
+    for index in range(count):
+        skill = skills[rng.randrange(len(skills))]
+        text = domain.student_text(Problem(example_id=f"few_shot/{index}", skill=skill, **domain.sample(skill, rng).model_dump()))
+        shots.append(f"{text.prompt}{text.target}\n\n")
+    return "".join(shots)
 
 
 def iteration_seed(settings: ExperimentSettings, iteration: int) -> int:
@@ -88,16 +120,57 @@ def pretraining_corpus(domain: Domain, settings: BaseStudentSettings) -> pl.Data
 
 
 def pretrain_base_student(
-    domain: Domain, corpus: pl.DataFrame, settings: BaseStudentSettings, home: Path, progress: Progress
-) -> tuple[StudentCheckpoint, TrainingReport]:
-    """Train a tokenizer on the corpus, build a random Llama student and pretrain it on the corpus."""
+    domain: Domain,
+    corpus: pl.DataFrame,
+    settings: BaseStudentSettings,
+    home: Path,
+    progress: Progress,
+    student: StudentSpec | None = None,
+) -> tuple[StudentCheckpoint, TrainingReport | None]:
+    """The domain's base student.
+
+    ``model: tiny``: train a tokenizer on the corpus, build a random Llama and pretrain it on the
+    corpus (saved under the home). A hub id or local folder: nothing is trained or copied; the
+    record says which model and revision it is (and a local folder's weight manifest).
+    """
+    student = student or StudentSpec()
+    if not student.is_tiny:
+        progress(f"the base student of {domain.name} is {student.model} at revision {student.revision or 'main'}")
+        return pretrained_checkpoint(student.model, student.revision, domain=domain.name), None
+    # torch is imported only where a tiny student is built.
+    from dataenvgym_dagster.machinery.student.model import build_student
+    from dataenvgym_dagster.machinery.student.tokenizer import train_tokenizer
+    from dataenvgym_dagster.machinery.student.training import train_student
+
     pairs = student_pairs(domain, problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})"))
     tokenizer = train_tokenizer((prompt + target for prompt, target in pairs), settings.tokenizer_vocab_size)
     model = build_student(settings.architecture, tokenizer, settings.seed)
     progress(f"pretraining a {sum(p.numel() for p in model.parameters()):,}-parameter student on {len(pairs):,} examples")
-    directory = checkpoint_dir(home, domain.name)
+    directory = _fresh(checkpoint_dir(home, domain.name))
     report = train_student(model, tokenizer, pairs, settings.training, directory, settings.seed, progress)
-    return StudentCheckpoint(domain=domain.name, path=str(directory), sha256=fingerprint(directory)), report
+    return folder_checkpoint(home, directory, domain=domain.name), report
+
+
+def initial_checkpoint(base: StudentCheckpoint, student: StudentSpec) -> StudentCheckpoint:
+    """The student an experiment starts from: the domain's base student, unless the experiment names another model."""
+    if student.is_tiny:
+        if base.kind == "pretrained":
+            raise ValueError(
+                f"the experiment's student is tiny but the {base.label} is {base.reference}; "
+                "re-materialise base_student, or name a model in the experiment's student"
+            )
+        return base
+    if base.kind == "pretrained" and (base.model, base.revision) == (student.model, student.revision):
+        return base
+    return pretrained_checkpoint(student.model, student.revision, domain=base.domain)
+
+
+def _fresh(directory: Path) -> Path:
+    """An empty checkpoint folder: files of an earlier materialisation must not join the new manifest."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    return directory
 
 
 # -- per iteration -------------------------------------------------------------------------------
@@ -110,13 +183,16 @@ def evaluate_student(
     experiment: str,
     iteration: int,
     student: StudentSpec,
+    home: Path,
     progress: Progress,
 ) -> tuple[pl.DataFrame, GenerationReport]:
-    """Greedy answers of the checkpoint on one split, scored by the domain (table ``evaluation_results``)."""
+    """Greedy answers of the checkpoint on one split, scored by the domain (table ``evaluation_results``).
+
+    The checkpoint is read from ``home`` (where its path is relative to), after verifying its files."""
     problems = problems_of(benchmark.filter(pl.col("split") == split), Problem, f"benchmark_splits ({domain.name}, {split})")
     if not problems:
         raise ValueError(f"benchmark_splits for {domain.name} has no {split!r} problems; re-materialise benchmark_splits")
-    completions, report = _complete(domain, checkpoint, problems, student, progress)
+    completions, report = _complete(domain, checkpoint, problems, student, home, progress)
     scores = domain.score(problems, [completion.text for completion in completions])
     rows = [
         {
@@ -131,13 +207,12 @@ def evaluate_student(
     return pl.DataFrame(rows, schema=TABLES["evaluation_results"]), report
 
 
-def _complete(domain: Domain, checkpoint: StudentCheckpoint, problems: Sequence[Problem], student: StudentSpec, progress: Progress):
+def _complete(
+    domain: Domain, checkpoint: StudentCheckpoint, problems: Sequence[Problem], student: StudentSpec, home: Path, progress: Progress
+) -> tuple[list[Completion], GenerationReport]:
     """The checkpoint's greedy completions of the problems' prompts, with each reference target's loss."""
-    model, tokenizer = load_student(verified_path(checkpoint))
-    pairs = student_pairs(domain, problems)
-    return complete(
-        model, tokenizer, pairs, student.generation.max_new_tokens, batch_size=student.generation.batch_size, progress=progress
-    )
+    weights = student_weights(checkpoint, home)
+    return get_backend(student).complete(weights, student_texts(domain, problems, student), progress)
 
 
 def skill_taxonomy(
@@ -242,6 +317,7 @@ def generated_dataset(
     earlier_generated: list[pl.DataFrame],
     previous: StudentCheckpoint | None = None,
     student: StudentSpec | None = None,
+    home: Path | None = None,
 ) -> tuple[pl.DataFrame, GenerationResult]:
     """The teacher's examples for the plan, each with its quality verdict (table ``generated_examples``).
 
@@ -260,7 +336,7 @@ def generated_dataset(
             f"{settings.shortfall_tolerance:.1%}). {failures or 'No failure was reported.'} "
             "Check the teacher (see the teacher_calls ledger), or raise shortfall_tolerance in the experiment."
         )
-    solved = _solved_by(domain, previous, result.examples, student or StudentSpec()) if settings.quality.drop_solved else None
+    solved = _solved_by(domain, previous, result.examples, student or StudentSpec(), home) if settings.quality.drop_solved else None
     verdicts = check_examples(
         domain, result.examples, planned_skills={entry.skill for entry in plan.entries}, settings=settings.quality,
         benchmark_questions=benchmark_questions, test_questions=held_out_test_questions(benchmark),
@@ -286,12 +362,12 @@ def held_out_test_questions(benchmark: pl.DataFrame) -> list[str]:
 
 
 def _solved_by(
-    domain: Domain, checkpoint: StudentCheckpoint | None, examples: Sequence[TrainingExample], student: StudentSpec
+    domain: Domain, checkpoint: StudentCheckpoint | None, examples: Sequence[TrainingExample], student: StudentSpec, home: Path | None
 ) -> dict[str, bool]:
     """Whether the checkpoint already answers each example correctly, as the domain scores it."""
-    if checkpoint is None:
-        raise ValueError("drop_solved needs the previous iteration's student_checkpoint")
-    completions, _ = _complete(domain, checkpoint, examples, student, progress=lambda message: None)
+    if checkpoint is None or home is None:
+        raise ValueError("drop_solved needs the previous iteration's student_checkpoint and the home it is stored in")
+    completions, _ = _complete(domain, checkpoint, examples, student, home, progress=lambda message: None)
     scores = domain.score(examples, [completion.text for completion in completions])
     return {example.example_id: score.correct for example, score in zip(examples, scores, strict=True)}
 
@@ -309,20 +385,27 @@ def train_iteration_student(
     pretraining: pl.DataFrame,
     home: Path,
     progress: Progress,
+    student: StudentSpec | None = None,
 ) -> tuple[StudentCheckpoint, TrainingReport, pl.DataFrame]:
-    """Train the iteration's student; returns the checkpoint, the report and its lineage rows."""
+    """Train the iteration's student; returns the checkpoint, the report and its lineage rows.
+
+    With ``student.lora`` the checkpoint is a PEFT adapter on the base model: ``continue_with_replay``
+    trains the previous iteration's adapter further, ``retrain_from_base`` a fresh one.
+    """
+    student = student or StudentSpec()
     seed = iteration_seed(settings, iteration)
     training_set, sources = compose_training_set(settings.training, targeted, earlier_generated, pretraining, seed)
-    start_from = base if settings.training.recipe is TrainingRecipe.retrain_from_base else previous
-    model, tokenizer = load_student(verified_path(start_from))
-    pairs = student_pairs(domain, problems_of(training_set, Problem, f"iteration_{iteration} training set"))
-    progress(f"training from the {start_from.label} on {len(pairs):,} examples ({sources})")
-    directory = checkpoint_dir(home, domain.name, experiment, iteration)
-    report = train_student(model, tokenizer, pairs, settings.training.settings, directory, seed, progress)
-    checkpoint = StudentCheckpoint(
-        domain=domain.name, experiment=experiment, iteration=iteration, path=str(directory), sha256=fingerprint(directory)
+    start_from = initial_checkpoint(base, student) if settings.training.recipe is TrainingRecipe.retrain_from_base else previous
+    texts = student_texts(domain, problems_of(training_set, Problem, f"iteration_{iteration} training set"), student)
+    progress(f"training from the {start_from.label} ({start_from.reference}) on {len(texts):,} examples ({sources})")
+    weights = student_weights(start_from, home)
+    directory = _fresh(checkpoint_dir(home, domain.name, experiment, iteration))
+    report = get_backend(student).train(weights, texts, settings.training.settings, directory, seed, progress)
+    checkpoint = folder_checkpoint(
+        home, directory, domain=domain.name, experiment=experiment, iteration=iteration,
+        base=start_from.base_model if student.lora is not None else None,
     )
-    lineage_sources = [("checkpoint", start_from.path, 0)] + [
+    lineage_sources = [("checkpoint", start_from.reference, 0)] + [
         ("dataset", f"iteration_{iteration}/generated_dataset", sources["this_iteration"])
     ]
     if "replay" in sources:
@@ -335,7 +418,7 @@ def train_iteration_student(
     lineage = pl.DataFrame(
         [
             {
-                "domain": domain.name, "experiment": experiment, "iteration": iteration, "checkpoint": checkpoint.path,
+                "domain": domain.name, "experiment": experiment, "iteration": iteration, "checkpoint": checkpoint.reference,
                 "checkpoint_sha256": checkpoint.sha256, "source_kind": kind, "source": source, "examples": examples,
             }
             for kind, source, examples in lineage_sources

@@ -2,7 +2,7 @@
 
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, Output, asset
 
 from dataenvgym_dagster.defs.metadata import markdown_table, training_metadata
 from dataenvgym_dagster.defs.partitions import domain_partitions
@@ -38,10 +38,14 @@ def foundation_assets(catalog: ExperimentCatalog) -> list[AssetsDefinition]:
 
     @asset(partitions_def=partitions, group_name=GROUP, ins={"corpus": AssetIn("pretraining_corpus")})
     def base_student(context: AssetExecutionContext, teaching: TeachingHome, corpus: pl.DataFrame) -> Output[StudentCheckpoint]:
-        """A tiny Llama student with a locally trained tokenizer, pretrained on the corpus."""
+        """The domain's student before teaching: the tiny Llama pretrained on the corpus, or the named hub model / local folder."""
         domain = get_domain(context.partition_key)
-        settings = teaching.catalog().domain(domain.name).base_student
-        checkpoint, report = steps.pretrain_base_student(domain, corpus, settings, teaching.path, context.log.info)
-        return Output(checkpoint, metadata={"path": MetadataValue.path(checkpoint.path), **training_metadata(report)})
+        settings = teaching.catalog().domain(domain.name)
+        checkpoint, report = steps.pretrain_base_student(
+            domain, corpus, settings.base_student, teaching.path, context.log.info, student=settings.student
+        )
+        if report is None:
+            return Output(checkpoint, metadata={"model": checkpoint.reference, "sha256": checkpoint.sha256, "files": len(checkpoint.files)})
+        return Output(checkpoint, metadata={"path": checkpoint.reference, "sha256": checkpoint.sha256, **training_metadata(report)})
 
     return [benchmark_splits, pretraining_corpus, base_student]

@@ -26,7 +26,6 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
-    MetadataValue,
     Output,
     asset,
 )
@@ -161,7 +160,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         frame, result = steps.generated_dataset(
             domain, engine, plan, settings, benchmark=inputs["benchmark"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)], previous=inputs["previous"],
-            student=teaching.catalog().student(domain.name, experiment),
+            student=teaching.catalog().student(domain.name, experiment), home=teaching.path,
         )
         passed = int(frame["passed_quality_checks"].sum())
         if passed == 0:
@@ -184,9 +183,11 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
     if iteration == 0:
 
         @loop_asset("student_checkpoint", {"base": AssetIn("base_student", partition_mapping=SAME_DOMAIN)})
-        def base_checkpoint(context: AssetExecutionContext, base: StudentCheckpoint) -> Output[StudentCheckpoint]:
-            """Iteration 0's student is the domain's base student, before any teaching."""
-            return Output(base, metadata={"path": MetadataValue.path(base.path), "sha256": base.sha256})
+        def base_checkpoint(context: AssetExecutionContext, teaching: TeachingHome, base: StudentCheckpoint) -> Output[StudentCheckpoint]:
+            """Iteration 0's student is the domain's base student (or the experiment's own model), before any teaching."""
+            domain, experiment, _ = _partition(context, teaching)
+            initial = steps.initial_checkpoint(base, teaching.catalog().student(domain.name, experiment))
+            return Output(initial, metadata={"checkpoint": initial.reference, "sha256": initial.sha256})
 
         return base_checkpoint
 
@@ -207,11 +208,15 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
             previous=inputs["previous"], base=inputs["base"], targeted=inputs["targeted"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)],
             pretraining=inputs["pretraining"], home=teaching.path, progress=context.log.info,
+            student=teaching.catalog().student(domain.name, experiment),
         )
         _write(teaching, "lineage", domain.name, experiment, iteration, lineage)
         run = steps.training_run_row(report, domain=domain.name, experiment=experiment, iteration=iteration, recipe=settings.training.recipe)
         _write(teaching, "training_runs", domain.name, experiment, iteration, run)
-        return Output(checkpoint, metadata={"path": MetadataValue.path(checkpoint.path), "sha256": checkpoint.sha256, **training_metadata(report)})
+        return Output(checkpoint, metadata={
+            "path": checkpoint.reference, "kind": checkpoint.kind, "base": checkpoint.base_model.reference,
+            "sha256": checkpoint.sha256, **training_metadata(report),
+        })
 
     return student_checkpoint
 
@@ -227,7 +232,7 @@ def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinitio
         domain, experiment, _ = _partition(context, teaching)
         results, report = steps.evaluate_student(
             domain, checkpoint, benchmark, split, experiment=experiment, iteration=iteration,
-            student=teaching.catalog().student(domain.name, experiment), progress=context.log.info,
+            student=teaching.catalog().student(domain.name, experiment), home=teaching.path, progress=context.log.info,
         )
         metadata = evaluation_metadata(results, report)
         if split == "test":

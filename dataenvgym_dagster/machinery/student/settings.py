@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TINY = "tiny"
 
@@ -27,9 +27,12 @@ class StudentArchitecture(_Strict):
 class LoraSettings(_Strict):
     """LoRA on all linear layers; the defaults are the DataEnvGym paper's."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = Field(16, gt=0, description="Rank of each adapter.")
+    alpha: int = Field(32, gt=0, description="Scaling numerator: updates are scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | tuple[str, ...] = Field(
+        "all-linear", description="Modules that get adapters: 'all-linear' (every linear layer but the output head) or names."
+    )
 
 
 class TrainingSettings(_Strict):
@@ -40,8 +43,17 @@ class TrainingSettings(_Strict):
     epochs: float = Field(1.0, gt=0, description="Passes over the training examples.")
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
-    lora: LoraSettings | None = None
     threads: int = Field(2, description="torch CPU threads.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_belongs_to_the_student(cls, data: object) -> object:
+        if isinstance(data, dict) and "lora" in data:
+            raise ValueError(
+                "training settings have no lora: LoRA is part of the student now; move it to the domain's "
+                "student.lora (or an experiment's student: {lora: ...})"
+            )
+        return data
 
 
 class GenerationSettings(_Strict):
@@ -63,7 +75,9 @@ class StudentSpec(_Strict):
     model: str = Field(TINY, description="'tiny', a hub id (google/gemma-2-2b) or a local save_pretrained folder.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of ``model``.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "cpu", description="Where the student trains and answers; auto: cuda when available. cuda trains in bf16."
+    )
     prompt_format: Literal["plain", "few_shot", "chat"] = Field(
         "plain", description="plain: the domain's prompt; few_shot: solved examples first; chat: the tokenizer's chat template."
     )

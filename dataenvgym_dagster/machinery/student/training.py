@@ -1,4 +1,8 @@
-"""Supervised fine-tuning of a student on (prompt, target) pairs with the Hugging Face Trainer."""
+"""Supervised fine-tuning of a student on (prompt, target) pairs with the Hugging Face Trainer.
+
+Whole models are saved with ``save_pretrained``; LoRA students are saved as PEFT adapter folders
+(``adapter_config.json`` + ``adapter_model.safetensors``), never merged.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, get_peft_model
-from pydantic import BaseModel
-from transformers.utils import logging as _transformers_logging
+from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -22,35 +24,105 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.utils import logging as _transformers_logging
 
-from dataenvgym_dagster.machinery.student.settings import TrainingSettings
+from dataenvgym_dagster.machinery.student.backend import TrainingReport
+from dataenvgym_dagster.machinery.student.settings import LoraSettings, TrainingSettings
 
 _transformers_logging.disable_progress_bar()  # a 1 MB student needs no progress bars over the run log
 
 Progress = Callable[[str], None]
 
-
-class TrainingReport(BaseModel):
-    """What one training run did, for asset metadata and benchmarks."""
-
-    examples: int
-    steps: int
-    tokens: int
-    seconds: float
-    tokens_per_second: float
-    final_loss: float
-    loss_curve: list[tuple[int, float]]
+__all__ = ["TrainingReport", "load_student", "prepare_tokenizer", "tokenize_pairs", "train_student"]
 
 
-def tokenize_pairs(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]]) -> list[dict[str, list[int]]]:
-    """``<s> prompt target </s>`` with labels on the target and end-of-sequence tokens only."""
-    prompts = tokenizer([prompt for prompt, _ in pairs])["input_ids"]
+class SequenceTooLongError(ValueError):
+    """A prompt and its target do not fit in the student's positions."""
+
+
+def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Give a tokenizer without a pad token one (its end-of-sequence token), so batches can be padded.
+
+    Padding is always masked by explicit attention masks built from lengths, so a pad token equal
+    to a real token is harmless. A tokenizer without an end-of-sequence token cannot end answers.
+    """
+    if tokenizer.eos_token_id is None:
+        raise ValueError(
+            f"the student's tokenizer ({type(tokenizer).__name__}, {tokenizer.name_or_path or 'unnamed'}) has no "
+            "end-of-sequence token, so the student cannot learn where an answer ends; set eos_token in tokenizer_config.json"
+        )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], chat: bool = False) -> list[list[int]]:
+    """Token ids of each prompt as the student reads it, at training and at evaluation alike.
+
+    Plain prompts get whatever special tokens the tokenizer adds (BOS for Llama and Gemma, none for
+    Qwen2). With ``chat``, each prompt is one user turn in the tokenizer's chat template followed by
+    the assistant's turn opening; the template writes its own special tokens.
+    """
+    if not prompts:
+        return []
+    if not chat:
+        return tokenizer(list(prompts))["input_ids"]
+    if not tokenizer.chat_template:
+        raise ValueError(
+            f"prompt_format is chat but the student's tokenizer ({tokenizer.name_or_path or 'unnamed'}) has no chat "
+            "template; use prompt_format plain or few_shot, or a tokenizer with chat_template set"
+        )
+    rendered = [
+        tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        for prompt in prompts
+    ]
+    return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+
+
+def max_positions(model: PreTrainedModel) -> int | None:
+    """How many tokens the model reads at once, if its config says."""
+    return getattr(model.config, "max_position_embeddings", None)
+
+
+def tokenize_pairs(
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    chat: bool = False,
+    max_length: int | None = None,
+) -> list[dict[str, list[int]]]:
+    """``prompt target <eos>`` with labels on the target and end-of-sequence tokens only.
+
+    Attention masks are explicit (ones over every real token), so padding never depends on the
+    pad token's id. A pair longer than ``max_length`` tokens raises :class:`SequenceTooLongError`
+    naming it: truncating would silently train on a cut answer.
+    """
+    prepare_tokenizer(tokenizer)
+    prompts = encode_prompts(tokenizer, [prompt for prompt, _ in pairs], chat)
     targets = tokenizer([target for _, target in pairs], add_special_tokens=False)["input_ids"]
     features = []
-    for prompt_ids, target_ids in zip(prompts, targets, strict=True):
+    for index, (prompt_ids, target_ids) in enumerate(zip(prompts, targets, strict=True)):
         answer = [*target_ids, tokenizer.eos_token_id]
-        features.append({"input_ids": prompt_ids + answer, "labels": [-100] * len(prompt_ids) + answer})
+        length = len(prompt_ids) + len(answer)
+        if max_length is not None and length > max_length:
+            raise SequenceTooLongError(
+                f"pair {index} ({pairs[index][0][:60]!r} ...) is {length} tokens (prompt {len(prompt_ids)} + answer "
+                f"{len(answer)}), more than the student's {max_length} positions; use a student with more positions "
+                "(base_student.architecture.max_position_embeddings for the tiny one) or shorter problems"
+            )
+        features.append(
+            {"input_ids": prompt_ids + answer, "attention_mask": [1] * length, "labels": [-100] * len(prompt_ids) + answer}
+        )
     return features
+
+
+def lora_model(model: PreTrainedModel, lora: LoraSettings) -> PeftModel:
+    """``model`` with fresh LoRA adapters (the base weights frozen)."""
+    modules = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=modules, task_type="CAUSAL_LM"
+    )
+    return get_peft_model(model, config)
 
 
 class _LogProgress(TrainerCallback):
@@ -71,24 +143,25 @@ def train_student(
     output_dir: Path,
     seed: int,
     progress: Progress = print,
+    *,
+    lora: LoraSettings | None = None,
+    device: str = "cpu",
+    chat: bool = False,
 ) -> TrainingReport:
-    """Fine-tune ``model`` on ``pairs`` and save it (LoRA merged) with its tokenizer to ``output_dir``."""
+    """Fine-tune ``model`` on ``pairs`` and save it with its tokenizer to ``output_dir``.
+
+    ``model`` may already be a :class:`PeftModel` (a previous adapter, loaded trainable): its
+    adapter is trained further. Otherwise ``lora`` adds fresh adapters, and ``None`` trains every
+    weight. A PEFT model is saved as an adapter folder; a whole model with ``save_pretrained``.
+    ``device`` cuda trains in bf16 mixed precision.
+    """
     if not pairs:
         raise ValueError("no training examples: the generated dataset is empty")
     torch.set_num_threads(settings.threads)
-    features = tokenize_pairs(tokenizer, pairs)
+    features = tokenize_pairs(tokenizer, pairs, chat=chat, max_length=max_positions(model))
     steps = max(1, math.ceil(len(features) * settings.epochs / settings.batch_size))
-    if settings.lora is not None:
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=settings.lora.r,
-                lora_alpha=settings.lora.alpha,
-                lora_dropout=settings.lora.dropout,
-                target_modules="all-linear",
-                task_type="CAUSAL_LM",
-            ),
-        )
+    if lora is not None and not isinstance(model, PeftModel):
+        model = lora_model(model, lora)
     tokenizer.padding_side = "right"
     callback = _LogProgress(progress, steps)
     arguments = TrainingArguments(
@@ -102,7 +175,8 @@ def train_student(
         logging_steps=max(1, steps // 10),
         save_strategy="no",
         report_to="none",
-        use_cpu=True,
+        use_cpu=device == "cpu",
+        bf16=device == "cuda",
         seed=seed,
         data_seed=seed,
         disable_tqdm=True,
@@ -120,8 +194,7 @@ def train_student(
     result = trainer.train()
     seconds = time.perf_counter() - started
     tokenizer.padding_side = "left"
-    trained = trainer.model.merge_and_unload() if settings.lora is not None else trainer.model
-    trained.save_pretrained(output_dir, safe_serialization=True)
+    trainer.model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
     tokens = round(sum(len(f["input_ids"]) for f in features) * settings.epochs)
     return TrainingReport(
@@ -132,12 +205,14 @@ def train_student(
         tokens_per_second=tokens / seconds,
         final_loss=callback.curve[-1][1] if callback.curve else float(result.training_loss),
         loss_curve=callback.curve,
+        trainable_parameters=sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        parameters=sum(p.numel() for p in trainer.model.parameters()),
     )
 
 
 def load_student(directory: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A student checkpoint saved by ``save_pretrained``, on the CPU, with a left-padding tokenizer."""
-    tokenizer = AutoTokenizer.from_pretrained(directory)
+    """A whole-model checkpoint saved by ``save_pretrained``, on the CPU in float32, with a left-padding tokenizer."""
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(directory))
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
     return model, tokenizer

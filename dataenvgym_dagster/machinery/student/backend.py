@@ -1,0 +1,89 @@
+"""The one interface the loop calls to train a student and to have it answer.
+
+A backend is chosen by the student spec (:func:`get_backend`). It reads and writes weights as
+folders and hub ids (:class:`StudentWeights`), never as loop records, and texts as the domain's
+:class:`StudentText` (prompt, target, images). This module imports neither torch nor
+transformers: the implementations are imported when a backend is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from dataenvgym_dagster.domain.types import StudentText
+from dataenvgym_dagster.machinery.student.settings import StudentSpec, TrainingSettings
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StudentWeights:
+    """Where a student's weights are: a hub id or ``save_pretrained`` folder, and optionally a PEFT adapter on it."""
+
+    model: str
+    revision: str | None = None
+    adapter: Path | None = None
+
+
+class Completion(BaseModel):
+    """The student's greedy completion of a prompt, and its loss on the reference target."""
+
+    text: str
+    target_loss: float
+
+
+class GenerationReport(BaseModel):
+    prompts: int
+    seconds: float
+    prompts_per_second: float
+    generated_tokens: int = 0
+    backend: str = "hf"
+
+
+class TrainingReport(BaseModel):
+    """What one training run did, for asset metadata and benchmarks."""
+
+    examples: int
+    steps: int
+    tokens: int
+    seconds: float
+    tokens_per_second: float
+    final_loss: float
+    loss_curve: list[tuple[int, float]]
+    trainable_parameters: int = 0
+    parameters: int = 0
+
+
+class StudentBackend(Protocol):
+    """Trains a student on texts and has it answer texts, as its spec says."""
+
+    spec: StudentSpec
+
+    def train(
+        self,
+        start: StudentWeights,
+        texts: Sequence[StudentText],
+        settings: TrainingSettings,
+        output_dir: Path,
+        seed: int,
+        progress: Progress,
+    ) -> TrainingReport:
+        """Train from ``start`` and save to ``output_dir``: a PEFT adapter folder if the spec has ``lora``
+        (continuing ``start.adapter`` when there is one), else the whole model. Tokenizer saved alongside."""
+
+    def complete(
+        self, weights: StudentWeights, texts: Sequence[StudentText], progress: Progress
+    ) -> tuple[list[Completion], GenerationReport]:
+        """Greedy completion of each text's prompt, and the mean loss (nats/token) of each text's target."""
+
+
+def get_backend(spec: StudentSpec) -> StudentBackend:
+    """The backend for ``spec``: Hugging Face causal LMs (generation by transformers or, on a GPU, vLLM)."""
+    from dataenvgym_dagster.machinery.student.causal_lm import CausalLMBackend
+
+    return CausalLMBackend(spec)
