@@ -65,7 +65,7 @@ def student_texts(domain: Domain, problems: Iterable[Problem], student: StudentS
 
 
 def few_shot_prefix(domain: Domain, count: int, seed: int = FEW_SHOT_SEED) -> str:
-    """``count`` solved procedural problems (prompt and target), one skill after another, each followed by a blank line."""
+    """``count`` solved procedural problems (prompt and target) of seeded random skills, each followed by a blank line."""
     rng = random.Random(seed)
     skills = list(domain.taxonomy.skills)
     shots = []
