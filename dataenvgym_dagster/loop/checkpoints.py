@@ -123,11 +123,6 @@ def manifest_digest(files: tuple[WeightFile, ...], *extra: str | None) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def fingerprint(directory: Path) -> str:
-    """The manifest digest of a checkpoint folder (every weight file hashed)."""
-    return manifest_digest(manifest(directory))
-
-
 def relative_to_home(home: Path, directory: Path) -> str:
     """``directory`` as stored in a checkpoint record: relative to ``home``, which must contain it."""
     try:
