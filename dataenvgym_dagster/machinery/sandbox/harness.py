@@ -176,29 +176,35 @@ def _limit(kind: int, value: int) -> None:
     resource.setrlimit(kind, (value, value))
 
 
-def _prepare(job: dict, private_tmp: bool, drop_to: int | None) -> str:
-    limits = job["limits"]
+def _enter_sandbox(batch: dict, private_tmp: bool, drop_to: int | None) -> str:
+    """Private /tmp, the interpreter reachable, privileges dropped; returns the batch's directory."""
+    limits = batch["limits"]
     if private_tmp:
         _mount_private_tmp(limits["file_size_mb"] + 1)
     if drop_to is not None:
         _expose_python(private_tmp)
-    box = "/tmp/box" if private_tmp else os.path.join(job["scratch"], "box")
-    os.makedirs(box, mode=0o700, exist_ok=True)
+    root = "/tmp/box" if private_tmp else os.path.join(batch["scratch"], "box")
+    os.makedirs(root, mode=0o700, exist_ok=True)
     if drop_to is not None:
-        os.chown(box, drop_to, drop_to)
+        os.chown(root, drop_to, drop_to)
         os.setgroups([])
         os.setgid(drop_to)
         os.setuid(drop_to)
-    os.chdir(box)
     os.environ.clear()
-    os.environ.update({"HOME": box, "TMPDIR": box, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-    cpu = int(math.ceil(limits["cpu_seconds"]))
+    os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    return root
+
+
+def _limit_self(limits: dict, wall: float, box: str) -> None:
+    """Inside one program's process: its own directory and resource limits."""
+    os.chdir(box)
+    os.environ.update({"HOME": box, "TMPDIR": box})
+    cpu = int(math.ceil(wall))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     _limit(resource.RLIMIT_AS, limits["memory_mb"] * 2**20)
     _limit(resource.RLIMIT_FSIZE, limits["file_size_mb"] * 2**20)
     _limit(resource.RLIMIT_NPROC, limits["processes"])
     _limit(resource.RLIMIT_CORE, 0)
-    return box
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -233,7 +239,7 @@ def _describe(error: BaseException) -> str:
 class Runner:
     def __init__(self, job: dict, box: str) -> None:
         self.job, self.box = job, box
-        self.test_seconds = job["limits"]["test_seconds"]
+        self.test_seconds = job["limits"]["test_seconds"]  # the per-test timer
         self.output_limit = job["limits"]["output_kb"] * 1024
         self.tolerance = job.get("float_tolerance", 1e-6)
         self.truncate = job.get("truncate", 300)
@@ -344,32 +350,120 @@ class Runner:
         return {"verdict": "passed", "passed": len(tests), "total": len(tests), "failure": None}
 
 
+def wall_for(limits: dict, tests: int) -> float:
+    """One program's wall-clock limit: start-up plus each test's time, capped (seconds)."""
+    return min(limits["wall_seconds"], 2.0 + limits["test_seconds"] * max(1, tests))
+
+
+_SIGNAL_VERDICTS = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "runtime_error", signal.SIGKILL: "memory_exceeded"}
+
+
+def _run_one(job: dict, limits: dict, box: str) -> dict:
+    """Run one program in a child process of its own; the verdict, whatever the child does."""
+    tests = len(job.get("tests") or ()) or 1
+    wall = wall_for(limits, tests)
+    os.makedirs(box, mode=0o700)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_end)
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            _limit_self(limits, wall, box)
+            signal.signal(signal.SIGALRM, _on_alarm)
+            me = os.getpid()
+            try:
+                result = Runner({**job, "limits": limits}, box).run()
+            finally:
+                if os.getpid() != me:  # a process the program forked must not report
+                    os._exit(0)
+            os.write(write_end, json.dumps(result).encode())
+        finally:
+            os._exit(0)  # skip interpreter teardown: the program may have left threads or atexit hooks
+    os.close(write_end)
+    chunks, deadline, timed_out = [], _now() + wall, False
+    import select
+
+    while True:
+        left = deadline - _now()
+        if left <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select([read_end], [], [], left)
+        if ready:
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.close(read_end)
+    try:
+        os.killpg(child, signal.SIGKILL)
+    except OSError:
+        pass
+    _, status = os.waitpid(child, 0)
+    _kill_stragglers()
+    if timed_out:
+        return _bare("timeout", tests, f"wall-clock limit {wall:.0f} s exceeded")
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        pass
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return _bare(_SIGNAL_VERDICTS.get(number, "runtime_error"), tests, f"killed by {signal.Signals(number).name}")
+    return _bare("runtime_error", tests, f"the program ended the process (exit status {os.WEXITSTATUS(status)}) before its tests ran")
+
+
+def _bare(verdict: str, tests: int, error: str) -> dict:
+    return {"verdict": verdict, "passed": 0, "total": tests, "failure": {"test": 0, "input": "", "expected": "", "actual": "", "error": error}}
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+_OWN_PID_NAMESPACE = False
+
+
+def _kill_stragglers() -> None:
+    """Kill every process this user may signal in the namespace but this one: forks that left the group."""
+    if _OWN_PID_NAMESPACE:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def main(argv: list[str]) -> int:
     result_fd = int(argv[argv.index("--result-fd") + 1])
     private_tmp = "--private-tmp" in argv
     drop_to = int(argv[argv.index("--drop-to") + 1]) if "--drop-to" in argv else None
+    own_pid_namespace = "--own-pid-namespace" in argv
     if os.getpid() == 1:
-        # The first process of a PID namespace ignores signals it has no handler for (SIGXCPU,
-        # SIGXFSZ): run the program in a child and leave this one to wait and report.
+        # The first process of a PID namespace ignores signals it has no handler for: it only
+        # waits, and its end takes every process of the namespace down.
         child = os.fork()
         if child:
             _, status = os.waitpid(child, 0)
             return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-    job = json.loads(sys.stdin.buffer.read())
-    box = _prepare(job, private_tmp, drop_to)
-    result_file = os.fdopen(result_fd, "w")
-    me = os.getpid()
-    signal.signal(signal.SIGALRM, _on_alarm)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    try:
-        result = Runner(job, box).run()
-    finally:
-        if os.getpid() != me:  # a child the program forked must not report
-            os._exit(0)
-    result_file.write(json.dumps(result))
-    result_file.close()
-    sys.stdout.flush()
-    os._exit(0)  # skip interpreter teardown: the program may have left threads or atexit hooks
+    batch = json.loads(sys.stdin.buffer.read())
+    root = _enter_sandbox(batch, private_tmp, drop_to)
+    global _OWN_PID_NAMESPACE
+    _OWN_PID_NAMESPACE = own_pid_namespace  # without one, kill(-1) would reach the user's other processes
+    jobs, limits = batch["jobs"], batch["limits"]
+    batch.clear()
+    with os.fdopen(result_fd, "w") as results:
+        for index, job in enumerate(jobs):
+            jobs[index] = None  # the next programs' tests are not in the memory this one's process inherits
+            result = _run_one(job, limits, os.path.join(root, str(index)))
+            results.write(json.dumps(result) + "\n")
+            results.flush()
+    return 0
 
 
 if __name__ == "__main__":

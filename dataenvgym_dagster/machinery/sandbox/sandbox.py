@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataenvgym_dagster.machinery.sandbox.harness import VERDICTS
+from dataenvgym_dagster.machinery.sandbox.harness import VERDICTS, wall_for
 
 HARNESS = Path(__file__).with_name("harness.py")
 ISOLATION_ENV_VAR = "DATAENVGYM_SANDBOX_ISOLATION"
@@ -65,10 +65,6 @@ class Limits(BaseModel):
     file_size_mb: int = Field(16, gt=0, description="Largest file it may write (RLIMIT_FSIZE); also its tmpfs size.")
     processes: int = Field(32, gt=0, description="RLIMIT_NPROC (counts every process of the sandbox user).")
     output_kb: int = Field(1024, gt=0, description="Captured stdout per test; more is a runtime error.")
-
-    def wall_for(self, tests: int) -> float:
-        """The wall-clock limit of a program with ``tests`` tests: start-up plus each test's time, capped."""
-        return min(self.wall_seconds, 5.0 + self.test_seconds * max(1, tests))
 
 
 class TestCase(BaseModel):
@@ -183,72 +179,74 @@ def isolation() -> Isolation:
 
 # -- running ---------------------------------------------------------------------------------
 class Sandbox:
-    """Runs jobs in isolated, limited processes, ``workers`` at a time."""
+    """Runs jobs in isolated, limited processes: batches of ``batch_size`` programs per sandbox,
+    ``workers`` sandboxes at a time, each program in a process of its own inside its sandbox."""
 
-    def __init__(self, limits: Limits | None = None, workers: int | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, workers: int | None = None, batch_size: int = 16) -> None:
         self.limits = limits or Limits()
         self.workers = workers or os.cpu_count() or 1
+        self.batch_size = batch_size
         self.isolation = isolation()
 
     def run(self, job: Job) -> Outcome:
         """Judge one program. Never raises for anything the program does."""
-        started = time.perf_counter()
-        outcome = self._run(job)
-        return outcome.model_copy(update={"seconds": time.perf_counter() - started})
+        return self._run_batch([job])[0]
 
     def run_many(self, jobs: Sequence[Job]) -> list[Outcome]:
-        """Judge many programs in parallel, in order."""
-        if len(jobs) <= 1 or self.workers == 1:
-            return [self.run(job) for job in jobs]
+        """Judge many programs in parallel; outcomes in the jobs' order."""
+        size = max(1, min(self.batch_size, -(-len(jobs) // self.workers)))
+        batches = [list(jobs[start : start + size]) for start in range(0, len(jobs), size)]
+        if len(batches) <= 1:
+            return [outcome for batch in batches for outcome in self._run_batch(batch)]
         with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(self.run, jobs))
+            return [outcome for outcomes in pool.map(self._run_batch, batches) for outcome in outcomes]
 
     def _command(self, result_fd: int) -> list[str]:
         command = [*self.isolation.prefix, sys.executable, "-I", "-S", str(HARNESS), "--result-fd", str(result_fd)]
         if self.isolation.name != "none":
-            command.append("--private-tmp")
+            command += ["--private-tmp", "--own-pid-namespace"]
         if self.isolation.drop_to is not None:
             command += ["--drop-to", str(self.isolation.drop_to)]
         return command
 
-    def _run(self, job: Job) -> Outcome:
-        limits = self.limits
-        wall = limits.wall_for(len(job.tests))
-        payload: dict[str, Any] = {
-            **job.model_dump(mode="json"),
-            "limits": {**limits.model_dump(), "cpu_seconds": wall},
-        }
-        total = max(1, len(job.tests))
+    def _run_batch(self, jobs: list[Job]) -> list[Outcome]:
+        limits = self.limits.model_dump()
+        # Each program has its own limit inside the sandbox; this one only guards the sandbox itself.
+        wall = 10.0 + sum(wall_for(limits, len(job.tests)) + 1.0 for job in jobs)
+        started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="sandbox-") as scratch, tempfile.TemporaryFile() as stdin, \
-                tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr, tempfile.TemporaryFile() as result:
-            payload["scratch"] = scratch  # the program's directory where there is no private /tmp
-            stdin.write(json.dumps(payload).encode())
+                tempfile.TemporaryFile() as stderr, tempfile.TemporaryFile() as result:
+            batch: dict[str, Any] = {"jobs": [job.model_dump(mode="json") for job in jobs], "limits": limits, "scratch": scratch}
+            stdin.write(json.dumps(batch).encode())
             stdin.seek(0)
             process = subprocess.Popen(
-                self._command(result.fileno()), stdin=stdin, stdout=stdout, stderr=stderr,
+                self._command(result.fileno()), stdin=stdin, stdout=subprocess.DEVNULL, stderr=stderr,
                 pass_fds=(result.fileno(),), start_new_session=True, cwd=scratch,
             )
             try:
-                returncode = process.wait(timeout=wall)
-                timed_out = False
+                process.wait(timeout=wall)
             except subprocess.TimeoutExpired:
-                timed_out = True
-                returncode = None
+                pass
             finally:
                 _kill_group(process)
             result.seek(0)
-            raw = result.read(4 * 2**20)
+            lines = result.read().decode("utf-8", "replace").splitlines()
             stderr.seek(0)
             error_tail = stderr.read(64 * 1024).decode("utf-8", "replace")[-500:]
-        if raw:
+        seconds = (time.perf_counter() - started) / max(1, len(jobs))
+        outcomes = []
+        for index, job in enumerate(jobs):
             try:
-                report = json.loads(raw)
-                return Outcome(**report)
-            except (ValueError, TypeError):
-                pass  # a program that wrote to the result descriptor itself gets no say: judged below
-        if timed_out:
-            return Outcome(verdict="timeout", passed=0, total=total, failure=Failure(test=0, error=f"wall-clock limit {wall:.0f} s exceeded"))
-        return Outcome(verdict=_verdict_of_exit(returncode, error_tail), passed=0, total=total, failure=Failure(test=0, error=_exit_reason(returncode, error_tail)))
+                outcomes.append(Outcome(**json.loads(lines[index]), seconds=seconds))
+            except (IndexError, ValueError, TypeError):
+                if len(jobs) > 1:  # the sandbox itself failed part-way: judge the rest one by one
+                    outcomes += [self._run_batch([rest])[0] for rest in jobs[index:]]
+                    break
+                outcomes.append(Outcome(
+                    verdict="runtime_error", passed=0, total=max(1, len(job.tests)), seconds=seconds,
+                    failure=Failure(test=0, error=f"the sandbox ended without a verdict (exit status {process.returncode}): {error_tail}"),
+                ))
+        return outcomes
 
 
 def _kill_group(process: subprocess.Popen) -> None:
@@ -258,34 +256,3 @@ def _kill_group(process: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
-
-
-_SIGNAL_VERDICTS = {signal.SIGXCPU: "timeout", signal.SIGKILL: "timeout", signal.SIGXFSZ: "runtime_error", signal.SIGSEGV: "runtime_error"}
-
-
-def _signal_of(returncode: int | None) -> int | None:
-    if returncode is None:
-        return None
-    if returncode < 0:
-        return -returncode
-    if returncode > 128:  # the PID namespace's first process reports its child's signal as 128 + n
-        return returncode - 128
-    return None
-
-
-def _verdict_of_exit(returncode: int | None, stderr_tail: str) -> Verdict:
-    number = _signal_of(returncode)
-    if number is not None:
-        return _SIGNAL_VERDICTS.get(number, "runtime_error")
-    return "memory_exceeded" if "MemoryError" in stderr_tail else "runtime_error"
-
-
-def _exit_reason(returncode: int | None, stderr_tail: str) -> str:
-    number = _signal_of(returncode)
-    if number == signal.SIGXFSZ:
-        return "file size limit exceeded (SIGXFSZ)"
-    if number == signal.SIGXCPU:
-        return "CPU time limit exceeded (SIGXCPU)"
-    if number is not None:
-        return f"killed by {signal.Signals(number).name}" + (f": {stderr_tail}" if stderr_tail else "")
-    return f"exit status {returncode}" + (f": {stderr_tail}" if stderr_tail else "")
