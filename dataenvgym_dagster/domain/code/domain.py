@@ -92,12 +92,15 @@ class CodeDomain:
         LiveCodeBench's skills (``easy/atcoder``) get a procedural problem of the same difficulty
         tier; HumanEval's placeholder and any other label, one of any skill.
         """
-        generator = GENERATORS.get(skill)
-        if generator is None:
-            tier = TIERS.get(skill.split("/", 1)[0], tuple(GENERATORS))
-            generator = GENERATORS[rng.choice(tier)]
-        rendered = render(generator(rng), rng)
+        rendered = render(GENERATORS[self.procedural_skill(skill, rng)](rng), rng)
         return Draft(question=rendered["question"], answer=rendered["answer"], payload=rendered["payload"])
+
+    @staticmethod
+    def procedural_skill(skill: str, rng: random.Random) -> str:
+        """The procedural skill that stands in for ``skill``: itself, one of its tier, or any."""
+        if skill in GENERATORS:
+            return skill
+        return rng.choice(TIERS.get(skill.split("/", 1)[0], tuple(GENERATORS)))
 
     def draft(self, item: CodeItem) -> Draft:
         """A teacher-written problem; its tests become functional tests (one JSON argument per line)."""
@@ -156,12 +159,12 @@ class CodeDomain:
 
     @staticmethod
     def canonical(question: str) -> str:
-        """The question lower-cased, with whitespace collapsed and every defined name replaced by ``f``.
-
-        Two prompts that differ only in the function's name or layout are the same problem.
-        """
+        """The question lower-cased, with whitespace collapsed (none around punctuation) and every
+        defined name replaced by ``f``: prompts that differ only in the function's name or layout
+        are the same problem."""
         renamed = re.sub(r"\bdef\s+\w+\s*\(", "def f(", question)
-        return " ".join(renamed.lower().split())
+        collapsed = " ".join(renamed.lower().split())
+        return re.sub(r"\s*([()\[\]{},:;=+\-*/%<>])\s*", r"\1", collapsed)
 
 
 def _compiles(text: str) -> bool:

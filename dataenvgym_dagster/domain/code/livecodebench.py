@@ -128,13 +128,11 @@ class Window(BaseModel):
     def files(self) -> tuple[str, ...]:
         """``release_vN``: the first N files; ``vN``: only the N-th (LiveCodeBench's own naming)."""
         name = self.release
-        try:
-            if name.startswith("release_v"):
-                return RELEASE_FILES[: int(name.removeprefix("release_v"))]
-            if name.startswith("v"):
-                return (RELEASE_FILES[int(name.removeprefix("v")) - 1],)
-        except (ValueError, IndexError):
-            pass
+        for prefix in ("release_v", "v"):
+            number = name.removeprefix(prefix)
+            if name.startswith(prefix) and number.isdigit() and 1 <= int(number) <= len(RELEASE_FILES):
+                n = int(number)
+                return RELEASE_FILES[:n] if prefix == "release_v" else (RELEASE_FILES[n - 1],)
         raise BenchmarkFormatError(
             f"LiveCodeBench release {name!r} is unknown; use release_v1 ... release_v6 (cumulative) or v1 ... v6 (one file)"
         )

@@ -71,6 +71,7 @@ class TestCase(BaseModel):
     """One test: stdin text and expected stdout, or JSON arguments (one per line) and the JSON result."""
 
     model_config = ConfigDict(frozen=True)
+    __test__ = False  # not a pytest class
 
     input: str
     output: str
