@@ -62,7 +62,8 @@ def test_completions_are_read_as_the_last_fenced_block_or_as_a_continuation_of_t
 
 
 def test_a_malformed_humaneval_file_names_the_line_and_the_missing_fields(tmp_path):
-    rows = [json.loads(line) for line in gzip.open(packaged_file(), "rt")][:3]
+    with gzip.open(packaged_file(), "rt") as handle:
+        rows = [json.loads(line) for line in handle][:3]
     del rows[1]["entry_point"]
     path = tmp_path / "HumanEval.jsonl"
     path.write_text("\n".join(json.dumps(row) for row in rows))

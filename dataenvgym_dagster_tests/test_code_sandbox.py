@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dataenvgym_dagster.machinery.sandbox import Job, Limits, Sandbox, TestCase, isolation
+from dataenvgym_dagster.machinery.sandbox import Job, Limits, Sandbox, SandboxUnavailableError, TestCase, isolation
 from dataenvgym_dagster.machinery.sandbox.harness import same_output, same_value
 
 LIMITS = Limits(test_seconds=2.0, wall_seconds=6.0, memory_mb=512)
@@ -123,3 +123,17 @@ def test_a_program_that_ignores_the_test_timer_is_killed_by_the_wall_clock(sandb
     outcome = sandbox.run(Job(kind="script", program=stubborn))
     assert outcome.verdict == "timeout"
     assert time.perf_counter() - started < LIMITS.wall_seconds + 5
+
+
+def test_without_unshare_the_sandbox_refuses_unless_told_to_run_with_limits_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no unshare on the PATH
+    isolation.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailableError, match="is not installed .* DATAENVGYM_SANDBOX_ISOLATION=none"):
+            Sandbox(LIMITS)
+        monkeypatch.setenv("DATAENVGYM_SANDBOX_ISOLATION", "none")
+        isolation.cache_clear()
+        unisolated = Sandbox(LIMITS, workers=1)
+        assert unisolated.isolation.name == "none" and unisolated.run(add_job(GOOD)).ok
+    finally:
+        isolation.cache_clear()

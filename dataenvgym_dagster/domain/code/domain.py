@@ -112,7 +112,8 @@ class CodeDomain:
             except json.JSONDecodeError as error:
                 raise ValueError(f"test {index} of {item.entry_point}: arguments and expected must be JSON ({error})") from None
             if not isinstance(arguments, list):
-                raise ValueError(f"test {index} of {item.entry_point}: arguments must be a JSON array, got {test.arguments!r}")
+                # A ValueError: the teacher engine counts those as unusable items.
+                raise ValueError(f"test {index} of {item.entry_point}: arguments must be a JSON array, got {test.arguments!r}")  # noqa: TRY004
             tests.append({"input": "\n".join(json.dumps(a) for a in arguments), "output": json.dumps(expected)})
         question = item.question.strip("\n") + "\n"
         prompt = question if _compiles(question) else ""

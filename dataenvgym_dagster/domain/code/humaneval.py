@@ -91,5 +91,9 @@ class HumanEvalSource:
         validation = shuffled[: spec.validation_per_skill]
         rest = shuffled[spec.validation_per_skill :]
         test = rest if spec.test_per_skill is None else rest[: spec.test_per_skill]
-        order = lambda p: int(p.payload["task_id"].rsplit("/", 1)[1])  # noqa: E731 - HumanEval/0 ... /163
-        return {"validation": sorted(validation, key=order), "test": sorted(test, key=order)}
+        return {"validation": sorted(validation, key=_number), "test": sorted(test, key=_number)}
+
+
+def _number(problem: Problem) -> int:
+    """HumanEval/0 ... HumanEval/163 in numeric order."""
+    return int(problem.payload["task_id"].rsplit("/", 1)[1])

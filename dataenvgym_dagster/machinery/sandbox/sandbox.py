@@ -140,7 +140,7 @@ _NAMESPACES = ("--net", "--mount", "--pid", "--fork", "--kill-child")
 
 def _works(prefix: Sequence[str]) -> bool:
     try:
-        return subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
+        return subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
