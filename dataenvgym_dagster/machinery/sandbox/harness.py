@@ -358,6 +358,9 @@ def wall_for(limits: dict, tests: int) -> float:
 _SIGNAL_VERDICTS = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "runtime_error", signal.SIGKILL: "memory_exceeded"}
 
 
+_RESULT_FD = -1  # the batch's result file; closed in every program's process
+
+
 def _run_one(job: dict, limits: dict, box: str) -> dict:
     """Run one program in a child process of its own; the verdict, whatever the child does."""
     tests = len(job.get("tests") or ()) or 1
@@ -368,6 +371,7 @@ def _run_one(job: dict, limits: dict, box: str) -> dict:
     if child == 0:
         try:
             os.close(read_end)
+            os.close(_RESULT_FD)  # other programs' verdicts are out of this one's reach
             os.setsid()
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
@@ -453,8 +457,8 @@ def main(argv: list[str]) -> int:
             return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     batch = json.loads(sys.stdin.buffer.read())
     root = _enter_sandbox(batch, private_tmp, drop_to)
-    global _OWN_PID_NAMESPACE
-    _OWN_PID_NAMESPACE = own_pid_namespace  # without one, kill(-1) would reach the user's other processes
+    global _OWN_PID_NAMESPACE, _RESULT_FD
+    _OWN_PID_NAMESPACE, _RESULT_FD = own_pid_namespace, result_fd  # without one, kill(-1) would reach the user's other processes
     jobs, limits = batch["jobs"], batch["limits"]
     batch.clear()
     with os.fdopen(result_fd, "w") as results:
