@@ -163,7 +163,9 @@ class CodeDomain:
         """The question lower-cased, with whitespace collapsed (none around punctuation) and every
         defined name replaced by ``f``: prompts that differ only in the function's name or layout
         are the same problem."""
-        renamed = re.sub(r"\bdef\s+\w+\s*\(", "def f(", question)
+        renamed = question
+        for name in set(re.findall(r"\bdef\s+(\w+)\s*\(", question)):
+            renamed = re.sub(rf"\b{re.escape(name)}\b", "f", renamed)
         collapsed = " ".join(renamed.lower().split())
         return re.sub(r"\s*([()\[\]{},:;=+\-*/%<>])\s*", r"\1", collapsed)
 

@@ -1,12 +1,13 @@
 """Procedural function-writing problems: one generator per leaf skill, in three tiers of difficulty.
 
-A problem is a HumanEval-style prompt (a ``def`` line and a one-sentence docstring) whose
-solution is a one-line body, with five functional tests (JSON arguments and the JSON result)
-computed by the reference itself. Tiers: ``easy`` skills copy one constant into a fixed
-expression, ``medium`` ones combine two or three constants or a comprehension, ``hard`` ones
-need a conditional comprehension, a generator in ``sum`` or a polynomial. Each skill has
-thousands of distinct problems after near-duplicate keys (function names do not count), so
-the quality filters do not exhaust it within an iteration's budget.
+A problem is a HumanEval-style prompt (a ``def`` line and a docstring: one sentence and one
+worked example) whose solution is a one-line body, with five functional tests (JSON arguments
+and the JSON result) computed by the reference itself. Constants are single digits, so a tiny
+student can learn to copy them. Tiers: ``easy`` skills put one constant into a fixed
+expression, ``medium`` ones two or three constants or a comprehension, ``hard`` ones need a
+conditional comprehension, a generator in ``sum`` or a polynomial. The example's input makes
+each skill's problems number in the thousands after near-duplicate keys (function names do not
+count), so the quality filters do not exhaust a skill within an iteration's budget.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _letters(rng: random.Random, low: int, high: int, alphabet: str = string.asc
 
 # -- easy ---------------------------------------------------------------------------------------
 def add_constant(rng: random.Random) -> Spec:
-    a, k = rng.choice(NUMBER_ARGS), rng.randint(1, 999)
+    a, k = rng.choice(NUMBER_ARGS), rng.randint(1, 9)
     return Spec(a, f"Return {a} plus {k}.", f"return {a} + {k}", lambda v: v + k, _numbers)
 
 
@@ -70,19 +71,19 @@ def string_append(rng: random.Random) -> Spec:
 
 
 def list_append(rng: random.Random) -> Spec:
-    xs, k = rng.choice(LIST_ARGS), rng.randint(0, 999)
+    xs, k = rng.choice(LIST_ARGS), rng.randint(0, 9)
     return Spec(xs, f"Return {xs} with {k} appended.", f"return {xs} + [{k}]", lambda v: v + [k], _lists)
 
 
 # -- medium -------------------------------------------------------------------------------------
 def linear(rng: random.Random) -> Spec:
-    a, k, b = rng.choice(NUMBER_ARGS), rng.randint(2, 99), rng.randint(1, 999)
+    a, k, b = rng.choice(NUMBER_ARGS), rng.randint(2, 9), rng.randint(1, 9)
     return Spec(a, f"Return {k} times {a} plus {b}.", f"return {k} * {a} + {b}", lambda v: k * v + b, _numbers)
 
 
 def string_wrap(rng: random.Random) -> Spec:
     s = rng.choice(STRING_ARGS)
-    left, right = _letters(rng, 1, 2, "<[({#*-"), _letters(rng, 1, 2, ">])}#*-")
+    left, right = rng.choice("<[({#*-"), rng.choice(">])}#*-")
     return Spec(
         s, f"Return {s} between '{left}' and '{right}'.", f"return '{left}' + {s} + '{right}'",
         lambda v: left + v + right, _strings,
@@ -93,7 +94,7 @@ _OPERATORS = {"plus": ("+", lambda v, k: v + k), "minus": ("-", lambda v, k: v -
 
 
 def list_map(rng: random.Random) -> Spec:
-    xs, word, k = rng.choice(LIST_ARGS), rng.choice(list(_OPERATORS)), rng.randint(1, 999)
+    xs, word, k = rng.choice(LIST_ARGS), rng.choice(list(_OPERATORS)), rng.randint(1, 9)
     symbol, apply = _OPERATORS[word]
     return Spec(
         xs, f"Return each element of {xs} {word} {k}.", f"return [v {symbol} {k} for v in {xs}]",
@@ -102,7 +103,7 @@ def list_map(rng: random.Random) -> Spec:
 
 
 def conditional(rng: random.Random) -> Spec:
-    a, limit, yes, no = rng.choice(NUMBER_ARGS), rng.randint(-50, 50), rng.randint(0, 99), rng.randint(0, 99)
+    a, limit, yes, no = rng.choice(NUMBER_ARGS), rng.randint(-9, 9), rng.randint(0, 9), rng.randint(0, 9)
     return Spec(
         a, f"Return {yes} if {a} is greater than {limit}, otherwise {no}.", f"return {yes} if {a} > {limit} else {no}",
         lambda v: yes if v > limit else no, _numbers,
@@ -111,7 +112,7 @@ def conditional(rng: random.Random) -> Spec:
 
 # -- hard ---------------------------------------------------------------------------------------
 def quadratic(rng: random.Random) -> Spec:
-    a, p, q, r = rng.choice(NUMBER_ARGS), rng.randint(2, 9), rng.randint(2, 99), rng.randint(1, 999)
+    a, p, q, r = rng.choice(NUMBER_ARGS), rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 9)
     return Spec(
         a, f"Return {p} times {a} squared plus {q} times {a} plus {r}.", f"return {p} * {a} * {a} + {q} * {a} + {r}",
         lambda v: p * v * v + q * v + r, _numbers,
@@ -127,7 +128,7 @@ def string_replace(rng: random.Random) -> Spec:
 
 
 def filter_map(rng: random.Random) -> Spec:
-    xs, limit, word, k = rng.choice(LIST_ARGS), rng.randint(-10, 10), rng.choice(list(_OPERATORS)), rng.randint(1, 99)
+    xs, limit, word, k = rng.choice(LIST_ARGS), rng.randint(-9, 9), rng.choice(list(_OPERATORS)), rng.randint(1, 9)
     symbol, apply = _OPERATORS[word]
     return Spec(
         xs, f"Return each element of {xs} greater than {limit}, {word} {k}.",
@@ -136,7 +137,7 @@ def filter_map(rng: random.Random) -> Spec:
 
 
 def loop_sum(rng: random.Random) -> Spec:
-    n, k, b = rng.choice(("n", "count", "size", "m", "limit")), rng.randint(2, 99), rng.randint(1, 99)
+    n, k, b = rng.choice(("n", "count", "size", "m", "limit")), rng.randint(2, 9), rng.randint(1, 9)
     return Spec(
         n, f"Return the sum of i times {k} plus {b} for i below {n}.", f"return sum(i * {k} + {b} for i in range({n}))",
         lambda v: sum(i * k + b for i in range(v)), _small_numbers,
@@ -167,7 +168,8 @@ assert sorted(GENERATORS) == sorted(s for tier in TIERS.values() for s in tier)
 def render(spec: Spec, rng: random.Random) -> dict[str, Any]:
     """The problem's prompt, reference body and payload (functional tests in LiveCodeBench's format)."""
     name = rng.choice(FUNCTION_NAMES)
-    prompt = f'def {name}({spec.argument}):\n    """{spec.doc}"""\n'
+    example = spec.inputs(rng)
+    prompt = f'def {name}({spec.argument}):\n    """{spec.doc}\n    >>> {name}({example!r})\n    {spec.reference(example)!r}\n    """\n'
     tests = []
     for _ in range(TESTS_PER_PROBLEM):
         argument = spec.inputs(rng)
