@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install install-gpu run test ui benchmark table2 teacher-benchmark gpu-check clean
+.PHONY: install install-gpu run test ui benchmark table2 teacher-benchmark gpu-check clean code-sandbox-benchmark
 
 # The CPU build of torch, installed before the project so that its unpinned `torch>=2.13` is already met.
 CPU_TORCH ?= torch==2.13.0
@@ -49,6 +49,8 @@ teacher-benchmark: install  ## the LLM teacher client's throughput against the l
 
 gpu-check: install-gpu  ## on a GPU machine: train and evaluate a Gemma-2-2B-sized student, print tokens/s, MFU, vLLM vs HF
 	$(PYTHON) benchmarks/gpu_check.py
+code-sandbox-benchmark: install  ## sandboxed executions/s of HumanEval's canonical solutions vs a bare subprocess loop
+	$(PYTHON) benchmarks/code_sandbox.py
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)
