@@ -4,6 +4,8 @@ One setting, ``DATAENVGYM_PROFILE``, picks the profile:
 
 * ``local`` (default): today's embedded setup. SQLite instance under ``$DAGSTER_HOME``, every
   step of a run in the run's own process (the in-process executor).
+* ``k8s``: the same instance, with a Kubernetes pod per step (``k8s_job_executor``); gpu steps
+  request a GPU. Configuration only, in ``deploy/k8s/`` (not run by the tests).
 * ``cluster``: a Dagster instance on PostgreSQL with the queued run coordinator (runs wait in a
   queue the ``dagster-daemon`` drains), and every step sent to a Celery worker through a Redis
   broker. Workers may live on other machines; they need the code, ``$DATAENVGYM_HOME`` on shared
@@ -29,7 +31,7 @@ import yaml
 from dagster import DagsterInstance, ExecutorDefinition, in_process_executor
 
 PROFILE_ENV_VAR = "DATAENVGYM_PROFILE"
-PROFILES = ("local", "cluster")
+PROFILES = ("local", "cluster", "k8s")
 GPU_POOL = "gpu"
 TEACHER_POOL = "teacher"
 
@@ -125,12 +127,32 @@ class ClusterSettings:
 
 def executor(environ: Mapping[str, str] = os.environ) -> ExecutorDefinition:
     """The executor of every job, by profile."""
-    if profile(environ) == "local":
+    name = profile(environ)
+    if name == "local":
         # One process: the multiprocess executor cost ~3 s per step, more than most steps take.
         return in_process_executor
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor  # the `k8s` extra; a pod per step (deploy/k8s)
+
+        return k8s_job_executor
     from dagster_celery import celery_executor  # the `cluster` extra
 
     return celery_executor.configured(ClusterSettings.from_env(environ).celery_config(), name="celery")
+
+
+K8S_GPU_RESOURCE_ENV_VAR = "DATAENVGYM_K8S_GPU_RESOURCE"  # default nvidia.com/gpu
+
+
+def step_tags(pool: str | None, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Tags of a step in ``pool``: with the ``k8s`` profile, a gpu step's pod requests one GPU.
+
+    Dagster's pool bounds how many gpu steps run at once across runs; the request makes Kubernetes
+    place each on a node with a free GPU (``dagster-k8s/config``, read by the k8s_job_executor).
+    """
+    if pool != GPU_POOL or profile(environ) != "k8s":
+        return {}
+    resource = environ.get(K8S_GPU_RESOURCE_ENV_VAR) or "nvidia.com/gpu"
+    return {"dagster-k8s/config": {"container_config": {"resources": {"requests": {resource: "1"}, "limits": {resource: "1"}}}}}
 
 
 def write_instance(dagster_home: Path, settings: ClusterSettings) -> Path:

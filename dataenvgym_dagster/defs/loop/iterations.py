@@ -38,7 +38,7 @@ from dataenvgym_dagster.defs.metadata import (
     markdown_table,
     training_metadata,
 )
-from dataenvgym_dagster.defs.deployment import GPU_POOL, TEACHER_POOL
+from dataenvgym_dagster.defs.deployment import GPU_POOL, TEACHER_POOL, step_tags
 from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
 from dataenvgym_dagster.defs.teacher import TeacherResource
@@ -74,6 +74,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
     def loop_asset(name: str, ins: dict[str, AssetIn], table: str | None = None, description: str | None = None, checks=(), pool: str | None = None):
         return asset(
             pool=pool,
+            op_tags=step_tags(pool) or None,
             key=iteration_key(iteration, name),
             ins=ins,
             partitions_def=partitions,
