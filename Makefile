@@ -6,12 +6,12 @@ PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install run test ui benchmark table2 teacher-benchmark clean
+.PHONY: install run test test-cluster ui benchmark table2 teacher-benchmark cluster-benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet -e '.[test,cluster,k8s]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -21,6 +21,9 @@ run: install  ## the default experiment, offline on the CPU, with a per-skill ac
 
 test: install  ## the test suite (what .ci/run calls)
 	$(PYTHON) -m pytest
+
+test-cluster: install  ## only the cluster-profile tests (PostgreSQL, Redis, Celery workers; also part of `make test`)
+	$(PYTHON) -m pytest -m cluster
 
 ui: install  ## the Dagster UI over the same home as `make run`
 	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
@@ -34,6 +37,9 @@ table2: install  ## every environment with and without state, 3 seeds each (abou
 
 teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server
 	$(PYTHON) benchmarks/teacher_throughput.py
+
+cluster-benchmark: install  ## a batch of micro experiments, local profile vs cluster profile with 2 workers
+	$(PYTHON) benchmarks/cluster_overhead.py
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)

@@ -119,7 +119,9 @@ class ClusterSettings:
                 "pools": {"granularity": "op"},
             },
             # A run whose worker or run process died is marked failed, then re-executed from the failure.
-            "run_monitoring": {"enabled": True, "poll_interval_seconds": 5, "start_timeout_seconds": 300},
+            # Slots held by a step whose process died are given back once its run has ended.
+            "run_monitoring": {"enabled": True, "poll_interval_seconds": 5, "start_timeout_seconds": 300,
+                               "free_slots_after_run_end_seconds": 5},
             "run_retries": {"enabled": True, "max_retries": self.run_retries},
             "telemetry": {"enabled": False},
         }
