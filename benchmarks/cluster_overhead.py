@@ -28,11 +28,11 @@ from dagster import DagsterEventType, DagsterInstance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataenvgym_dagster.definitions import build_definitions  # noqa: E402
-from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB, run_experiment  # noqa: E402
-from dataenvgym_dagster.experiments import load_catalog  # noqa: E402
-from dataenvgym_dagster_tests.cluster import Cluster  # noqa: E402
-from dataenvgym_dagster_tests.conftest import MICRO_CATALOG, MICRO_TRAINING  # noqa: E402
+from dataenvgym_dagster.definitions import build_definitions
+from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB, run_experiment
+from dataenvgym_dagster.experiments import load_catalog
+from dataenvgym_dagster_tests.cluster import Cluster
+from dataenvgym_dagster_tests.conftest import MICRO_CATALOG, MICRO_TRAINING
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -118,7 +118,7 @@ def main() -> None:
     print(f"local done in {figures['local']['wall']:.0f} s", flush=True)
     label = f"cluster ({arguments.workers} workers, gpu={arguments.gpu_slots})"
     figures[label] = cluster(root / "cluster", catalog_file, experiments, arguments.workers, arguments.gpu_slots)
-    print(f"\n| profile | wall s | steps | overhead s/step | dispatch s/step (median, p90) |\n|---|---|---|---|---|")
+    print("\n| profile | wall s | steps | overhead s/step | dispatch s/step (median, p90) |\n|---|---|---|---|---|")
     for name, f in figures.items():
         dispatch = "" if not f["dispatch"] else (
             f"{statistics.median(f['dispatch']):.2f}, {statistics.quantiles(f['dispatch'], n=10)[-1]:.2f}")

@@ -5,6 +5,7 @@ micro catalogue (the ``completed`` fixture).
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -114,7 +115,7 @@ def test_the_gpu_pool_with_one_slot_never_lets_two_gpu_steps_overlap(cluster):
     # The two runs were in progress at the same time, so their gpu steps competed for the slot.
     assert max(s.start_time for s in starts) < min(s.end_time for s in starts)
     assert len(intervals) == 2 * (2 + 3 * 2)  # per run: iteration 0 evaluations, then training + 2 evaluations per iteration
-    overlapping = [(a[2], b[2]) for a, b in zip(intervals, intervals[1:]) if b[0] < a[1]]
+    overlapping = [(a[2], b[2]) for a, b in itertools.pairwise(intervals) if b[0] < a[1]]
     assert not overlapping
 
 

@@ -4,8 +4,8 @@
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataValue, Output, asset
 
-from dataenvgym_dagster.defs.metadata import markdown_table, training_metadata
 from dataenvgym_dagster.defs.deployment import GPU_POOL, step_tags
+from dataenvgym_dagster.defs.metadata import markdown_table, training_metadata
 from dataenvgym_dagster.defs.partitions import domain_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
 from dataenvgym_dagster.domain.registry import get_domain
