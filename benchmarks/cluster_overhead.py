@@ -41,7 +41,7 @@ def micro_catalog(path: Path, experiments: int) -> tuple[Path, list[str]]:
     """The tests' micro catalogue with ``experiments`` seeds of the weak-skills experiment."""
     catalog = {**MICRO_CATALOG, "experiments": {"batch": {
         "policy": "weak_skills", "data_budget": 96, "training": {"settings": MICRO_TRAINING}, "seeds": list(range(experiments)),
-    }}, "default_experiment": "batch"}
+    }}, "default_experiment": "batch_seed0"}
     path.write_text(yaml.safe_dump(catalog))
     return path, [f"batch_seed{seed}" for seed in range(experiments)]
 

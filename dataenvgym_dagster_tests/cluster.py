@@ -182,18 +182,24 @@ class Cluster:
             raise
 
     def stop(self) -> None:
+        """Stop every process group started here: politely, then SIGKILL after a few seconds."""
         for name, process in reversed(list(self.processes.items())):
             if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
+                try:  # PostgreSQL's fast shutdown is SIGINT (SIGTERM waits for every client)
+                    os.killpg(process.pid, signal.SIGINT if name == "postgres" else signal.SIGTERM)
                 except ProcessLookupError:
                     continue
-        for name, process in reversed(list(self.processes.items())):
+        deadline = time.monotonic() + 8
+        for process in reversed(list(self.processes.values())):
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                pass
+            try:  # also whatever the process left behind in its group (pool children, code servers)
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=10)
         self.processes.clear()
         self._stack.close()
 
