@@ -37,7 +37,7 @@ def build_definitions(
             "teacher": teacher_resource(home),  # DATAENVGYM_TEACHER_* variables; see defs/teacher.py
             "io_manager": WarehouseIOManager(home=home),
         },
-        # In process (profile `local`) or on Celery workers (profile `cluster`): $DATAENVGYM_PROFILE.
+        # In process (`local`), on Celery workers (`cluster`) or a pod per step (`k8s`): $DATAENVGYM_PROFILE.
         executor=deployment.executor(),
     )
 
