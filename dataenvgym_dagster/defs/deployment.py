@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             apply_pool_limits(instance, settings.pool_limits)
         print("pool limits: " + ", ".join(f"{pool}={limit}" for pool, limit in settings.pool_limits.items()))
         return 0
-    os.execv(worker_command(dagster_home, arguments.name, arguments.concurrency)[0], worker_command(dagster_home, arguments.name, arguments.concurrency))
+    command = worker_command(dagster_home, arguments.name, arguments.concurrency)
+    os.execv(command[0], command)  # the worker replaces this process, so signals reach it directly
     return 0  # not reached
 
 
