@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install install-gpu run test ui benchmark table2 teacher-benchmark gpu-check clean code-sandbox-benchmark
+.PHONY: install install-gpu run test ui benchmark table2 teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark
 
 # The CPU build of torch, installed before the project so that its unpinned `torch>=2.13` is already met.
 CPU_TORCH ?= torch==2.13.0
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet '$(CPU_TORCH)'
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet -e '.[test,cluster,k8s]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -34,6 +34,9 @@ run: install  ## the default experiment, offline on the CPU, with a per-skill ac
 test: install  ## the test suite (what .ci/run calls)
 	$(PYTHON) -m pytest
 
+test-cluster: install  ## only the cluster-profile tests (PostgreSQL, Redis, Celery workers; also part of `make test`)
+	$(PYTHON) -m pytest -m cluster
+
 ui: install  ## the Dagster UI over the same home as `make run`
 	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml
@@ -51,6 +54,8 @@ gpu-check: install-gpu  ## on a GPU machine: train and evaluate a Gemma-2-2B-siz
 	$(PYTHON) benchmarks/gpu_check.py
 code-sandbox-benchmark: install  ## sandboxed executions/s of HumanEval's canonical solutions vs a bare subprocess loop
 	$(PYTHON) benchmarks/code_sandbox.py
+cluster-benchmark: install  ## a batch of micro experiments, local profile vs cluster profile with 2 workers
+	$(PYTHON) benchmarks/cluster_overhead.py
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)

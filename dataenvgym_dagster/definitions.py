@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions
 
+from dataenvgym_dagster.defs import deployment
 from dataenvgym_dagster.defs.jobs import jobs
 from dataenvgym_dagster.defs.loop.foundations import foundation_assets
 from dataenvgym_dagster.defs.loop.iterations import iteration_assets
@@ -36,8 +37,8 @@ def build_definitions(
             "teacher": teacher_resource(home),  # DATAENVGYM_TEACHER_* variables; see defs/teacher.py
             "io_manager": WarehouseIOManager(home=home),
         },
-        # One process: the multiprocess executor cost ~3 s per step, more than most steps take.
-        executor=in_process_executor,
+        # In process (`local`), on Celery workers (`cluster`) or a pod per step (`k8s`): $DATAENVGYM_PROFILE.
+        executor=deployment.executor(),
     )
 
 

@@ -4,6 +4,7 @@
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, Output, asset
 
+from dataenvgym_dagster.defs.deployment import GPU_POOL, step_tags
 from dataenvgym_dagster.defs.metadata import markdown_table, training_metadata
 from dataenvgym_dagster.defs.partitions import domain_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
@@ -36,7 +37,7 @@ def foundation_assets(catalog: ExperimentCatalog) -> list[AssetsDefinition]:
         counts = frame.group_by("skill", maintain_order=True).len().sort("skill")
         return Output(frame, metadata={"rows": len(frame), "per_skill": markdown_table(counts)})
 
-    @asset(partitions_def=partitions, group_name=GROUP, ins={"corpus": AssetIn("pretraining_corpus")})
+    @asset(partitions_def=partitions, group_name=GROUP, ins={"corpus": AssetIn("pretraining_corpus")}, pool=GPU_POOL, op_tags=step_tags(GPU_POOL) or None)
     def base_student(context: AssetExecutionContext, teaching: TeachingHome, corpus: pl.DataFrame) -> Output[StudentCheckpoint]:
         """The domain's student before teaching: the tiny Llama pretrained on the corpus, or the named hub model / local folder."""
         domain = get_domain(context.partition_key)

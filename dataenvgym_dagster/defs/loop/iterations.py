@@ -37,6 +37,7 @@ from dataenvgym_dagster.defs.metadata import (
     markdown_table,
     training_metadata,
 )
+from dataenvgym_dagster.defs.deployment import GPU_POOL, TEACHER_POOL, step_tags
 from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
 from dataenvgym_dagster.defs.teacher import TeacherResource
@@ -69,8 +70,10 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
     partitions = loop_partitions(catalog)
     group = f"iteration_{iteration}"
 
-    def loop_asset(name: str, ins: dict[str, AssetIn], table: str | None = None, description: str | None = None, checks=()):
+    def loop_asset(name: str, ins: dict[str, AssetIn], table: str | None = None, description: str | None = None, checks=(), pool: str | None = None):
         return asset(
+            pool=pool,
+            op_tags=step_tags(pool) or None,
             key=iteration_key(iteration, name),
             ins=ins,
             partitions_def=partitions,
@@ -89,7 +92,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
     if iteration > 1:
         taxonomy_ins["previous"] = AssetIn(iteration_key(iteration - 1, "skill_taxonomy"))
 
-    @loop_asset("skill_taxonomy", taxonomy_ins)
+    @loop_asset("skill_taxonomy", taxonomy_ins, pool=TEACHER_POOL)
     def skill_taxonomy(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, **inputs: Any) -> Output[DiscoveredSkills]:
         """The skills of the validation questions, organised into categories, versioned per iteration."""
         domain, experiment, settings = _partition(context, teaching)
@@ -129,7 +132,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             "state": markdown_table(shown.select("kind", "node", "parent", "n", "accuracy", "answer_loss", "previous_accuracy", "allocation")),
         })
 
-    @loop_asset("data_generation_plan", {"state": AssetIn(iteration_key(iteration, "environment_state"))}, "data_generation_plans")
+    @loop_asset("data_generation_plan", {"state": AssetIn(iteration_key(iteration, "environment_state"))}, "data_generation_plans", pool=TEACHER_POOL)
     def data_generation_plan(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, state: EnvironmentState) -> Output[DataGenerationPlan]:
         """The policy's action: how this iteration's data budget is spent, and why."""
         domain, experiment, settings = _partition(context, teaching)
@@ -151,7 +154,10 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         **{f"earlier_{t}": AssetIn(iteration_key(t, "generated_dataset")) for t in range(1, iteration)},
     }
 
-    @loop_asset("generated_dataset", dataset_ins, "generated_examples", checks=[NO_TEST_QUESTION_CHECK])
+    # A step holds one pool: the teacher's, unless an experiment's already_solved filter runs the student.
+    dataset_pool = GPU_POOL if any(run.settings.quality.drop_solved for run in catalog.runs.values()) else TEACHER_POOL
+
+    @loop_asset("generated_dataset", dataset_ins, "generated_examples", checks=[NO_TEST_QUESTION_CHECK], pool=dataset_pool)
     def generated_dataset(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, **inputs: Any) -> Iterator[Output | AssetCheckResult]:
         """The teacher's training examples for the plan, each with its quality verdict."""
         domain, experiment, settings = _partition(context, teaching)
@@ -199,7 +205,7 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
         **{f"earlier_{t}": AssetIn(iteration_key(t, "generated_dataset")) for t in range(1, iteration)},
     }
 
-    @loop_asset("student_checkpoint", ins)
+    @loop_asset("student_checkpoint", ins, pool=GPU_POOL)
     def student_checkpoint(context: AssetExecutionContext, teaching: TeachingHome, **inputs: Any) -> Output[StudentCheckpoint]:
         """The student trained on this iteration's generated data, per the experiment's recipe."""
         domain, experiment, settings = _partition(context, teaching)
@@ -227,7 +233,7 @@ def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinitio
         "benchmark": AssetIn("benchmark_splits", partition_mapping=SAME_DOMAIN),
     }
 
-    @loop_asset(f"{split}_evaluation", ins, "evaluation_results", f"The iteration's student scored on the {split} split.")
+    @loop_asset(f"{split}_evaluation", ins, "evaluation_results", f"The iteration's student scored on the {split} split.", pool=GPU_POOL)
     def evaluation(context: AssetExecutionContext, teaching: TeachingHome, checkpoint: StudentCheckpoint, benchmark: pl.DataFrame) -> Output[pl.DataFrame]:
         domain, experiment, _ = _partition(context, teaching)
         results, report = steps.evaluate_student(

@@ -1,0 +1,208 @@
+"""Deployment profiles: where runs are queued, where steps execute, and how many hold a GPU.
+
+One setting, ``DATAENVGYM_PROFILE``, picks the profile:
+
+* ``local`` (default): today's embedded setup. SQLite instance under ``$DAGSTER_HOME``, every
+  step of a run in the run's own process (the in-process executor).
+* ``k8s``: the same instance, with a Kubernetes pod per step (``k8s_job_executor``); gpu steps
+  request a GPU. Configuration only, in ``deploy/k8s/`` (not run by the tests).
+* ``cluster``: a Dagster instance on PostgreSQL with the queued run coordinator (runs wait in a
+  queue the ``dagster-daemon`` drains), and every step sent to a Celery worker through a Redis
+  broker. Workers may live on other machines; they need the code, ``$DATAENVGYM_HOME`` on shared
+  storage, and the same ``DATAENVGYM_*`` variables.
+
+Pools: steps that hold the student on an accelerator (training, evaluation, the ``already_solved``
+filter) declare the ``gpu`` pool, and steps that call the teacher the ``teacher`` pool. Dagster
+counts a pool's slots across every run of the instance; the limits are configuration
+(``DATAENVGYM_POOL_LIMITS``), applied to the instance by ``python -m dataenvgym_dagster.defs.deployment init``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dagster import DagsterInstance, ExecutorDefinition, in_process_executor
+
+PROFILE_ENV_VAR = "DATAENVGYM_PROFILE"
+PROFILES = ("local", "cluster", "k8s")
+GPU_POOL = "gpu"
+TEACHER_POOL = "teacher"
+
+# The variables of the cluster profile, with their defaults (a broker and database on this host).
+POSTGRES_URL_ENV_VAR = "DATAENVGYM_POSTGRES_URL"
+BROKER_ENV_VAR = "DATAENVGYM_CELERY_BROKER"
+BACKEND_ENV_VAR = "DATAENVGYM_CELERY_BACKEND"
+POOL_LIMITS_ENV_VAR = "DATAENVGYM_POOL_LIMITS"
+MAX_CONCURRENT_RUNS_ENV_VAR = "DATAENVGYM_MAX_CONCURRENT_RUNS"
+RUN_RETRIES_ENV_VAR = "DATAENVGYM_RUN_RETRIES"
+DEFAULT_BROKER = "redis://localhost:6379/0"
+DEFAULT_BACKEND = "redis://localhost:6379/1"
+DEFAULT_POOL_LIMITS = {GPU_POOL: 1, TEACHER_POOL: 8}
+
+
+def profile(environ: Mapping[str, str] = os.environ) -> str:
+    """The deployment profile named by ``$DATAENVGYM_PROFILE`` (default ``local``)."""
+    name = environ.get(PROFILE_ENV_VAR, "").strip() or "local"
+    if name not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV_VAR}={name!r} is not a deployment profile; choose one of: {', '.join(PROFILES)}")
+    return name
+
+
+def parse_pool_limits(text: str) -> dict[str, int]:
+    """``"gpu=2,teacher=16"`` → ``{"gpu": 2, "teacher": 16}``; pools left out keep their default."""
+    limits = dict(DEFAULT_POOL_LIMITS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        pool, _, value = item.partition("=")
+        if not value.strip().isdigit():
+            raise ValueError(
+                f"{POOL_LIMITS_ENV_VAR} entry {item!r} is not pool=limit with a whole number; write e.g. 'gpu=2,teacher=16'"
+            )
+        limits[pool.strip()] = int(value)
+    return limits
+
+
+def _whole_number(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "").strip() or str(default)
+    if not value.lstrip("-").isdigit():
+        raise ValueError(f"{name}={value!r} is not a whole number; unset it for the default {default}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """What the cluster profile connects to, from ``DATAENVGYM_*`` variables (see the README)."""
+
+    broker: str = DEFAULT_BROKER
+    backend: str = DEFAULT_BACKEND
+    pool_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_POOL_LIMITS))
+    max_concurrent_runs: int = 10
+    run_retries: int = 1
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ClusterSettings:
+        return cls(
+            broker=environ.get(BROKER_ENV_VAR) or DEFAULT_BROKER,
+            backend=environ.get(BACKEND_ENV_VAR) or DEFAULT_BACKEND,
+            pool_limits=parse_pool_limits(environ.get(POOL_LIMITS_ENV_VAR, "")),
+            max_concurrent_runs=_whole_number(environ, MAX_CONCURRENT_RUNS_ENV_VAR, 10),
+            run_retries=_whole_number(environ, RUN_RETRIES_ENV_VAR, 1),
+        )
+
+    def celery_config(self) -> dict[str, Any]:
+        """The ``celery_executor`` config; workers are started with the same block (``worker_config``)."""
+        return {
+            "broker": self.broker,
+            "backend": self.backend,
+            # One step at a time per worker process, and no step reserved by a busy worker.
+            "config_source": {"worker_prefetch_multiplier": 1},
+        }
+
+    def worker_config(self) -> dict[str, Any]:
+        """The YAML a ``dagster-celery worker start -y`` reads."""
+        return {"execution": {"config": self.celery_config()}}
+
+    def instance_config(self) -> dict[str, Any]:
+        """``dagster.yaml`` of the cluster instance. The database URL stays in the environment, not the file."""
+        return {
+            "storage": {"postgres": {"postgres_url": {"env": POSTGRES_URL_ENV_VAR}}},
+            "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
+            "concurrency": {
+                "runs": {"max_concurrent_runs": self.max_concurrent_runs},
+                # Op granularity: a run starts, and only its gpu steps wait for a slot.
+                "pools": {"granularity": "op"},
+            },
+            # A run whose worker or run process died is marked failed, then re-executed from the failure.
+            # Slots held by a step whose process died are given back once its run has ended.
+            "run_monitoring": {"enabled": True, "poll_interval_seconds": 5, "start_timeout_seconds": 300,
+                               "free_slots_after_run_end_seconds": 5},
+            "run_retries": {"enabled": True, "max_retries": self.run_retries},
+            "telemetry": {"enabled": False},
+        }
+
+
+def executor(environ: Mapping[str, str] = os.environ) -> ExecutorDefinition:
+    """The executor of every job, by profile."""
+    name = profile(environ)
+    if name == "local":
+        # One process: the multiprocess executor cost ~3 s per step, more than most steps take.
+        return in_process_executor
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor  # the `k8s` extra; a pod per step (deploy/k8s)
+
+        return k8s_job_executor
+    from dagster_celery import celery_executor  # the `cluster` extra
+
+    return celery_executor.configured(ClusterSettings.from_env(environ).celery_config(), name="celery")
+
+
+K8S_GPU_RESOURCE_ENV_VAR = "DATAENVGYM_K8S_GPU_RESOURCE"  # default nvidia.com/gpu
+
+
+def step_tags(pool: str | None, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Tags of a step in ``pool``: with the ``k8s`` profile, a gpu step's pod requests one GPU.
+
+    Dagster's pool bounds how many gpu steps run at once across runs; the request makes Kubernetes
+    place each on a node with a free GPU (``dagster-k8s/config``, read by the k8s_job_executor).
+    """
+    if pool != GPU_POOL or profile(environ) != "k8s":
+        return {}
+    resource = environ.get(K8S_GPU_RESOURCE_ENV_VAR) or "nvidia.com/gpu"
+    return {"dagster-k8s/config": {"container_config": {"resources": {"requests": {resource: "1"}, "limits": {resource: "1"}}}}}
+
+
+def write_instance(dagster_home: Path, settings: ClusterSettings) -> Path:
+    """Write the cluster ``dagster.yaml`` and the workers' ``celery.yaml`` into ``dagster_home``."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "celery.yaml").write_text(yaml.safe_dump(settings.worker_config(), sort_keys=False))
+    path = dagster_home / "dagster.yaml"
+    path.write_text(yaml.safe_dump(settings.instance_config(), sort_keys=False))
+    return path
+
+
+def apply_pool_limits(instance: DagsterInstance, limits: Mapping[str, int]) -> None:
+    """Set each pool's number of slots on the instance (shared by every run and worker)."""
+    for pool, limit in limits.items():
+        instance.event_log_storage.set_concurrency_slots(pool, limit)
+
+
+def worker_command(dagster_home: Path, name: str, concurrency: int = 1) -> list[str]:
+    """The command that starts one Celery worker for this code location (``concurrency`` step processes)."""
+    return [
+        str(Path(sys.executable).with_name("dagster-celery")), "worker", "start", "-A", "dagster_celery.app",
+        "-y", str(dagster_home / "celery.yaml"), "-n", name, "--", "--concurrency", str(concurrency),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dataenvgym_dagster.defs.deployment", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init", help="write $DAGSTER_HOME/dagster.yaml and celery.yaml of the cluster profile; set the pool limits")
+    worker = commands.add_parser("worker", help="start one Celery worker (runs in the foreground)")
+    worker.add_argument("--name", required=True, help="unique per worker, e.g. gpu-node-1")
+    worker.add_argument("--concurrency", type=int, default=1, help="steps this worker runs at once (default 1)")
+    arguments = parser.parse_args(argv)
+    if "DAGSTER_HOME" not in os.environ:
+        print("set DAGSTER_HOME to the cluster instance's folder (the same on every machine)", file=sys.stderr)
+        return 2
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    if arguments.command == "init":
+        settings = ClusterSettings.from_env()
+        print(f"wrote {write_instance(dagster_home, settings)}")
+        with DagsterInstance.get() as instance:
+            apply_pool_limits(instance, settings.pool_limits)
+        print("pool limits: " + ", ".join(f"{pool}={limit}" for pool, limit in settings.pool_limits.items()))
+        return 0
+    command = worker_command(dagster_home, arguments.name, arguments.concurrency)
+    os.execv(command[0], command)  # the worker replaces this process, so signals reach it directly
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())
