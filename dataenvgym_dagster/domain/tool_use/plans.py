@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataenvgym_dagster.domain.tool_use.catalogue import ToolCatalogue
 
 REFERENCE = re.compile(r"<node-(\d+)>\.(\w+)")
+TOOL_MADE = {"object", "list[dict]"}  # types no request spells out: only tools output them
 _FENCE = re.compile(r"```(?:json|python)?\s*(.*?)```", re.DOTALL)
 
 
@@ -97,8 +98,9 @@ def plan_problems(plan: Sequence[PlanStep], catalogue: ToolCatalogue) -> list[st
 
     Valid means: at least one step; every tool exists; every argument name is one of its tool's
     and none is missing; every reference ``<node-k>.<key>`` names an earlier step and one of its
-    outputs, of the argument's type when the reference is the whole value; and every later step
-    whose arguments carry no values (the compact form) takes an input of a type an earlier step
+    outputs, of the argument's type when the reference is the whole value. A step whose arguments
+    carry no values (the compact form) binds them by type: its ``object`` and ``list[dict]``
+    inputs must come from earlier steps, and a later step must take some type an earlier step
     outputs, so the steps connect.
     """
     if not plan:
@@ -120,8 +122,11 @@ def plan_problems(plan: Sequence[PlanStep], catalogue: ToolCatalogue) -> list[st
         for arg, value in step.args.items():
             if isinstance(value, str):
                 problems += _reference_problems(index, tool.name, arg, value, tool.inputs.get(arg), plan, catalogue)
-        if index and all(value is None for value in step.args.values()) and "?" not in produced:
-            if not set(tool.inputs.values()) & produced:
+        if step.args and all(value is None for value in step.args.values()) and "?" not in produced:
+            unmade = sorted({tool.inputs[a] for a in step.args if a in tool.inputs and tool.inputs[a] in TOOL_MADE} - produced)
+            if unmade:
+                problems.append(f"step {index} ({tool.name}) takes {unmade}, which only tools make and no earlier step outputs")
+            elif index and not set(tool.inputs.values()) & produced:
                 problems.append(
                     f"step {index} ({tool.name}) takes {sorted(set(tool.inputs.values()))}, "
                     f"which no earlier step outputs ({sorted(produced)})"
