@@ -241,3 +241,31 @@ def test_the_brief_carries_the_catalogue_and_the_plan_shape():
     assert "select object(objects: list[dict], object_name: text) -> {object: object}" in TOOL_USE.brief
     assert "<node-k>.<output>" in TOOL_USE.brief
     assert parse_completion('[{"name": "count", "args": {"objects": "<node-0>.objects"}}]') == (PlanStep(name="count", args={"objects": "<node-0>.objects"}),)
+
+
+# -- the warehouse view ----------------------------------------------------------------------------
+def test_the_tool_use_metrics_view_averages_each_metric_over_examples(tmp_path):
+    import polars as pl
+
+    from dataenvgym_dagster.machinery.warehouse import TABLES, Warehouse
+
+    completions = ['[["object detection","image"],["count","objects"]]', '[["object detection","image"]]', "no plan"]
+    problems = [problem(DETECT_COUNT)] * 3
+    scores = TOOL_USE.score(problems, completions)
+    rows = pl.DataFrame(
+        [
+            {
+                "domain": "tool_use", "experiment": "e", "iteration": 0, "split": "test", "example_id": f"p{i}",
+                "skill": p.skill, "question": p.question, "prediction": s.extracted, "reference": p.answer,
+                "correct": s.correct, "score": s.value, "verdict": s.verdict, "metrics": json.dumps(s.metrics),
+                "completion": c, "answer_loss": 0.0, "checkpoint_sha256": "x",
+            }
+            for i, (p, s, c) in enumerate(zip(problems, scores, completions, strict=True))
+        ],
+        schema=TABLES["evaluation_results"],
+    )
+    warehouse = Warehouse(tmp_path)
+    warehouse.write("evaluation_results", ["tool_use", "e", "iteration_0__test_evaluation"], rows)
+    with warehouse.connect() as connection:
+        row = connection.execute("SELECT n, plan_accuracy, tool_recall, tool_f1, plan_valid, unparsable FROM tool_use_metrics").fetchone()
+    assert row == pytest.approx((3, 1 / 3, 1.5 / 3, (1 + 2 / 3) / 3, 2 / 3, 1 / 3))

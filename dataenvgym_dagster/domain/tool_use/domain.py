@@ -93,6 +93,9 @@ class ToolUseDomain:
             "The domain is tool use (MnMs): a problem is a user request that a plan of 1 to 3 tool calls answers. "
             f"{_PLAN_FORMAT}\nThe tools, as name(argument: type) -> {{output: type}}, by category "
             f"(ml: models, image: image processing, api: public APIs):\n{self.catalogue.describe()}\n"
+            "A skill named `<categories>/<tool>` or `<categories>/<tool>><tool>` (tool names with _ for spaces) means "
+            "plans that begin with that tool or tool pair and use tools of exactly those categories, "
+            "e.g. `image+ml/object_detection>count`.\n"
             "Write requests in plain English that state their inputs; use as few tools as the request needs."
         )
 
