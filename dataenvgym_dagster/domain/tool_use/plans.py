@@ -55,14 +55,15 @@ def mnms_json(plan: Sequence[PlanStep]) -> list[dict[str, Any]]:
 def plan_from_steps(steps: Any) -> Plan:
     """A plan from a parsed JSON (or Python-literal) value: a list of ``{name, args}`` objects or of
     ``[name, argument, ...]`` arrays. Raises ``ValueError`` saying what is wrong."""
+    # ValueError, not TypeError, for every malformed plan: readers catch one exception type.
     if not isinstance(steps, list):
-        raise ValueError(f"a plan is a list of steps, got {type(steps).__name__}")
+        raise ValueError(f"a plan is a list of steps, got {type(steps).__name__}")  # noqa: TRY004
     plan = []
     for index, step in enumerate(steps):
         if isinstance(step, dict):
             name, args = step.get("name"), step.get("args") or {}
             if not isinstance(args, dict):
-                raise ValueError(f"step {index}: args must be an object, got {type(args).__name__}")
+                raise ValueError(f"step {index}: args must be an object, got {type(args).__name__}")  # noqa: TRY004
         elif isinstance(step, list) and step:
             name, args = step[0], dict.fromkeys(step[1:])
             if not all(isinstance(arg, str) for arg in args):
