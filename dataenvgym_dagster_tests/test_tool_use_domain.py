@@ -269,3 +269,8 @@ def test_the_tool_use_metrics_view_averages_each_metric_over_examples(tmp_path):
     with warehouse.connect() as connection:
         row = connection.execute("SELECT n, plan_accuracy, tool_recall, tool_f1, plan_valid, unparsable FROM tool_use_metrics").fetchone()
     assert row == pytest.approx((3, 1 / 3, 1.5 / 3, (1 + 2 / 3) / 3, 2 / 3, 1 / 3))
+
+
+def test_a_single_tool_skill_cannot_claim_categories_its_tool_lacks():
+    with pytest.raises(ValueError, match="name a tool pair"):
+        TOOL_USE.sample("api+ml/image_captioning", random.Random(0))

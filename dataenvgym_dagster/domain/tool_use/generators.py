@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from dataenvgym_dagster.domain.tool_use.catalogue import CATEGORIES, Tool, ToolCatalogue
 from dataenvgym_dagster.domain.tool_use.plans import Plan, PlanStep
 
-MAX_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -247,7 +246,9 @@ def sample_plan(skill: str, rng: random.Random, catalogue: ToolCatalogue) -> tup
     """
     categories, tools = parse_skill(skill, catalogue)
     missing = categories - {tool.category for tool in tools}
-    if len(tools) == 1 and not missing:
+    if len(tools) == 1:
+        if missing:
+            raise ValueError(f"skill {skill!r} has categories {sorted(missing)} that its one tool lacks; name a tool pair")
         return compose(tools, rng, catalogue)
     probe = list(compose(tools, random.Random(0), catalogue)[1])
     candidates = [
@@ -257,8 +258,6 @@ def sample_plan(skill: str, rng: random.Random, catalogue: ToolCatalogue) -> tup
     ]
     if missing and not candidates:
         raise ValueError(f"no tool of category {sorted(missing)} can follow {' > '.join(t.name for t in tools)} (skill {skill!r})")
-    if len(tools) == MAX_STEPS - 1 and candidates and (missing or rng.random() < 0.5):
+    if candidates and (missing or rng.random() < 0.5):
         return compose([*tools, rng.choice(candidates)], rng, catalogue)
-    if missing:
-        raise ValueError(f"skill {skill!r} needs a tool of category {sorted(missing)} after a single tool; name a tool pair")
     return compose(tools, rng, catalogue)
