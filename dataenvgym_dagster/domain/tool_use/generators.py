@@ -18,7 +18,6 @@ from dataenvgym_dagster.domain.tool_use.catalogue import CATEGORIES, Tool, ToolC
 from dataenvgym_dagster.domain.tool_use.plans import Plan, PlanStep
 
 
-
 @dataclass(frozen=True)
 class Phrasing:
     """How a request asks for a tool: as the first step (every argument is a literal placeholder)
