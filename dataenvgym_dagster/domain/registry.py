@@ -16,6 +16,7 @@ from dataenvgym_dagster.domain.protocol import Domain
 DOMAINS: dict[str, str] = {
     "arithmetic": "dataenvgym_dagster.domain.arithmetic:ARITHMETIC",
     "code": "dataenvgym_dagster.domain.code:CODE",
+    "tool_use": "dataenvgym_dagster.domain.tool_use:TOOL_USE",
 }
 
 

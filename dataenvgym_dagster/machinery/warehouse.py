@@ -105,6 +105,18 @@ DERIVED_VIEWS = {
         SELECT domain, experiment, iteration, split,
                count(*) AS n, avg(correct::INTEGER) AS accuracy, avg(score) AS mean_score, avg(answer_loss) AS answer_loss
         FROM evaluation_results GROUP BY ALL""",
+    # Tool use (MnMs): the per-example plan metrics of evaluation_results.metrics averaged over
+    # examples (macro), as fractions; rows of domains without these metrics are left out.
+    "tool_use_metrics": """
+        SELECT domain, experiment, iteration, split, count(*) AS n,
+               avg((metrics->>'$.plan_accuracy')::DOUBLE) AS plan_accuracy,
+               avg((metrics->>'$.tool_precision')::DOUBLE) AS tool_precision,
+               avg((metrics->>'$.tool_recall')::DOUBLE) AS tool_recall,
+               avg((metrics->>'$.tool_f1')::DOUBLE) AS tool_f1,
+               avg((metrics->>'$.argname_f1')::DOUBLE) AS argname_f1,
+               avg((metrics->>'$.plan_valid')::DOUBLE) AS plan_valid,
+               avg((verdict = 'unparsable')::INTEGER) AS unparsable
+        FROM evaluation_results WHERE metrics->>'$.plan_accuracy' IS NOT NULL GROUP BY ALL""",
     "quality_filter_counts": """
         SELECT domain, experiment, iteration, teacher, count(*) AS produced,
                count(*) FILTER (WHERE passed_quality_checks) AS kept,

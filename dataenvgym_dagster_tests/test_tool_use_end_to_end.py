@@ -1,0 +1,52 @@
+"""One micro teaching run of the tool-use domain through Dagster: procedural MnMs-style plans, tiny student."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dataenvgym_dagster.domain.tool_use.scoring import METRICS
+from dataenvgym_dagster.machinery.warehouse import Warehouse
+from dataenvgym_dagster_tests.conftest import MICRO_CATALOG, MICRO_TRAINING, make_workspace
+
+pytestmark = pytest.mark.slow
+
+TOOL_USE_MICRO = {
+    "iterations": 1,
+    "domains": {
+        "tool_use": {
+            "benchmark": {"validation_per_skill": 2, "test_per_skill": 2, "seed": 0},
+            "student": {"generation": {"max_new_tokens": 56, "batch_size": 64}},
+            "base_student": {
+                "architecture": {
+                    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                    "max_position_embeddings": 128,
+                },
+                "tokenizer_vocab_size": 256,
+                "pretraining_examples": 300,
+                "training": MICRO_TRAINING,
+            },
+        }
+    },
+    "experiments": {"skill_list": MICRO_CATALOG["experiments"]["skill_list"]},
+}
+
+
+def test_a_tool_use_run_evaluates_plans_and_records_every_plan_metric(tmp_path):
+    workspace = make_workspace(tmp_path, TOOL_USE_MICRO)
+    workspace.run_foundations("tool_use")
+    assert workspace.run_loop("skill_list", domain="tool_use").success
+    with Warehouse(workspace.home).connect() as db:
+        evaluated = db.execute(
+            "SELECT iteration, split, count(*) FROM evaluation_results WHERE domain = 'tool_use' GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        metrics = [json.loads(m) for (m,) in db.execute("SELECT metrics FROM evaluation_results WHERE domain = 'tool_use'").fetchall()]
+        view = db.execute("SELECT iteration, split, n, plan_accuracy, plan_valid FROM tool_use_metrics ORDER BY ALL").fetchall()
+        rejected = db.execute(
+            "SELECT count(*) FILTER (WHERE rejection_reason = 'wrong_answer'), count(*) FROM generated_examples WHERE domain = 'tool_use'"
+        ).fetchone()
+    assert evaluated == [(0, "test", 24), (0, "validation", 24), (1, "test", 24), (1, "validation", 24)]
+    assert all(set(m) == set(METRICS) and all(0.0 <= v <= 1.0 for v in m.values()) for m in metrics)
+    assert [(i, s, n) for i, s, n, _, _ in view] == [(i, s, 24) for i, s, _ in evaluated]
+    assert rejected[0] == 0 and rejected[1] >= 96  # the offline teacher's plans all pass the catalogue check
