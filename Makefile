@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install run test ui benchmark table2 teacher-benchmark clean
+.PHONY: install run test ui benchmark table2 teacher-benchmark math-benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,9 @@ table2: install  ## every environment with and without state, 3 seeds each (abou
 
 teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server
 	$(PYTHON) benchmarks/teacher_throughput.py
+
+math-benchmark: install  ## MATH-style scoring throughput: answers verified per second by math-verify workers
+	$(PYTHON) benchmarks/math_scoring.py
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)

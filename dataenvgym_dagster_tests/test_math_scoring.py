@@ -36,14 +36,15 @@ def test_a_completion_without_a_box_is_wrong_with_its_own_verdict():
 
 
 def test_a_scorer_timeout_is_a_wrong_answer_and_does_not_hang_the_evaluation():
-    pool = EquivalencePool(workers=2, timeout_s=3.0)
+    pool = EquivalencePool(workers=2, timeout_s=4.0)
     try:
         started = time.monotonic()
         verdicts = pool.judge_all([SLOW, ("equivalent", "\\frac{1}{2}", "0.5"), SLOW, ("equivalent", "3", "4")])
         elapsed = time.monotonic() - started
         assert verdicts == ["timeout", "correct", "timeout", "wrong answer"]
-        # Without the timeout the two slow comparisons alone would take 2 x 5.5 s of one worker's time.
-        assert elapsed < 9.0, f"the pool waited {elapsed:.1f} s: it should give up after its 3 s timeout"
+        # 'timeout', not math-verify's own 'wrong answer' after 5 s: the pool gave up first, killed the
+        # worker and started another (seconds on a busy machine), and the evaluation went on.
+        assert elapsed < 60.0, f"the pool took {elapsed:.1f} s for four comparisons"
         assert pool.replaced == 2
         # The killed workers were replaced: the pool keeps judging.
         assert pool.judge_all([("equivalent", "2\\sqrt2", "\\sqrt8")]) == ["correct"]

@@ -10,9 +10,9 @@ dies for another reason is replaced too, and its comparison gets verdict ``error
 from __future__ import annotations
 
 import atexit
-import re
 import multiprocessing
 import os
+import re
 import sys
 import time
 import types
@@ -112,7 +112,7 @@ def _serve(connection: Connection, judge: Judge) -> None:
             return
         try:
             verdict = judge(task)
-        except Exception as error:  # a comparison that raises is wrong, and says why
+        except Exception as error:  # noqa: BLE001 -- a comparison that raises is wrong, and says why
             verdict = f"error: {type(error).__name__}"
         connection.send(verdict)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sympy
-from sympy import Rational, factorint, gcd, lcm, pi, sqrt
+from sympy import Rational, factorint, gcd, pi, sqrt
 
 Params = dict[str, Any]
 
@@ -127,8 +127,13 @@ def _linear(rng):
     return {"a": a, "b": b, "c": a * x + b}
 
 
+def _divisible(rng):
+    a = rng.choice((-1, 1)) * rng.randint(2, 40)
+    return {"a": a, "b": a * rng.randint(-99, 99)}
+
+
 def _roots(rng):
-    r, s = rng.randint(-60, 60), rng.randint(-60, 60)
+    r, s = rng.randint(-99, 99), rng.randint(-99, 99)
     return {"b": -(r + s), "c": r * s}
 
 
@@ -162,7 +167,7 @@ ALGEBRA = {
         lambda p: f"Subtracting ${p['a']}$ from both sides gives $x = {p['b']} - {p['a']}$.",
     ),
     2: Template(
-        lambda rng: (lambda a: {"a": a, "b": a * rng.randint(-99, 99)})(rng.choice((-1, 1)) * rng.randint(2, 40)),
+        _divisible,
         lambda p: f"Solve for $x$: ${p['a']}x = {p['b']}$.",
         lambda p: sympy.solve(p["a"] * sympy.Symbol("x") - p["b"])[0],
         lambda p: f"Dividing both sides by ${p['a']}$ gives $x = \\frac{{{p['b']}}}{{{p['a']}}}$.",
@@ -282,8 +287,10 @@ COUNTING_AND_PROBABILITY = {
 
 # -- geometry ----------------------------------------------------------------------------------
 def _angles(rng):
-    a = rng.randint(1, 170)
-    return {"a": a, "b": rng.randint(1, 179 - a)}
+    while True:  # uniform over the pairs that leave a positive third angle
+        a, b = rng.randint(1, 178), rng.randint(1, 178)
+        if a + b < 180:
+            return {"a": a, "b": b}
 
 
 GEOMETRY = {

@@ -136,7 +136,7 @@ def read_parquet(root: Path, split: str) -> list[Problem]:
     for file in files:
         try:
             table = pq.read_table(file)
-        except Exception as error:  # pyarrow raises several types for a damaged file
+        except Exception as error:  # noqa: BLE001 -- pyarrow raises several types for a damaged file
             raise BenchmarkFormatError(f"{file} is not a readable Parquet file ({error}); expected {PARQUET_LAYOUT}") from None
         missing = [column for column in FIELDS if column not in table.column_names]
         if missing:
