@@ -85,3 +85,16 @@ def test_teacher_problems_need_a_parsable_boxed_answer_that_sympy_confirms_where
         "equation solved": True, "equation wrong": False, "expression right": True,
         "expression wrong": False, "word problem": True, "no box": False,
     }
+
+
+def test_a_worker_that_died_between_calls_is_replaced_without_losing_a_comparison():
+    pool = EquivalencePool(workers=1, timeout_s=30.0)
+    try:
+        assert pool.judge_all([("equivalent", "1", "1.0")]) == ["correct"]
+        pool._workers[0].process.kill()  # a worker lost to the OOM killer, say
+        pool._workers[0].process.join()
+        verdicts = pool.judge_all([("equivalent", "2", "2"), ("equivalent", "\\frac{1}{2}", "0.5")])
+        assert verdicts == ["correct", "correct"]  # the task went to its replacement
+        assert pool.replaced == 1
+    finally:
+        pool.close()
