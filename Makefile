@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install install-gpu run test ui benchmark table2 teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark
+.PHONY: install install-gpu run test ui benchmark table2 teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark math-benchmark
 
 # The CPU build of torch, installed before the project so that its unpinned `torch>=2.13` is already met.
 CPU_TORCH ?= torch==2.13.0
@@ -52,10 +52,15 @@ teacher-benchmark: install  ## the LLM teacher client's throughput against the l
 
 gpu-check: install-gpu  ## on a GPU machine: train and evaluate a Gemma-2-2B-sized student, print tokens/s, MFU, vLLM vs HF
 	$(PYTHON) benchmarks/gpu_check.py
+
 code-sandbox-benchmark: install  ## sandboxed executions/s of HumanEval's canonical solutions vs a bare subprocess loop
 	$(PYTHON) benchmarks/code_sandbox.py
+
 cluster-benchmark: install  ## a batch of micro experiments, local profile vs cluster profile with 2 workers
 	$(PYTHON) benchmarks/cluster_overhead.py
+
+math-benchmark: install  ## MATH-style scoring throughput: answers verified per second by math-verify workers
+	$(PYTHON) benchmarks/math_scoring.py
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)

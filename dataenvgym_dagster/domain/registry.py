@@ -17,6 +17,7 @@ DOMAINS: dict[str, str] = {
     "arithmetic": "dataenvgym_dagster.domain.arithmetic:ARITHMETIC",
     "code": "dataenvgym_dagster.domain.code:CODE",
     "tool_use": "dataenvgym_dagster.domain.tool_use:TOOL_USE",
+    "math": "dataenvgym_dagster.domain.math:MATH",
 }
 
 
