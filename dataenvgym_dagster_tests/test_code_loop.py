@@ -21,7 +21,9 @@ CODE_HUMANEVAL = {
     "benchmark": {"source": "humaneval", "validation_per_skill": 6, "test_per_skill": 6, "seed": 0},
     "student": {"generation": {"max_new_tokens": 8, "batch_size": 16}},
     "base_student": {
-        "architecture": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
+        # HumanEval prompts run to hundreds of tokens; positions cost nothing but the rotary cache.
+        "architecture": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                         "max_position_embeddings": 2048},
         "tokenizer_vocab_size": 128,
         "pretraining_examples": 200,
         "training": MICRO_TRAINING,

@@ -21,7 +21,7 @@ TOOL_USE_MICRO = {
             "base_student": {
                 "architecture": {
                     "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                    "max_position_embeddings": 128,
+                    "max_position_embeddings": 256,
                 },
                 "tokenizer_vocab_size": 256,
                 "pretraining_examples": 300,
