@@ -15,6 +15,7 @@ from dataenvgym_dagster.domain.protocol import Domain
 # name -> "module:attribute" of the domain object
 DOMAINS: dict[str, str] = {
     "arithmetic": "dataenvgym_dagster.domain.arithmetic:ARITHMETIC",
+    "vqa": "dataenvgym_dagster.domain.vqa:VQA",
 }
 
 
