@@ -24,7 +24,7 @@ def extract_yes_no(completion: str) -> str:
 
 
 def extract_choice(completion: str, options: Sequence[str]) -> str:
-    """The option a completion picks: a bare letter (``B``, ``(B)``, ``B.``), or the text of one option.
+    """The option a completion picks: a leading letter (``B``, ``(b)``, ``B.``), an option letter later on, or one option's text.
 
     Returns the option's letter (``A``, ``B`` …) or '' when the completion names none or several.
     """
@@ -33,6 +33,11 @@ def extract_choice(completion: str, options: Sequence[str]) -> str:
     match = re.match(r"^\(?([A-Za-z])[\).:]?(?:\s|$)", stripped)
     if match and match[1].upper() in letters:
         return match[1].upper()
+    # As NaturalBench's own extraction: the first option letter standing as a word (upper case
+    # only, so the article "a" is not read as option A).
+    standing = re.search(rf"\b([{''.join(letters)}])\b", stripped)
+    if standing:
+        return standing[1]
     said = normalise(stripped)
     named = [letter for letter, option in zip(letters, options, strict=True) if normalise(option) and normalise(option) in said]
     return named[0] if len(named) == 1 else ""
