@@ -27,6 +27,7 @@ from dataenvgym_dagster.experiments.config import (
 )
 from dataenvgym_dagster.machinery.student.settings import StudentSpec
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint, checkpoint_dir, fingerprint, verified_path
+from dataenvgym_dagster.loop import visual_student
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
 from dataenvgym_dagster.machinery.student.evaluation import GenerationReport, complete
@@ -91,6 +92,9 @@ def pretrain_base_student(
     domain: Domain, corpus: pl.DataFrame, settings: BaseStudentSettings, home: Path, progress: Progress
 ) -> tuple[StudentCheckpoint, TrainingReport]:
     """Train a tokenizer on the corpus, build a random Llama student and pretrain it on the corpus."""
+    if visual_student.is_visual(domain):  # a PaliGemma student (vqa)
+        problems = problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})")
+        return visual_student.pretrain_base_student(domain, problems, settings, home, progress)
     pairs = student_pairs(domain, problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})"))
     tokenizer = train_tokenizer((prompt + target for prompt, target in pairs), settings.tokenizer_vocab_size)
     model = build_student(settings.architecture, tokenizer, settings.seed)
@@ -111,12 +115,13 @@ def evaluate_student(
     iteration: int,
     student: StudentSpec,
     progress: Progress,
+    home: Path | None = None,
 ) -> tuple[pl.DataFrame, GenerationReport]:
     """Greedy answers of the checkpoint on one split, scored by the domain (table ``evaluation_results``)."""
     problems = problems_of(benchmark.filter(pl.col("split") == split), Problem, f"benchmark_splits ({domain.name}, {split})")
     if not problems:
         raise ValueError(f"benchmark_splits for {domain.name} has no {split!r} problems; re-materialise benchmark_splits")
-    completions, report = _complete(domain, checkpoint, problems, student, progress)
+    completions, report = _complete(domain, checkpoint, problems, student, progress, home)
     scores = domain.score(problems, [completion.text for completion in completions])
     rows = [
         {
@@ -131,8 +136,12 @@ def evaluate_student(
     return pl.DataFrame(rows, schema=TABLES["evaluation_results"]), report
 
 
-def _complete(domain: Domain, checkpoint: StudentCheckpoint, problems: Sequence[Problem], student: StudentSpec, progress: Progress):
+def _complete(domain: Domain, checkpoint: StudentCheckpoint, problems: Sequence[Problem], student: StudentSpec, progress: Progress, home: Path | None = None):
     """The checkpoint's greedy completions of the problems' prompts, with each reference target's loss."""
+    if visual_student.is_visual(domain):  # a PaliGemma student (vqa) reads images from the home
+        if home is None:
+            raise ValueError(f"the {domain.name} student reads images from the home; pass home to evaluate it (drop_solved is not supported for {domain.name})")
+        return visual_student.complete(domain, checkpoint, problems, student, home, progress)
     model, tokenizer = load_student(verified_path(checkpoint))
     pairs = student_pairs(domain, problems)
     return complete(
@@ -309,16 +318,26 @@ def train_iteration_student(
     pretraining: pl.DataFrame,
     home: Path,
     progress: Progress,
+    student: StudentSpec | None = None,
 ) -> tuple[StudentCheckpoint, TrainingReport, pl.DataFrame]:
     """Train the iteration's student; returns the checkpoint, the report and its lineage rows."""
     seed = iteration_seed(settings, iteration)
     training_set, sources = compose_training_set(settings.training, targeted, earlier_generated, pretraining, seed)
     start_from = base if settings.training.recipe is TrainingRecipe.retrain_from_base else previous
-    model, tokenizer = load_student(verified_path(start_from))
-    pairs = student_pairs(domain, problems_of(training_set, Problem, f"iteration_{iteration} training set"))
-    progress(f"training from the {start_from.label} on {len(pairs):,} examples ({sources})")
     directory = checkpoint_dir(home, domain.name, experiment, iteration)
-    report = train_student(model, tokenizer, pairs, settings.training.settings, directory, seed, progress)
+    if visual_student.is_visual(domain):  # a PaliGemma student (vqa); LoRA from the student spec or the training settings
+        problems = problems_of(training_set, Problem, f"iteration_{iteration} training set")
+        progress(f"training from the {start_from.label} on {len(problems):,} images ({sources})")
+        report = visual_student.train(
+            domain, problems, start_from=start_from, base=base, settings=settings.training.settings,
+            lora=(student.lora if student else None) or settings.training.settings.lora,
+            directory=directory, seed=seed, home=home, progress=progress,
+        )
+    else:
+        model, tokenizer = load_student(verified_path(start_from))
+        pairs = student_pairs(domain, problems_of(training_set, Problem, f"iteration_{iteration} training set"))
+        progress(f"training from the {start_from.label} on {len(pairs):,} examples ({sources})")
+        report = train_student(model, tokenizer, pairs, settings.training.settings, directory, seed, progress)
     checkpoint = StudentCheckpoint(
         domain=domain.name, experiment=experiment, iteration=iteration, path=str(directory), sha256=fingerprint(directory)
     )

@@ -207,6 +207,7 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
             previous=inputs["previous"], base=inputs["base"], targeted=inputs["targeted"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)],
             pretraining=inputs["pretraining"], home=teaching.path, progress=context.log.info,
+            student=teaching.catalog().student(domain.name, experiment),
         )
         _write(teaching, "lineage", domain.name, experiment, iteration, lineage)
         run = steps.training_run_row(report, domain=domain.name, experiment=experiment, iteration=iteration, recipe=settings.training.recipe)
@@ -227,7 +228,7 @@ def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinitio
         domain, experiment, _ = _partition(context, teaching)
         results, report = steps.evaluate_student(
             domain, checkpoint, benchmark, split, experiment=experiment, iteration=iteration,
-            student=teaching.catalog().student(domain.name, experiment), progress=context.log.info,
+            student=teaching.catalog().student(domain.name, experiment), progress=context.log.info, home=teaching.path,
         )
         metadata = evaluation_metadata(results, report)
         if split == "test":
