@@ -26,8 +26,8 @@ from dataenvgym_dagster.experiments.config import (
     TrainingRecipe,
 )
 from dataenvgym_dagster.machinery.student.settings import StudentSpec
-from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint, checkpoint_dir, fingerprint, verified_path
 from dataenvgym_dagster.loop import visual_student
+from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint, checkpoint_dir, fingerprint, verified_path
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
 from dataenvgym_dagster.machinery.student.evaluation import GenerationReport, complete

@@ -7,7 +7,7 @@ import string
 from collections.abc import Sequence
 
 ARTICLES = {"a", "an", "the"}
-NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"])}
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation if c not in "'"})
 
 

@@ -32,13 +32,14 @@ _OPTION = re.compile(r"\b([A-D])\s*[:.)]\s*(.*?)(?=;|\s+\b[A-D]\s*[:.)]|$)")
 
 
 def _read(file: Path):
-    import pyarrow.parquet as pq  # a dependency of the project (polars/duckdb interchange)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     if not file.exists():
         raise BenchmarkFormatError(f"NaturalBench file {file} does not exist; download BaiqiL/NaturalBench's Parquet file there")
     try:
         table = pq.read_table(file)
-    except Exception as error:  # pyarrow raises several types for a file that is not Parquet
+    except (OSError, ValueError, pa.ArrowException) as error:  # what pyarrow raises for a file that is not Parquet
         raise BenchmarkFormatError(f"NaturalBench file {file} is not a readable Parquet file ({error})") from None
     missing = [column for column in COLUMNS if column not in table.column_names]
     if missing:
