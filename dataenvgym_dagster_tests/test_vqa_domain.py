@@ -112,3 +112,11 @@ def test_scoring_is_exact_match_after_normalising_case_articles_punctuation_and_
     scores = VQA.score([problem] * 4, ["2", "Two.", "the 2", "3"])
     assert [s.correct for s in scores] == [True, True, True, False]
     assert scores[3].verdict == "wrong answer"
+
+
+def test_the_procedural_image_generator_stores_images_by_hash_and_rejects_what_it_cannot_draw(tmp_path):
+    from dataenvgym_dagster.machinery.images import ProceduralImageGenerator
+
+    made = ProceduralImageGenerator(tmp_path).generate(["a small green square at middle centre", "a cat on a mat"], seed=1)
+    assert made[0].rejection is None and (tmp_path / made[0].image).name == f"{made[0].sha256}.png"
+    assert made[1].rejection == "unparseable" and made[1].image is None
