@@ -13,6 +13,7 @@ every problem's payload (``row``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,11 +33,16 @@ _OPTION = re.compile(r"\b([A-D])\s*[:.)]\s*(.*?)(?=;|\s+\b[A-D]\s*[:.)]|$)")
 
 
 def _read(file: Path):
+    if not file.exists():
+        raise BenchmarkFormatError(f"NaturalBench file {file} does not exist; download BaiqiL/NaturalBench's Parquet file there")
+    return _read_version(file.absolute(), file.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)  # images are extracted one cell at a time: read the file once, not once per image
+def _read_version(file: Path, modified_ns: int):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not file.exists():
-        raise BenchmarkFormatError(f"NaturalBench file {file} does not exist; download BaiqiL/NaturalBench's Parquet file there")
     try:
         table = pq.read_table(file)
     except (OSError, ValueError, pa.ArrowException) as error:  # what pyarrow raises for a file that is not Parquet
