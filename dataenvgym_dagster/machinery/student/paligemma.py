@@ -201,6 +201,7 @@ def train_student(
         trained.save_pretrained(output_dir / ADAPTER_DIR)
         trained = trained.merge_and_unload()
     save_student(trained, processor, output_dir)
+    # An estimate for the training_runs table: image tokens plus about 16 text tokens per example.
     tokens = round(len(examples) * settings.epochs * (processor.image_seq_length + 16))
     return TrainingReport(
         examples=len(examples), steps=steps, tokens=tokens, seconds=seconds, tokens_per_second=tokens / seconds,
