@@ -30,8 +30,8 @@ def run(domain: str, experiment: str | None) -> int:
     from dataenvgym_dagster.report import format_table, skill_table, test_gain
 
     catalog = load_catalog()
-    experiment = experiment or catalog.default_experiment
-    catalog.domain(domain), catalog.experiment(experiment)  # fail early with the known names
+    experiment = experiment or catalog.domain(domain).default_experiment or catalog.default_experiment
+    catalog.experiment(experiment)  # fail early with the known names
     home = default_home()
     definitions = build_definitions(catalog, str(home))
     instance = _instance(home)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="materialise one experiment on one domain, every iteration")
     run_parser.add_argument("--domain", default="arithmetic")
-    run_parser.add_argument("--experiment", default=None, help="default: the catalogue's default_experiment")
+    run_parser.add_argument("--experiment", default=None, help="default: the domain's default_experiment, else the catalogue's")
     compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
     compare_parser.add_argument("--domain", default=None)
     arguments = parser.parse_args(argv)

@@ -18,6 +18,7 @@ DOMAINS: dict[str, str] = {
     "code": "dataenvgym_dagster.domain.code:CODE",
     "tool_use": "dataenvgym_dagster.domain.tool_use:TOOL_USE",
     "math": "dataenvgym_dagster.domain.math:MATH",
+    "vqa": "dataenvgym_dagster.domain.vqa:VQA",
 }
 
 

@@ -49,6 +49,9 @@ class BaseStudentSettings(_Strict):
 
 
 class DomainSettings(_Strict):
+    default_experiment: str | None = Field(
+        None, description="What `dataenvgym run --domain <this>` runs when no experiment is named; default: the catalogue's."
+    )
     benchmark: BenchmarkSettings = BenchmarkSettings()
     student: StudentSpec = StudentSpec()
     base_student: BaseStudentSettings = BaseStudentSettings()
@@ -126,6 +129,8 @@ class ExperimentCatalog(_Strict):
                     f"domains.{name}.benchmark.source {settings.benchmark.source!r} is not a source of {name}; "
                     f"choose one of: {', '.join(domain.sources)}"
                 )
+            if settings.default_experiment is not None and settings.default_experiment not in self.runs:
+                raise ValueError(f"domains.{name}.default_experiment {settings.default_experiment!r} is not one of the experiments")
             if source.needs_path and not settings.benchmark.path:
                 raise ValueError(f"domains.{name}.benchmark.source {source.name!r} reads files: set benchmark.path")
         for key in self.runs:

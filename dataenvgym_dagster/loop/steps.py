@@ -33,6 +33,7 @@ from dataenvgym_dagster.loop.checkpoints import (
     pretrained_checkpoint,
     student_weights,
 )
+from dataenvgym_dagster.loop import visual_student
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
 from dataenvgym_dagster.machinery.student.backend import Completion, GenerationReport, TrainingReport, get_backend
@@ -134,6 +135,9 @@ def pretrain_base_student(
     record says which model and revision it is (and a local folder's weight manifest).
     """
     student = student or StudentSpec()
+    if visual_student.is_visual(domain):  # a tiny PaliGemma (vqa) reads an image beside each prompt
+        problems = problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})")
+        return visual_student.pretrain_base_student(domain, problems, settings, home, progress)
     if not student.is_tiny:
         progress(f"the base student of {domain.name} is {student.model} at revision {student.revision or 'main'}")
         return pretrained_checkpoint(student.model, student.revision, domain=domain.name), None
@@ -211,6 +215,8 @@ def _complete(
     domain: Domain, checkpoint: StudentCheckpoint, problems: Sequence[Problem], student: StudentSpec, home: Path, progress: Progress
 ) -> tuple[list[Completion], GenerationReport]:
     """The checkpoint's greedy completions of the problems' prompts, with each reference target's loss."""
+    if visual_student.is_visual(domain):  # a PaliGemma student reads images made under the home
+        return visual_student.complete(domain, checkpoint, problems, student, home, progress)
     weights = student_weights(checkpoint, home)
     return get_backend(student).complete(weights, student_texts(domain, problems, student), progress)
 
@@ -396,14 +402,23 @@ def train_iteration_student(
     seed = iteration_seed(settings, iteration)
     training_set, sources = compose_training_set(settings.training, targeted, earlier_generated, pretraining, seed)
     start_from = initial_checkpoint(base, student) if settings.training.recipe is TrainingRecipe.retrain_from_base else previous
-    texts = student_texts(domain, problems_of(training_set, Problem, f"iteration_{iteration} training set"), student)
-    progress(f"training from the {start_from.label} ({start_from.reference}) on {len(texts):,} examples ({sources})")
-    weights = student_weights(start_from, home)
-    directory = _fresh(checkpoint_dir(home, domain.name, experiment, iteration))
-    report = get_backend(student).train(weights, texts, settings.training.settings, directory, seed, progress)
+    problems = problems_of(training_set, Problem, f"iteration_{iteration} training set")
+    progress(f"training from the {start_from.label} ({start_from.reference}) on {len(problems):,} examples ({sources})")
+    if visual_student.is_visual(domain):  # PaliGemma saves whole weights, with its LoRA adapter beside them
+        directory = _fresh(checkpoint_dir(home, domain.name, experiment, iteration))
+        report = visual_student.train(
+            domain, problems, start_from=start_from, base=base, settings=settings.training.settings, lora=student.lora,
+            directory=directory, seed=seed, home=home, progress=progress,
+        )
+        adapter_base = None
+    else:
+        texts = student_texts(domain, problems, student)
+        weights = student_weights(start_from, home)
+        directory = _fresh(checkpoint_dir(home, domain.name, experiment, iteration))
+        report = get_backend(student).train(weights, texts, settings.training.settings, directory, seed, progress)
+        adapter_base = start_from.base_model if student.lora is not None else None
     checkpoint = folder_checkpoint(
-        home, directory, domain=domain.name, experiment=experiment, iteration=iteration,
-        base=start_from.base_model if student.lora is not None else None,
+        home, directory, domain=domain.name, experiment=experiment, iteration=iteration, base=adapter_base
     )
     lineage_sources = [("checkpoint", start_from.reference, 0)] + [
         ("dataset", f"iteration_{iteration}/generated_dataset", sources["this_iteration"])

@@ -1,0 +1,158 @@
+"""GQA and NaturalBench loaders on files in their published formats, and NaturalBench's accuracies."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
+from dataenvgym_dagster.domain.registry import get_domain
+from dataenvgym_dagster.domain.types import Score
+from dataenvgym_dagster.domain.vqa import images
+from dataenvgym_dagster.domain.vqa.answers import extract_choice, extract_yes_no
+from dataenvgym_dagster.domain.vqa.naturalbench import group_accuracy
+
+VQA = get_domain("vqa")
+FIXTURES = Path(__file__).parent / "fixtures" / "vqa"
+
+
+def _jpeg(colour: tuple[int, int, int], size=(40, 30)) -> bytes:
+    image = Image.new("RGB", size, colour)
+    image.paste((255 - colour[0], 40, 90), (5, 5, 20, 20))  # not blank
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def gqa(tmp_path: Path) -> Path:
+    """GQA's balanced questions files (val and testdev, in the published layout) and the images they name."""
+    root = tmp_path / "gqa"
+    (root / "images").mkdir(parents=True)
+    for name in ("val_balanced_questions.json", "testdev_balanced_questions.json"):
+        shutil.copy(FIXTURES / name, root / name)
+        for index, entry in enumerate(json.loads((root / name).read_text()).values()):
+            (root / "images" / f"{entry['imageId']}.jpg").write_bytes(_jpeg((30 * index % 255, 120, 200)))
+    return root
+
+
+def test_gqa_validation_is_a_seeded_sample_per_detailed_type_and_test_is_testdev(gqa: Path):
+    spec = BenchmarkSpec(source="gqa", path=str(gqa), validation_per_skill=1, test_per_skill=None, seed=7)
+    splits = VQA.sources["gqa"].load(spec)
+    validation = splits["validation"]
+    assert sorted(p.payload["types"]["detailed"] for p in validation) == ["colorChoose", "relS", "weatherVerify"]
+    assert {p.payload["sample_seed"] for p in validation} == {7}
+    assert splits == VQA.sources["gqa"].load(spec)  # the seed makes it reproducible
+    assert {p.example_id for p in splits["test"]} == {f"gqa/test/{i}" for i in ("20968662", "20968663", "20968664")}
+    first = next(p for p in splits["test"] if p.example_id.endswith("20968664"))
+    assert first.skill == "rel/relS" and first.answer == "the woman"
+    assert Path(first.payload["image"]).is_file() and first.payload["full_answer"] == "The woman is wearing a hat."
+    assert images.split_tag(first.question)[1] == "Who is wearing a hat?"
+    assert VQA.score([first], ["Woman."])[0].correct  # articles, case and punctuation do not count
+
+
+def test_a_gqa_question_whose_image_is_missing_names_the_file(gqa: Path):
+    (gqa / "images" / "n100002.jpg").unlink()
+    with pytest.raises(BenchmarkFormatError, match=r"question '20968664' refers to image .*n100002.jpg, which does not exist"):
+        VQA.sources["gqa"].load(BenchmarkSpec(source="gqa", path=str(gqa)))
+
+
+def test_a_malformed_gqa_entry_names_the_file_and_question(gqa: Path):
+    questions = json.loads((gqa / "val_balanced_questions.json").read_text())
+    del questions["05451388"]["types"]
+    (gqa / "val_balanced_questions.json").write_text(json.dumps(questions))
+    with pytest.raises(BenchmarkFormatError, match=r"val_balanced_questions.json, question '05451388' lacks types"):
+        VQA.sources["gqa"].load(BenchmarkSpec(source="gqa", path=str(gqa)))
+
+
+def _naturalbench_row(index: int, kind: str, image_0: bytes | None, image_1: bytes) -> dict:
+    if kind == "yes_no":
+        questions, answers = ("Is the dog on the left?", "Is the dog on the right?"), ("Yes", "No", "No", "Yes")
+    else:
+        questions = (
+            "What is the man holding? Option: A: an umbrella; B: a bag",
+            "What is the man carrying? Option: A: a bag; B: an umbrella",
+        )
+        answers = ("A", "B", "B", "A")
+    return {
+        "Index": index, "Source": "Flickr30K",
+        "Image_0": {"bytes": image_0, "path": f"{index}_0.jpg"}, "Image_1": {"bytes": image_1, "path": f"{index}_1.jpg"},
+        "Question_0": questions[0], "Image_0_Question_0": answers[0], "Image_1_Question_0": answers[1],
+        "Question_1": questions[1], "Image_0_Question_1": answers[2], "Image_1_Question_1": answers[3],
+        "Question_Type": kind,
+    }
+
+
+def _write_naturalbench(path: Path, rows: list[dict]) -> Path:
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema(
+        [("Index", pa.int64()), ("Source", pa.string()), ("Image_0", image), ("Image_1", image)]
+        + [(name, pa.string()) for name in ("Question_0", "Image_0_Question_0", "Image_1_Question_0", "Question_1",
+                                            "Image_0_Question_1", "Image_1_Question_1", "Question_Type")]
+    )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
+@pytest.fixture
+def naturalbench(tmp_path: Path) -> Path:
+    rows = [
+        _naturalbench_row(i, "yes_no" if i % 2 else "multiple_choice", _jpeg((10 * i, 50, 60)), _jpeg((200, 10 * i, 60)))
+        for i in range(4)
+    ]
+    return _write_naturalbench(tmp_path / "train-00000-of-00001.parquet", rows)
+
+
+def test_naturalbench_rows_become_four_instances_and_splits_never_share_a_row(naturalbench: Path, tmp_path: Path):
+    spec = BenchmarkSpec(source="naturalbench", path=str(naturalbench), options={"validation_rows": 1})
+    splits = VQA.sources["naturalbench"].load(spec)
+    assert len(splits["validation"]) == 4 and len(splits["test"]) == 12
+    assert {p.payload["row"] for p in splits["validation"]} == {0}
+    assert {p.payload["row"] for p in splits["test"]} == {1, 2, 3}
+    choice = splits["validation"][0]
+    assert choice.payload["options"] == ["an umbrella", "a bag"] and choice.answer == "A"
+    # The images are extracted into the home on first use, named by content hash.
+    path = images.ImageStore(tmp_path / "home").path(choice.payload)
+    assert path.name.startswith(choice.payload["sha256"]) and images.decode(path.read_bytes(), str(path))
+
+
+def test_a_naturalbench_row_with_a_broken_image_names_the_file_and_row(tmp_path: Path):
+    rows = [_naturalbench_row(0, "yes_no", _jpeg((1, 2, 3)), _jpeg((9, 9, 9))), _naturalbench_row(1, "yes_no", b"\x00garbage", _jpeg((9, 9, 9)))]
+    path = _write_naturalbench(tmp_path / "nb.parquet", rows)
+    with pytest.raises(BenchmarkFormatError, match=r"nb.parquet, row 1 \(Index 1\): Image_0 is missing or does not decode"):
+        VQA.sources["naturalbench"].load(BenchmarkSpec(source="naturalbench", path=str(path)))
+
+
+def test_a_naturalbench_file_without_the_published_columns_names_what_is_missing(tmp_path: Path):
+    path = tmp_path / "nb.parquet"
+    pq.write_table(pa.table({"Index": [0], "Question_0": ["Is it red?"]}), path)
+    with pytest.raises(BenchmarkFormatError, match=r"nb.parquet lacks columns Image_0, Image_1"):
+        VQA.sources["naturalbench"].load(BenchmarkSpec(source="naturalbench", path=str(path)))
+
+
+def test_naturalbench_group_accuracy_needs_all_four_answers_of_a_row_right(naturalbench: Path):
+    problems = VQA.sources["naturalbench"].load(BenchmarkSpec(source="naturalbench", path=str(naturalbench), options={"validation_rows": 2}))["validation"]
+    # Row 0 (multiple choice): all four right. Row 1 (yes/no): q1 on image 1 wrong.
+    completions = ["A", "(B) a bag", "B.", "The answer is A", "Yes", "no", "No, it is not", "no"]
+    scores = VQA.score(problems, completions)
+    assert [s.correct for s in scores] == [True, True, True, True, True, True, True, False]
+    assert group_accuracy(problems, scores) == {
+        "accuracy": 7 / 8, "question_accuracy": 3 / 4, "image_accuracy": 3 / 4, "group_accuracy": 1 / 2,
+    }
+    with pytest.raises(ValueError, match="do not have all four instances"):
+        group_accuracy(problems[:3], scores[:3])
+
+
+def test_yes_no_and_multiple_choice_answers_are_extracted_from_free_text():
+    assert extract_yes_no("Yes, there is.") == "yes" and extract_yes_no("I think no") == "no" and extract_yes_no("maybe") == ""
+    options = ["an umbrella", "a bag"]
+    assert extract_choice("B", options) == "B" and extract_choice("(a) ...", options) == "A"
+    assert extract_choice("he holds a bag", options) == "B" and extract_choice("nothing", options) == ""
+    assert Score(value=1.0, extracted="A", verdict="correct").correct
