@@ -22,8 +22,8 @@ run: install  ## the default experiment, offline on the CPU, with a per-skill ac
 test: install  ## the test suite (what .ci/run calls)
 	$(PYTHON) -m pytest
 
-ui: install  ## the Dagster UI over the same home as `make run`
-	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
+ui: install  ## the Dagster UI (webserver + daemon: automation, schedules) over the same home as `make run`
+	$(PYTHON) -m dataenvgym_dagster instance
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 benchmark: install  ## stage timings of the default experiment
