@@ -7,6 +7,7 @@ from pathlib import Path
 from dagster import Definitions, in_process_executor
 
 from dataenvgym_dagster.defs.automation import advance_experiments_sensor
+from dataenvgym_dagster.defs.descriptions import with_descriptions
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB, jobs
 from dataenvgym_dagster.defs.loop.foundations import foundation_assets
 from dataenvgym_dagster.defs.loop.iterations import iteration_assets
@@ -30,6 +31,7 @@ def build_definitions(
     assets = foundation_assets(catalog)
     for iteration in range(catalog.iterations + 1):
         assets += iteration_assets(iteration, catalog)
+    assets = with_descriptions(assets, catalog)
     job_defs = jobs(catalog)
     groups: dict[str, list] = {}
     for definition in assets:

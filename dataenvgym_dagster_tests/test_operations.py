@@ -243,3 +243,26 @@ def test_definitions_load_without_a_beta_warning():
 
 def test_definitions_build_for_the_default_catalogue():
     assert build_definitions().resolve_sensor_def(SENSOR) is not None
+
+
+# -- what the UI says --------------------------------------------------------------------------
+def test_every_asset_description_names_its_iteration_and_what_a_partition_is(workspace):
+    graph = workspace.defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        description = graph.get(key).description
+        if key.path[0].startswith("iteration_"):
+            assert description.startswith(f"Iteration {key.path[0].removeprefix('iteration_')}: ")
+            assert "one domain × one experiment" in description and "`skill_list`, the default experiment" in description
+        else:
+            assert description.startswith("Foundations (shared by every experiment): ") and "one domain" in description
+
+
+def test_learning_curves_come_as_sparklines_short_enough_to_show_inline():
+    from dataenvgym_dagster.defs.metadata import INLINE_MARKDOWN_LIMIT, sparklines
+
+    skills = [f"category_{i}/a_rather_long_skill_name_{i}" for i in range(12)]
+    curves = pl.DataFrame({"iteration": list(range(10)) * 12, "skill": [s for s in skills for _ in range(10)],
+                           "accuracy": [t / 9 for t in range(10)] * 12})
+    text = sparklines(curves)
+    assert len(text) < INLINE_MARKDOWN_LIMIT
+    assert "▁" in text and "█" in text and "0→100% category_0/a_rather_long_skill_name_0" in text
