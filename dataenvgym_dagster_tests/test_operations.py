@@ -10,7 +10,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, build_schedule_context, build_sensor_context
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+)
 from dagster._core.test_utils import create_run_for_test
 
 from dataenvgym_dagster.cli import INSTANCE_SETTINGS, main
@@ -236,7 +243,7 @@ def test_a_run_request_names_the_experiment_and_seed(tmp_path):
 def test_definitions_load_without_a_beta_warning():
     result = subprocess.run(
         [sys.executable, "-W", "error::Warning", "-c", "import dataenvgym_dagster.definitions"],
-        capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=300,
     )
     assert "BetaWarning" not in result.stderr, result.stderr[-2000:]
 

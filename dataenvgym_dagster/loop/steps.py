@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import shutil
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -96,8 +99,31 @@ def pretrain_base_student(
     model = build_student(settings.architecture, tokenizer, settings.seed)
     progress(f"pretraining a {sum(p.numel() for p in model.parameters()):,}-parameter student on {len(pairs):,} examples")
     directory = checkpoint_dir(home, domain.name)
-    report = train_student(model, tokenizer, pairs, settings.training, directory, settings.seed, progress)
+    report = _save_into_place(directory, lambda partial: train_student(model, tokenizer, pairs, settings.training, partial, settings.seed, progress))
     return StudentCheckpoint(domain=domain.name, path=str(directory), sha256=fingerprint(directory)), report
+
+
+def _save_into_place(directory: Path, train: Callable[[Path], TrainingReport]) -> TrainingReport:
+    """Run ``train`` into a hidden folder beside ``directory``, then rename it into place.
+
+    A run killed while training or saving leaves only a ``.<name>.*.partial`` folder, which
+    nothing reads (and the next save removes), never a half-written checkpoint at ``directory``."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.parent.glob(f".{directory.name}.*.partial"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    partial = directory.with_name(f".{directory.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        report = train(partial)
+        if directory.exists():  # a directory cannot be replaced in one rename: move the old one aside first
+            old = partial.with_suffix(".old")
+            os.replace(directory, old)
+            os.replace(partial, directory)
+            shutil.rmtree(old)
+        else:
+            os.replace(partial, directory)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return report
 
 
 # -- per iteration -------------------------------------------------------------------------------
@@ -318,7 +344,7 @@ def train_iteration_student(
     pairs = student_pairs(domain, problems_of(training_set, Problem, f"iteration_{iteration} training set"))
     progress(f"training from the {start_from.label} on {len(pairs):,} examples ({sources})")
     directory = checkpoint_dir(home, domain.name, experiment, iteration)
-    report = train_student(model, tokenizer, pairs, settings.training.settings, directory, seed, progress)
+    report = _save_into_place(directory, lambda partial: train_student(model, tokenizer, pairs, settings.training.settings, partial, seed, progress))
     checkpoint = StudentCheckpoint(
         domain=domain.name, experiment=experiment, iteration=iteration, path=str(directory), sha256=fingerprint(directory)
     )

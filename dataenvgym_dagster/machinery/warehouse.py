@@ -318,7 +318,7 @@ class Warehouse:
             for path in sorted((self.tables / table).rglob("*.parquet")):
                 try:
                     pq.read_metadata(path)
-                except Exception as error:  # a truncated or overwritten file
+                except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a damaged file
                     asset, partition = _writer_of(table, path.relative_to(self.tables / table))
                     damaged.append(DamagedFile(table, path, str(error).splitlines()[0], asset, partition))
         return damaged
