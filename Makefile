@@ -19,7 +19,8 @@ install: $(VENV)/.installed
 run: install  ## the default experiment, offline on the CPU, with a per-skill accuracy table at the end
 	$(PYTHON) -m dataenvgym_dagster run
 
-test: install  ## the test suite (what .ci/run calls)
+test: install  ## the test suite (what .ci/run calls), the browser test included
+	.ci/install-browser
 	$(PYTHON) -m pytest
 
 ui: install  ## the Dagster UI (webserver + daemon: automation, schedules) over the same home as `make run`
