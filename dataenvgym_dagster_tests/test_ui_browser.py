@@ -8,6 +8,7 @@ without a browser this test fails and says how to install one, rather than skipp
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -94,6 +95,7 @@ def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagst
         browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)
+        expect.set_options(timeout=120_000)  # the code location loads after the server answers
 
         # The asset graph of iteration 0, then "Materialize all" opens the partition dialog.
         page.goto(f"{url}/locations/dataenvgym_dagster/asset-groups/iteration_0")
@@ -107,9 +109,14 @@ def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagst
             page.keyboard.press("Escape")
         dialog.get_by_role("button", name="Launch 1 run").click()
 
-        # The run: follow the toast to its page and wait for success.
-        page.get_by_role("button", name="View").or_(page.get_by_role("link", name="View")).first.click()
-        expect(page.get_by_text("Success").first).to_be_visible(timeout=240_000)
+        toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))
+        run_id = re.search(r"[0-9a-f]{8}", toast.inner_text()).group()
+
+        # The run: its page, from the runs list, refreshes itself until the run succeeds.
+        page.goto(f"{url}/runs")
+        page.get_by_role("link", name=run_id, exact=True).click()
+        expect(page).to_have_url(re.compile(rf"/runs/{run_id}"))
+        expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=240_000)
 
         # The evaluation asset shows its learning curves inline, and the plot one click away.
         page.goto(f"{url}/assets/iteration_0/test_evaluation?partition=arithmetic%7Cskill_list")
