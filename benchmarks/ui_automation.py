@@ -28,9 +28,9 @@ from dagster import AssetKey, DagsterInstance
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from dataenvgym_dagster.cli import INSTANCE_SETTINGS  # noqa: E402
-from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG  # noqa: E402
-from dataenvgym_dagster_tests.conftest import MICRO_CATALOG  # noqa: E402
+from dataenvgym_dagster.cli import INSTANCE_SETTINGS
+from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG
+from dataenvgym_dagster_tests.conftest import MICRO_CATALOG
 
 
 def catalogue(kind: str, automated: bool) -> dict:

@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 from dagster import DagsterInstance, DagsterRunStatus
+from polars.testing import assert_frame_equal
 
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 

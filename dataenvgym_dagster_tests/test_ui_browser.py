@@ -114,7 +114,7 @@ def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagst
 
         # The run: its page, from the runs list, refreshes itself until the run succeeds.
         page.goto(f"{url}/runs")
-        page.get_by_role("link", name=run_id, exact=True).click()
+        page.locator(f"a[href^='/runs/{run_id}']").first.click()
         expect(page).to_have_url(re.compile(rf"/runs/{run_id}"))
         expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=240_000)
 
