@@ -234,6 +234,19 @@ def test_a_run_whose_process_died_is_marked_failed_with_the_reason(workspace):
     assert workspace.instance.get_run_by_id(alive.run_id).status == DagsterRunStatus.STARTED
 
 
+def test_the_daemon_sensor_also_fails_runs_whose_process_died(tmp_path):
+    import socket
+
+    workspace = make_workspace(tmp_path, AUTOMATED)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = create_run_for_test(workspace.instance, job_name=FOUNDATIONS_JOB, status=DagsterRunStatus.STARTED,
+                              tags={PID_TAG: str(dead.pid), HOST_TAG: socket.gethostname(), "dagster/partition": "arithmetic"})
+    result = evaluate_sensor(workspace)  # the dead run no longer holds the partition
+    assert workspace.instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+    assert isinstance(result, SkipReason) and f"run {run.run_id} failed" in result.skip_message
+
+
 def test_a_run_request_names_the_experiment_and_seed(tmp_path):
     workspace = make_workspace(tmp_path, AUTOMATED)
     request: RunRequest = evaluate_sensor(workspace).run_requests[0]

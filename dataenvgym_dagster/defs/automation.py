@@ -4,7 +4,9 @@ For every partition of an experiment with ``automation: eager`` in the catalogue
 launches the next stage that is not materialised yet: the domain's foundations, then iteration
 0, 1, … up to the last, one run per stage. It never launches a partition that has a run in
 progress (so never the same partition twice at once), stops the chain at the first failed run
-with the reason in the sensor's tick, and ends when the last iteration is materialised.
+with the reason in the sensor's tick, and ends when the last iteration is materialised. Each
+tick also marks runs whose process was killed as failed, so they neither show as in progress
+forever nor hold their partition.
 
 A sensor rather than automation conditions on the assets: whether an experiment advances is a
 per-partition choice in the catalogue, and a condition applies to every partition of an asset.
@@ -34,6 +36,7 @@ from dataenvgym_dagster.defs.jobs import (
     FOUNDATIONS_JOB,
     SEED_TAG,
     STAGE_TAG,
+    fail_abandoned_runs,
     iteration_job_name,
 )
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
@@ -127,6 +130,9 @@ def advance_experiments_sensor(catalog: ExperimentCatalog, groups: dict[str, lis
         "stops at the first failed run and says why in its ticks.",
     )
     def advance_experiments(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        # Runs whose process was killed would otherwise show as in progress, and hold their partition.
+        for run_id in fail_abandoned_runs(context.instance):
+            context.log.warning(f"marked run {run_id} as failed: its process was killed before it finished")
         pairs = automated(catalog)
         if not pairs:
             return SkipReason("no experiment in the catalogue has `automation: eager`")
