@@ -64,20 +64,25 @@ def by_daemon(root: Path, kind: str, timeout: float) -> float:
     last = AssetKey([f"iteration_{raw['iterations']}", "test_evaluation"])
     partition = f"{next(iter(raw['domains']))}|{raw['default_experiment']}"
     started = time.perf_counter()
+    log = open(root / "daemon.log", "w")  # noqa: SIM115 - closed with the daemon
     daemon = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPOSITORY / "workspace.yaml")],
-        env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         instance = DagsterInstance.local_temp(env["DAGSTER_HOME"])
         while partition not in instance.get_materialized_partitions(last):
+            if daemon.poll() is not None:
+                raise RuntimeError(f"the daemon exited ({daemon.returncode}):\n" + (root / "daemon.log").read_text()[-3000:])
             if time.perf_counter() - started > timeout:
                 raise TimeoutError(f"{last.to_user_string()} for {partition} was not materialised within {timeout:.0f} s")
             time.sleep(1)
         return time.perf_counter() - started
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=60)
+        if daemon.poll() is None:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            daemon.wait(timeout=60)
+        log.close()
 
 
 def main() -> None:
