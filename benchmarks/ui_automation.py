@@ -63,6 +63,8 @@ def by_daemon(root: Path, kind: str, timeout: float) -> float:
     raw = catalogue(kind, automated=True)
     last = AssetKey([f"iteration_{raw['iterations']}", "test_evaluation"])
     partition = f"{next(iter(raw['domains']))}|{raw['default_experiment']}"
+    instance = DagsterInstance.local_temp(env["DAGSTER_HOME"])  # create the storage before the daemon races to
+    instance.get_runs(limit=1)
     started = time.perf_counter()
     log = open(root / "daemon.log", "w")  # noqa: SIM115 - closed with the daemon
     daemon = subprocess.Popen(
@@ -70,7 +72,6 @@ def by_daemon(root: Path, kind: str, timeout: float) -> float:
         env=env, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        instance = DagsterInstance.local_temp(env["DAGSTER_HOME"])
         while partition not in instance.get_materialized_partitions(last):
             if daemon.poll() is not None:
                 raise RuntimeError(f"the daemon exited ({daemon.returncode}):\n" + (root / "daemon.log").read_text()[-3000:])
