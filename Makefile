@@ -31,14 +31,15 @@ install-gpu: $(VENV)/.installed-gpu  ## on a CUDA machine: the project with vLLM
 run: install  ## the default experiment, offline on the CPU, with a per-skill accuracy table at the end
 	$(PYTHON) -m dataenvgym_dagster run
 
-test: install  ## the test suite (what .ci/run calls)
+test: install  ## the test suite (what .ci/run calls), the browser test included
+	.ci/install-browser
 	$(PYTHON) -m pytest
 
 test-cluster: install  ## only the cluster-profile tests (PostgreSQL, Redis, Celery workers; also part of `make test`)
 	$(PYTHON) -m pytest -m cluster
 
-ui: install  ## the Dagster UI over the same home as `make run`
-	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
+ui: install  ## the Dagster UI (webserver + daemon: automation, schedules) over the same home as `make run`
+	$(PYTHON) -m dataenvgym_dagster instance
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 benchmark: install  ## stage timings of the default experiment

@@ -1,4 +1,4 @@
-"""The code location: assembles assets, resources and jobs. Nothing else lives here."""
+"""The code location: assembles assets, resources, jobs, the automation sensor and schedules. Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from pathlib import Path
 from dagster import Definitions
 
 from dataenvgym_dagster.defs import deployment
-from dataenvgym_dagster.defs.jobs import jobs
+from dataenvgym_dagster.defs.automation import advance_experiments_sensor
+from dataenvgym_dagster.defs.descriptions import with_descriptions
+from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB, jobs
 from dataenvgym_dagster.defs.loop.foundations import foundation_assets
 from dataenvgym_dagster.defs.loop.iterations import iteration_assets
 from dataenvgym_dagster.defs.resources import TeachingHome, WarehouseIOManager, default_home
+from dataenvgym_dagster.defs.schedules import experiment_schedules
 from dataenvgym_dagster.defs.teacher import teacher_resource
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 
@@ -29,9 +32,18 @@ def build_definitions(
     assets = foundation_assets(catalog)
     for iteration in range(catalog.iterations + 1):
         assets += iteration_assets(iteration, catalog)
+    assets = with_descriptions(assets, catalog)
+    job_defs = jobs(catalog)
+    groups: dict[str, list] = {}
+    for definition in assets:
+        for key in definition.keys:
+            groups.setdefault(definition.group_names_by_key[key], []).append(key)
+    teaching_loop = next(job for job in job_defs if job.name == TEACHING_LOOP_JOB)
     return Definitions(
         assets=assets,
-        jobs=jobs(catalog),
+        jobs=job_defs,
+        sensors=[advance_experiments_sensor(catalog, groups, job_defs)],
+        schedules=experiment_schedules(catalog, teaching_loop),
         resources={
             "teaching": TeachingHome(home=home, experiments_file=str(experiments_file) if experiments_file else None),
             "teacher": teacher_resource(home),  # DATAENVGYM_TEACHER_* variables; see defs/teacher.py

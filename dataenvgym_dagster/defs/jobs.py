@@ -1,41 +1,225 @@
-"""Jobs: the per-domain foundations and the whole teaching loop of an experiment."""
+"""Jobs: the per-domain foundations, each iteration, and the whole teaching loop of an experiment.
+
+``run_experiment`` (what ``dataenvgym run`` and ``make run`` call) materialises only what is
+missing or older than its inputs, unless forced, so re-running a finished experiment is cheap.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from dagster import AssetSelection, DagsterInstance, Definitions, ExecuteInProcessResult, define_asset_job
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    MultiPartitionKey,
+    define_asset_job,
+)
 
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
-from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.defs.partitions import DOMAIN, loop_partition_key
 from dataenvgym_dagster.experiments import ExperimentCatalog
 
 FOUNDATIONS_JOB = "foundations_job"
 TEACHING_LOOP_JOB = "teaching_loop_job"
 
+# Run tags: which experiment a run belongs to, and which process runs it (see fail_abandoned_runs).
+EXPERIMENT_TAG = "dataenvgym/experiment"
+SEED_TAG = "dataenvgym/seed"
+DOMAIN_TAG = "dataenvgym/domain"
+STAGE_TAG = "dataenvgym/stage"  # foundations or iteration_<t>: what an automation run advances
+PID_TAG = "dataenvgym/pid"
+HOST_TAG = "dataenvgym/host"
+
+
+def iteration_job_name(iteration: int) -> str:
+    return f"iteration_{iteration}_job"
+
 
 def jobs(catalog: ExperimentCatalog) -> list:
     iterations = [f"iteration_{t}" for t in range(catalog.iterations + 1)]
+    partition_hint = (
+        "A partition is one domain and one experiment (e.g. arithmetic|"
+        f"{catalog.default_experiment}, the default experiment)."
+    )
     return [
-        define_asset_job(FOUNDATIONS_JOB, AssetSelection.groups(FOUNDATIONS), description="Benchmark, corpus and base student of a domain."),
-        define_asset_job(TEACHING_LOOP_JOB, AssetSelection.groups(*iterations), description="Every iteration of one domain × experiment, in order."),
+        define_asset_job(
+            FOUNDATIONS_JOB, AssetSelection.groups(FOUNDATIONS),
+            description="Benchmark, pretraining corpus and base student of one domain (a partition is a domain). "
+            "Run it once per domain before any experiment.",
+        ),
+        define_asset_job(
+            TEACHING_LOOP_JOB, AssetSelection.groups(*iterations),
+            description=f"Every iteration of one experiment, in order. {partition_hint}",
+        ),
+        *(
+            define_asset_job(
+                iteration_job_name(t), AssetSelection.groups(group),
+                description=f"Iteration {t} of one experiment. {partition_hint}",
+            )
+            for t, group in enumerate(iterations)
+        ),
     ]
 
 
+# -- materialise what is missing or stale ------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """What one job run would materialise for one partition, and why."""
+
+    job: str
+    partition: str | MultiPartitionKey
+    stale: list[AssetKey]  # in graph order
+    total: int
+
+    def describe(self) -> str:
+        if not self.stale:
+            return f"== {self.job} for {self.partition}: up to date, nothing to do (--force redoes it)"
+        if len(self.stale) == self.total:
+            return f"== {self.job} for {self.partition}: all {self.total} assets"
+        names = ", ".join(key.to_user_string() for key in self.stale)
+        return f"== {self.job} for {self.partition}: {len(self.stale)} of {self.total} assets are missing or older than their inputs: {names}"
+
+
+def _latest_storage_id(instance: DagsterInstance, key: AssetKey, partition: str) -> int | None:
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+    return records[0].storage_id if records else None
+
+
+def plan_job(defs: Definitions, instance: DagsterInstance, job: str, partition: str | MultiPartitionKey, force: bool = False) -> Plan:
+    """The assets of ``job`` to materialise for ``partition``: missing ones, those older than an input
+    (materialised before it), and everything downstream of those. ``force``: all of them."""
+    graph = defs.resolve_asset_graph()
+    selected = set(defs.resolve_job_def(job).asset_layer.executable_asset_keys)
+    order = [key for key in graph.toposorted_asset_keys if key in selected]
+    if force:
+        return Plan(job, partition, order, len(order))
+
+    def partition_of(key: AssetKey) -> str:
+        # Foundations are partitioned by domain; loop assets by domain × experiment.
+        if isinstance(partition, MultiPartitionKey) and graph.get(key).group_name == FOUNDATIONS:
+            return partition.keys_by_dimension[DOMAIN]
+        return str(partition)
+
+    latest = {key: _latest_storage_id(instance, key, partition_of(key)) for key in order}
+    stale: list[AssetKey] = []
+    for key in order:
+        parents = graph.get(key).parent_keys
+        own = latest[key]
+        if own is None or any(parent in stale for parent in parents):
+            stale.append(key)
+            continue
+        for parent in parents:
+            theirs = latest.get(parent, _latest_storage_id(instance, parent, partition_of(parent)))
+            if theirs is not None and theirs > own:
+                stale.append(key)
+                break
+    return Plan(job, partition, stale, len(order))
+
+
+def run_tags(domain: str, experiment: str | None = None, seed: int | None = None) -> dict[str, str]:
+    """Tags of a run executed by this process: what it runs, and which process (so a killed one can be found)."""
+    tags = {DOMAIN_TAG: domain, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    if experiment is not None:
+        tags[EXPERIMENT_TAG] = experiment
+    if seed is not None:
+        tags[SEED_TAG] = str(seed)
+    return tags
+
+
 def run_experiment(
-    defs: Definitions, instance: DagsterInstance, domain: str, experiment: str, run_config: dict[str, Any] | None = None
+    defs: Definitions,
+    instance: DagsterInstance,
+    domain: str,
+    experiment: str,
+    run_config: dict[str, Any] | None = None,
+    force: bool = False,
+    seed: int | None = None,
+    say: Callable[[str], None] = lambda line: print(line, flush=True),
 ) -> list[ExecuteInProcessResult]:
     """Materialise the domain's foundations, then every iteration of ``domain|experiment``, in process.
 
-    Stops after the first run that fails; the results say which.
+    Only assets that are missing, or older than one of their inputs, are materialised (with
+    everything downstream of them); ``force`` redoes all. Stops after the first run that fails;
+    the results say which.
     """
     results = []
     for job, partition in ((FOUNDATIONS_JOB, domain), (TEACHING_LOOP_JOB, loop_partition_key(domain, experiment))):
-        print(f"== {job} for {partition}", flush=True)
+        plan = plan_job(defs, instance, job, partition, force)
+        say(plan.describe())
+        if not plan.stale:
+            continue
         result = defs.resolve_job_def(job).execute_in_process(
-            partition_key=partition, instance=instance, run_config=run_config, raise_on_error=False
+            partition_key=partition, instance=instance, run_config=run_config, raise_on_error=False,
+            asset_selection=None if len(plan.stale) == plan.total else plan.stale,
+            tags=run_tags(domain, experiment if job == TEACHING_LOOP_JOB else None, seed if job == TEACHING_LOOP_JOB else None),
         )
         results.append(result)
         if not result.success:
             break
     return results
+
+
+# -- runs whose process died -------------------------------------------------------------------
+def _process_alive_since(pid: int, started: float) -> bool:
+    """Whether process ``pid`` exists and was started no later than ``started`` (epoch seconds).
+
+    A pid that was reused by a younger process counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+        process_started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, IndexError, ValueError):
+        return True  # no /proc: trust that the pid exists
+    return process_started <= started + 2
+
+
+def _run_pid(instance: DagsterInstance, run) -> int | None:
+    """The pid that executes ``run``: our tag, or the in-process executor's engine event."""
+    if PID_TAG in run.tags:
+        return int(run.tags[PID_TAG]) if run.tags.get(HOST_TAG, socket.gethostname()) == socket.gethostname() else None
+    from dagster import DagsterEventType
+
+    for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ENGINE_EVENT).records:
+        metadata = record.event_log_entry.dagster_event.engine_event_data.metadata or {}
+        if "pid" in metadata:
+            return int(metadata["pid"].value)
+    return None
+
+
+def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
+    """Mark runs as failed whose process was killed (e.g. SIGKILL) while they were in progress.
+
+    Dagster's run monitoring cannot check the health of runs executed in process or by the
+    default run launcher, so such runs would otherwise show as in progress forever. Returns the
+    run ids it marked."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    marked = []
+    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
+        pid = _run_pid(instance, run)
+        record = instance.get_run_record_by_id(run.run_id)
+        started = (record.start_time if record and record.start_time else record.create_timestamp.timestamp()) if record else 0
+        if pid is None or _process_alive_since(pid, started):
+            continue
+        instance.report_run_failed(
+            run,
+            f"The process running this run (pid {pid}) ended without finishing it (killed, e.g. by SIGKILL or out of "
+            "memory). Its completed assets are kept; re-run it to materialise the rest (dataenvgym run skips what is done).",
+        )
+        marked.append(run.run_id)
+    return marked

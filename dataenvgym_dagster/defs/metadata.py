@@ -87,6 +87,32 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png)
     return {
+        # The UI shows markdown of under 1000 characters inline and longer markdown (the PNG) behind
+        # a "[Show Markdown]" link, so the curves also come as text sparklines that fit inline.
+        "learning_curves_at_a_glance": MetadataValue.md(sparklines(curves)),
         "learning_curves": MetadataValue.md(f"![learning curves](data:image/png;base64,{base64.b64encode(png).decode()})"),
         "learning_curves_png": MetadataValue.path(str(path)),
     }
+
+
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+INLINE_MARKDOWN_LIMIT = 1000  # characters; longer markdown metadata is hidden behind a link in the UI
+
+
+def sparklines(curves: pl.DataFrame, limit: int = INLINE_MARKDOWN_LIMIT) -> str:
+    """Per-skill test accuracy by iteration as one text sparkline per skill (``▁`` 0 % … ``█`` 100 %),
+    short enough (under ``limit`` characters) for the UI to show inline; the earliest iterations are
+    dropped first if it is not."""
+    table = curves.sort("iteration").group_by("skill", maintain_order=True).agg(pl.col("accuracy"), pl.col("iteration"))
+    iterations = sorted(curves["iteration"].unique().to_list())
+    for start in range(len(iterations)):
+        shown = set(iterations[start:])
+        lines = []
+        for skill, accuracy, iteration in table.sort("skill").iter_rows():
+            values = [a for a, t in zip(accuracy, iteration, strict=True) if t in shown]
+            spark = "".join(SPARK_LEVELS[min(len(SPARK_LEVELS) - 1, int(a * len(SPARK_LEVELS)))] for a in values)
+            lines.append(f"{spark} {100 * values[0]:.0f}→{100 * values[-1]:.0f}% {skill}")
+        text = f"test accuracy, iterations {min(shown)}–{max(shown)}:\n```\n" + "\n".join(lines) + "\n```"
+        if len(text) < limit:
+            return text
+    return text[: limit - 4] + "\n```"

@@ -90,6 +90,16 @@ class ExperimentSettings(_Strict):
     seeds: tuple[int, ...] | None = Field(
         None, min_length=1, description="Run once per seed, as partitions '<name>_seed<seed>'; replaces seed."
     )
+    automation: Literal["off", "eager"] = Field(
+        "off",
+        description="eager: the Dagster daemon advances each partition of this experiment to its last iteration, "
+        "one iteration per run, and stops at the first failed run (see defs/automation.py).",
+    )
+    schedule: str | None = Field(
+        None,
+        description="A cron string (e.g. '0 3 * * *'): a Dagster schedule re-runs the whole teaching loop of "
+        "every seed of this experiment, on every domain, at those times (UTC).",
+    )
 
     @model_validator(mode="after")
     def _policy_exists_for_environment(self) -> ExperimentSettings:
@@ -101,6 +111,11 @@ class ExperimentSettings(_Strict):
             )
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds {list(self.seeds)} repeat a seed")
+        if self.schedule is not None and len(self.schedule.split()) != 5:
+            raise ValueError(
+                f"schedule {self.schedule!r} is not a cron string of five fields (minute hour day month weekday), "
+                "e.g. '0 3 * * *' for 03:00 UTC every day"
+            )
         return self
 
     @property

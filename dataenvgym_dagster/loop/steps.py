@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -150,8 +152,10 @@ def pretrain_base_student(
     tokenizer = train_tokenizer((prompt + target for prompt, target in pairs), settings.tokenizer_vocab_size)
     model = build_student(settings.architecture, tokenizer, settings.seed)
     progress(f"pretraining a {sum(p.numel() for p in model.parameters()):,}-parameter student on {len(pairs):,} examples")
-    directory = _fresh(checkpoint_dir(home, domain.name))
-    report = train_student(model, tokenizer, pairs, settings.training, directory, settings.seed, progress)
+    directory = checkpoint_dir(home, domain.name)
+    report = _save_into_place(
+        directory, lambda partial: train_student(model, tokenizer, pairs, settings.training, partial, settings.seed, progress)
+    )
     return folder_checkpoint(home, directory, domain=domain.name), report
 
 
@@ -169,12 +173,28 @@ def initial_checkpoint(base: StudentCheckpoint, student: StudentSpec) -> Student
     return pretrained_checkpoint(student.model, student.revision, domain=base.domain)
 
 
-def _fresh(directory: Path) -> Path:
-    """An empty checkpoint folder: files of an earlier materialisation must not join the new manifest."""
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    return directory
+
+def _save_into_place(directory: Path, train: Callable[[Path], TrainingReport]) -> TrainingReport:
+    """Run ``train`` into a hidden folder beside ``directory``, then rename it into place.
+
+    A run killed while training or saving leaves only a ``.<name>.*.partial`` folder, which
+    nothing reads (and the next save removes), never a half-written checkpoint at ``directory``."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.parent.glob(f".{directory.name}.*.partial"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    partial = directory.with_name(f".{directory.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        report = train(partial)
+        if directory.exists():  # a directory cannot be replaced in one rename: move the old one aside first
+            old = partial.with_suffix(".old")
+            os.replace(directory, old)
+            os.replace(partial, directory)
+            shutil.rmtree(old)
+        else:
+            os.replace(partial, directory)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return report
 
 
 # -- per iteration -------------------------------------------------------------------------------
@@ -404,18 +424,20 @@ def train_iteration_student(
     start_from = initial_checkpoint(base, student) if settings.training.recipe is TrainingRecipe.retrain_from_base else previous
     problems = problems_of(training_set, Problem, f"iteration_{iteration} training set")
     progress(f"training from the {start_from.label} ({start_from.reference}) on {len(problems):,} examples ({sources})")
+    directory = checkpoint_dir(home, domain.name, experiment, iteration)
     if visual_student.is_visual(domain):  # PaliGemma saves whole weights, with its LoRA adapter beside them
-        directory = _fresh(checkpoint_dir(home, domain.name, experiment, iteration))
-        report = visual_student.train(
+        report = _save_into_place(directory, lambda partial: visual_student.train(
             domain, problems, start_from=start_from, base=base, settings=settings.training.settings, lora=student.lora,
-            directory=directory, seed=seed, home=home, progress=progress,
-        )
+            directory=partial, seed=seed, home=home, progress=progress,
+        ))
         adapter_base = None
     else:
         texts = student_texts(domain, problems, student)
         weights = student_weights(start_from, home)
-        directory = _fresh(checkpoint_dir(home, domain.name, experiment, iteration))
-        report = get_backend(student).train(weights, texts, settings.training.settings, directory, seed, progress)
+        backend = get_backend(student)
+        report = _save_into_place(
+            directory, lambda partial: backend.train(weights, texts, settings.training.settings, partial, seed, progress)
+        )
         adapter_base = start_from.base_model if student.lora is not None else None
     checkpoint = folder_checkpoint(
         home, directory, domain=domain.name, experiment=experiment, iteration=iteration, base=adapter_base

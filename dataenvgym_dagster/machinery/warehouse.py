@@ -17,10 +17,12 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
     # ``payload``: JSON text with what a domain needs beyond question and answer (solution, tests, image, plan).
@@ -206,6 +208,45 @@ DERIVED_VIEWS = {
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
 
+# Which asset writes each table, for naming what to re-materialise when a file is damaged. Tables
+# an asset returns are stored under ``<asset key joined by __>``; the others under ``iteration_<t>``.
+WRITTEN_BY = {
+    "skill_taxonomies": "skill_taxonomy", "skill_mappings": "skill_taxonomy",
+    "policy_actions": "data_generation_plan", "lineage": "student_checkpoint",
+    "training_runs": "student_checkpoint",
+}
+
+
+class DamagedTableFileError(RuntimeError):
+    """A warehouse Parquet file cannot be read; every query over its table fails until it is replaced."""
+
+
+@dataclass(frozen=True)
+class DamagedFile:
+    """A warehouse file that is not a readable Parquet file, and what writes it."""
+
+    table: str
+    path: Path
+    error: str
+    asset: str
+    partition: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.path} ({self.table}) is damaged: {self.error}. Re-materialise {self.asset} for partition "
+            f"{self.partition} (in the UI, or delete the file and run `dataenvgym run` for that experiment)"
+        )
+
+
+def _verify(path: Path, rows: int) -> None:
+    """Raise if ``path`` is not a complete Parquet file of ``rows`` rows."""
+    try:
+        found = pq.read_metadata(path).num_rows
+    except Exception as error:  # pyarrow raises ArrowInvalid, OSError, … for a damaged file
+        raise DamagedTableFileError(f"{path} is not a readable Parquet file after writing it ({error})") from error
+    if found != rows:
+        raise DamagedTableFileError(f"{path} holds {found} rows after writing {rows}; the disk may be full or failing")
+
 
 class WarehouseLockedError(RuntimeError):
     """Another process holds ``warehouse.duckdb`` open for writing."""
@@ -282,6 +323,24 @@ class Warehouse:
         stamp.write_text(fingerprint)
         return True
 
+    def damaged_files(self) -> list[DamagedFile]:
+        """Every Parquet file under the warehouse that is not readable, with the asset and partition to redo."""
+        damaged = []
+        for table in TABLES:
+            for path in sorted((self.tables / table).rglob("*.parquet")):
+                try:
+                    pq.read_metadata(path)
+                except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+                    asset, partition = _writer_of(table, path.relative_to(self.tables / table))
+                    damaged.append(DamagedFile(table, path, str(error).splitlines()[0], asset, partition))
+        return damaged
+
+    def check(self) -> None:
+        """Raise :class:`DamagedTableFileError` naming every damaged file and what to re-materialise."""
+        damaged = self.damaged_files()
+        if damaged:
+            raise DamagedTableFileError("the warehouse has damaged files:\n" + "\n".join(f.describe() for f in damaged))
+
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with every view: queries that never wait on a lock."""
         self.ensure_schema_files()
@@ -312,6 +371,21 @@ def _write_atomically(frame: pl.DataFrame, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         frame.write_parquet(temporary)
+        _verify(temporary, len(frame))
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+    _verify(path, len(frame))  # what readers will see
+
+
+def _writer_of(table: str, relative: Path) -> tuple[str, str]:
+    """(asset, partition) that writes ``relative`` (a path under the table's folder)."""
+    parts = list(relative.with_suffix("").parts)
+    if relative.name == "_schema.parquet":
+        return "nothing (an empty schema file: delete it, the next run rewrites it)", "-"
+    if table == "teacher_calls":
+        return f"the {parts[2] if len(parts) > 2 else ''} asset that called the teacher", "|".join(parts[:2])
+    if table in WRITTEN_BY and len(parts) >= 3:
+        return f"{parts[2]}/{WRITTEN_BY[table]}", "|".join(parts[:2])
+    *partition, asset = parts
+    return asset.replace("__", "/"), "|".join(partition)

@@ -1,0 +1,156 @@
+"""Experiments that advance themselves: a sensor the Dagster daemon evaluates.
+
+For every partition of an experiment with ``automation: eager`` in the catalogue, the sensor
+launches the next stage that is not materialised yet: the domain's foundations, then iteration
+0, 1, … up to the last, one run per stage. It never launches a partition that has a run in
+progress (so never the same partition twice at once), stops the chain at the first failed run
+with the reason in the sensor's tick, and ends when the last iteration is materialised. Each
+tick also marks runs whose process was killed as failed, so they neither show as in progress
+forever nor hold their partition.
+
+A sensor rather than automation conditions on the assets: whether an experiment advances is a
+per-partition choice in the catalogue, and a condition applies to every partition of an asset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+from dataenvgym_dagster.defs.jobs import (
+    DOMAIN_TAG,
+    EXPERIMENT_TAG,
+    FOUNDATIONS_JOB,
+    SEED_TAG,
+    STAGE_TAG,
+    fail_abandoned_runs,
+    iteration_job_name,
+)
+from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
+from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.experiments import ExperimentCatalog
+
+SENSOR = "advance_experiments"
+# Dagster's own run tags for a partition: multi-dimensional keys are tagged per dimension.
+PARTITION_TAG = "dagster/partition"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # "foundations" or "iteration_<t>"
+    job: str
+    partition: str
+    assets: tuple[AssetKey, ...]
+
+
+def stages(groups: dict[str, list[AssetKey]], catalog: ExperimentCatalog, domain: str, experiment: str) -> list[Stage]:
+    """What an experiment needs, in order: the domain's foundations, then each iteration.
+
+    ``groups``: the asset keys of each asset group (foundations, iteration_0, …)."""
+    key = str(loop_partition_key(domain, experiment))
+    return [
+        Stage(FOUNDATIONS, FOUNDATIONS_JOB, domain, tuple(groups[FOUNDATIONS])),
+        *(
+            Stage(f"iteration_{t}", iteration_job_name(t), key, tuple(groups[f"iteration_{t}"]))
+            for t in range(catalog.iterations + 1)
+        ),
+    ]
+
+
+def _complete(instance: DagsterInstance, stage: Stage) -> bool:
+    return all(stage.partition in instance.get_materialized_partitions(key) for key in stage.assets)
+
+
+def _runs(instance: DagsterInstance, partition: str, statuses=None, limit: int | None = None):
+    return instance.get_runs(RunsFilter(tags={PARTITION_TAG: partition}, statuses=statuses), limit=limit)
+
+
+def next_step(
+    instance: DagsterInstance, groups: dict[str, list[AssetKey]], catalog: ExperimentCatalog, domain: str, experiment: str
+) -> RunRequest | SkipReason:
+    """The run that advances ``domain|experiment`` by one stage, or why there is none."""
+    partition = f"{domain}|{experiment}"
+    for stage in stages(groups, catalog, domain, experiment):
+        if _complete(instance, stage):
+            continue
+        if _runs(instance, stage.partition, statuses=list(IN_PROGRESS_RUN_STATUSES), limit=1):
+            return SkipReason(f"{partition}: a run of {stage.partition} is in progress; waiting for it")
+        latest = _runs(instance, stage.partition, limit=1)
+        if latest and latest[0].status == DagsterRunStatus.FAILURE:
+            return SkipReason(
+                f"{partition}: stopped at {stage.name}, run {latest[0].run_id} failed; see its logs, fix the cause "
+                f"and re-materialise {stage.name} for {stage.partition} to resume the chain"
+            )
+        if latest and latest[0].status == DagsterRunStatus.SUCCESS and latest[0].tags.get(STAGE_TAG) == stage.name:
+            # It ran and succeeded, yet the stage is still incomplete: relaunching would loop.
+            return SkipReason(
+                f"{partition}: run {latest[0].run_id} of {stage.name} succeeded without materialising every asset "
+                f"of the stage (a skipped or blocked step?); materialise {stage.name} by hand to resume"
+            )
+        settings = catalog.experiment(experiment)
+        tags = {DOMAIN_TAG: domain, EXPERIMENT_TAG: catalog.run(experiment).name, SEED_TAG: str(settings.seed), STAGE_TAG: stage.name}
+        previous = latest[0].run_id if latest else "none"
+        return RunRequest(
+            run_key=f"{partition}:{stage.name}:after:{previous}", job_name=stage.job,
+            partition_key=stage.partition if stage.name == FOUNDATIONS else loop_partition_key(domain, experiment),
+            tags=tags,
+        )
+    return SkipReason(f"{partition}: every iteration is materialised")
+
+
+def automated(catalog: ExperimentCatalog) -> list[tuple[str, str]]:
+    """(domain, experiment partition) pairs whose experiment has ``automation: eager``."""
+    return [
+        (domain, key) for key, run in catalog.runs.items() if run.settings.automation == "eager" for domain in catalog.domains
+    ]
+
+
+def advance_experiments_sensor(catalog: ExperimentCatalog, groups: dict[str, list[AssetKey]], jobs: list, interval_seconds: int = 10):
+    """The sensor over ``catalog``; ``groups`` maps each asset group to its keys, ``jobs`` are the jobs it launches."""
+
+    @sensor(
+        name=SENSOR,
+        jobs=jobs,
+        minimum_interval_seconds=interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Advances every experiment with `automation: eager` in the catalogue, one iteration per run; "
+        "stops at the first failed run and says why in its ticks.",
+    )
+    def advance_experiments(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        # Runs whose process was killed would otherwise show as in progress, and hold their partition.
+        for run_id in fail_abandoned_runs(context.instance):
+            context.log.warning(f"marked run {run_id} as failed: its process was killed before it finished")
+        pairs = automated(catalog)
+        if not pairs:
+            return SkipReason("no experiment in the catalogue has `automation: eager`")
+        requests: list[RunRequest] = []
+        reasons: list[str] = []
+        for domain, experiment in pairs:
+            step = next_step(context.instance, groups, catalog, domain, experiment)
+            if isinstance(step, SkipReason):
+                reasons.append(step.skip_message or "")
+            elif step.job_name == FOUNDATIONS_JOB and any(r.job_name == FOUNDATIONS_JOB and r.partition_key == domain for r in requests):
+                # One foundations run per domain, even when several experiments need it.
+                reasons.append(f"{domain}|{experiment}: waiting for the foundations run launched for another experiment")
+            else:
+                requests.append(step)
+        if not requests:
+            return SkipReason("; ".join(reasons))
+        for reason in reasons:
+            context.log.info(reason)
+        return SensorResult(run_requests=requests)
+
+    return advance_experiments

@@ -1,0 +1,74 @@
+"""Schedules: an experiment with ``schedule: "<cron>"`` in the catalogue re-runs on that cron.
+
+Each tick launches ``teaching_loop_job`` once per domain and seed of the experiment, with tags
+naming the experiment and the seed. A partition that already has a run in progress is skipped
+at that tick rather than launched twice.
+"""
+
+from __future__ import annotations
+
+from dagster import (
+    DagsterInstance,
+    DefaultScheduleStatus,
+    RunRequest,
+    RunsFilter,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+from dagster._utils.schedules import is_valid_cron_string
+
+from dataenvgym_dagster.defs.jobs import DOMAIN_TAG, EXPERIMENT_TAG, SEED_TAG, TEACHING_LOOP_JOB
+from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.experiments import ExperimentCatalog
+
+
+def schedule_name(experiment: str) -> str:
+    return f"{experiment}_schedule"
+
+
+def _in_progress(instance: DagsterInstance, partition: str) -> bool:
+    runs = instance.get_runs(RunsFilter(tags={"dagster/partition": partition}, statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1)
+    return bool(runs)
+
+
+def experiment_schedules(catalog: ExperimentCatalog, job) -> list[ScheduleDefinition]:
+    """One schedule per experiment that names a ``schedule`` in the catalogue; ``job`` is teaching_loop_job."""
+    schedules = []
+    for name, settings in catalog.experiments.items():
+        if settings.schedule is None:
+            continue
+        if not is_valid_cron_string(settings.schedule):
+            raise ValueError(f"experiments.{name}.schedule {settings.schedule!r} is not a valid cron string, e.g. '0 3 * * *'")
+        schedules.append(_schedule(catalog, name, settings.schedule, job))
+    return schedules
+
+
+def _schedule(catalog: ExperimentCatalog, name: str, cron: str, job) -> ScheduleDefinition:
+    partitions = [key for key, run in catalog.runs.items() if run.name == name]
+
+    @schedule(
+        name=schedule_name(name), cron_schedule=cron, job=job, execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"Re-runs every iteration of experiment {name} ({', '.join(partitions)}) on every domain at {cron!r} UTC.",
+    )
+    def experiment_schedule(context: ScheduleEvaluationContext):
+        requests, busy = [], []
+        for domain in catalog.domains:
+            for key in partitions:
+                partition = loop_partition_key(domain, key)
+                if _in_progress(context.instance, str(partition)):
+                    busy.append(str(partition))
+                    continue
+                seed = catalog.experiment(key).seed
+                requests.append(RunRequest(
+                    run_key=None, partition_key=partition, job_name=TEACHING_LOOP_JOB,
+                    tags={DOMAIN_TAG: domain, EXPERIMENT_TAG: name, SEED_TAG: str(seed)},
+                ))
+        if not requests:
+            return SkipReason(f"every partition of {name} has a run in progress: {', '.join(busy)}")
+        return requests
+
+    return experiment_schedule
