@@ -100,10 +100,9 @@ def benchmark_splits(domain: Domain, settings: BenchmarkSettings) -> pl.DataFram
                 f"benchmark source {settings.source!r} of {domain.name} gave no {split} problems"
                 + (f" from {settings.path}" if settings.path else "")
             )
-    ids = [problem.example_id for problems in splits.values() for problem in problems]
-    if len(ids) != len(set(ids)):
-        duplicated = next(i for i in ids if ids.count(i) > 1)
-        raise BenchmarkFormatError(f"benchmark source {settings.source!r} of {domain.name} repeats example id {duplicated!r}")
+    repeated = [i for i, n in Counter(p.example_id for problems in splits.values() for p in problems).items() if n > 1]
+    if repeated:
+        raise BenchmarkFormatError(f"benchmark source {settings.source!r} of {domain.name} repeats example id {repeated[0]!r}")
     return pl.DataFrame(
         [{"domain": domain.name, "split": split, **problem.warehouse_row()} for split, problems in splits.items() for problem in problems],
         schema=TABLES["benchmark_problems"],
