@@ -32,14 +32,13 @@ from transformers import (
     SiglipImageProcessor,
     SiglipVisionConfig,
     Trainer,
-    TrainerCallback,
     TrainingArguments,
 )
 from transformers.utils import logging as transformers_logging
 
 from dataenvgym_dagster.machinery.student.evaluation import Completion, GenerationReport
 from dataenvgym_dagster.machinery.student.settings import LoraSettings, StudentArchitecture, TrainingSettings
-from dataenvgym_dagster.machinery.student.training import TrainingReport
+from dataenvgym_dagster.machinery.student.training import LogProgress, TrainingReport
 
 transformers_logging.disable_progress_bar()
 transformers_logging.set_verbosity_error()  # the processor's notices repeat once per batch
@@ -148,16 +147,6 @@ class _Collator:
         return training_batch(self.processor, [row["example"] for row in rows])
 
 
-class _LogProgress(TrainerCallback):
-    def __init__(self, progress: Progress, total_steps: int) -> None:
-        self.progress, self.total_steps, self.curve = progress, total_steps, []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.curve.append((state.global_step, float(logs["loss"])))
-            self.progress(f"training step {state.global_step}/{self.total_steps}: loss {logs['loss']:.4f}")
-
-
 def with_lora(model: PaliGemmaForConditionalGeneration, lora: LoraSettings, adapter: Path | None = None) -> PeftModel:
     """The model with trainable LoRA adapters: new ones, or those saved in ``adapter`` by an earlier iteration."""
     if adapter is not None:
@@ -180,7 +169,7 @@ def train_student(
         raise ValueError("no training examples: the generated dataset is empty")
     torch.set_num_threads(settings.threads)
     steps = max(1, math.ceil(len(examples) * settings.epochs / settings.batch_size))
-    callback = _LogProgress(progress, steps)
+    callback = LogProgress(progress, steps)
     arguments = TrainingArguments(
         output_dir=str(output_dir / "trainer"), per_device_train_batch_size=settings.batch_size, max_steps=steps,
         learning_rate=settings.learning_rate, warmup_steps=math.ceil(settings.warmup_ratio * steps),

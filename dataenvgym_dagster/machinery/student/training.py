@@ -125,7 +125,9 @@ def lora_model(model: PreTrainedModel, lora: LoraSettings) -> PeftModel:
     return get_peft_model(model, config)
 
 
-class _LogProgress(TrainerCallback):
+class LogProgress(TrainerCallback):
+    """Reports the Trainer's logged losses to ``progress`` and keeps the loss curve (every student backend's)."""
+
     def __init__(self, progress: Progress, total_steps: int) -> None:
         self.progress, self.total_steps, self.curve = progress, total_steps, []
 
@@ -163,7 +165,7 @@ def train_student(
     if lora is not None and not isinstance(model, PeftModel):
         model = lora_model(model, lora)
     tokenizer.padding_side = "right"
-    callback = _LogProgress(progress, steps)
+    callback = LogProgress(progress, steps)
     arguments = TrainingArguments(
         output_dir=str(output_dir / "trainer"),
         per_device_train_batch_size=settings.batch_size,
