@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet '$(CPU_TORCH)'
-	$(VENV)/bin/pip install --quiet -e '.[test,cluster,k8s]'
+	$(VENV)/bin/pip install --quiet -e '.[test,cluster,k8s,storage]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed-gpu: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test,gpu]'
+	$(VENV)/bin/pip install --quiet -e '.[test,gpu,storage]'
 	touch $@
 
 install-gpu: $(VENV)/.installed-gpu  ## on a CUDA machine: the project with vLLM (which brings its own CUDA torch)

@@ -66,7 +66,7 @@ def main() -> None:
     catalog_file.write_text(yaml.safe_dump(seeded_catalog(arguments.seeds, arguments.experiments), sort_keys=False))
     os.environ[CATALOG_ENV_VAR] = str(catalog_file)
     catalog = load_catalog(catalog_file)
-    defs = build_definitions(catalog, str(home), catalog_file)
+    defs = build_definitions(catalog, str(home), catalog_file, storage=str(home))
     instance = DagsterInstance.ephemeral()
     warehouse = Warehouse(home)
 

@@ -67,7 +67,7 @@ def run(domain: str, experiment: str | None, force: bool = False) -> int:
     from dataenvgym_dagster.definitions import build_definitions
     from dataenvgym_dagster.defs.jobs import run_experiment
     from dataenvgym_dagster.experiments import load_catalog
-    from dataenvgym_dagster.machinery.warehouse import Warehouse
+    from dataenvgym_dagster.defs.resources import home_warehouse
     from dataenvgym_dagster.report import format_table, skill_table, test_gain
 
     catalog = load_catalog()
@@ -84,7 +84,7 @@ def run(domain: str, experiment: str | None, force: bool = False) -> int:
     if failed:
         print(f"{failed[0].job_def.name} failed; see the error above or the run in the Dagster UI", file=sys.stderr)
         return 1
-    warehouse = Warehouse(home)
+    warehouse = home_warehouse(home)
     print(f"\nPer-skill accuracy for {domain}|{experiment} (val = validation, test = test; itN = iteration N):")
     print(format_table(skill_table(warehouse, domain, experiment)))
     print("\nPer-skill answer loss (mean cross-entropy of the reference answer, nats/token; lower is better):")
@@ -99,20 +99,20 @@ def run(domain: str, experiment: str | None, force: bool = False) -> int:
 
 
 def compare(domain: str | None) -> int:
-    from dataenvgym_dagster.machinery.warehouse import Warehouse
+    from dataenvgym_dagster.defs.resources import home_warehouse
     from dataenvgym_dagster.report import gain_by_policy_markdown
 
-    print(gain_by_policy_markdown(Warehouse(default_home()), domain))
+    print(gain_by_policy_markdown(home_warehouse(), domain))
     return 0
 
 
 def doctor() -> int:
     """Name damaged warehouse files (and what to re-materialise) and mark runs whose process died as failed."""
-    from dataenvgym_dagster.machinery.warehouse import Warehouse
+    from dataenvgym_dagster.defs.resources import home_warehouse
 
     home = default_home()
     _instance(home)
-    damaged = Warehouse(home).damaged_files()
+    damaged = home_warehouse(home).damaged_files()
     for damage in damaged:
         print(damage.describe())
     if not damaged:
@@ -122,9 +122,9 @@ def doctor() -> int:
 
 def _explain_query_failure(error: Exception) -> str:
     """A DuckDB error over the warehouse, with the damaged files that caused it if there are any."""
-    from dataenvgym_dagster.machinery.warehouse import Warehouse
+    from dataenvgym_dagster.defs.resources import home_warehouse
 
-    damaged = Warehouse(default_home()).damaged_files()
+    damaged = home_warehouse().damaged_files()
     if not damaged:
         return f"a warehouse query failed: {error}"
     return "a warehouse query failed because of damaged files:\n" + "\n".join(d.describe() for d in damaged)

@@ -12,23 +12,29 @@ from dataenvgym_dagster.defs.descriptions import with_descriptions
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB, jobs
 from dataenvgym_dagster.defs.loop.foundations import foundation_assets
 from dataenvgym_dagster.defs.loop.iterations import iteration_assets
-from dataenvgym_dagster.defs.resources import TeachingHome, WarehouseIOManager, default_home
+from dataenvgym_dagster.defs.resources import TeachingHome, WarehouseIOManager, default_home, default_storage
 from dataenvgym_dagster.defs.schedules import experiment_schedules
 from dataenvgym_dagster.defs.teacher import teacher_resource
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 
 
 def build_definitions(
-    catalog: ExperimentCatalog | None = None, home: str | None = None, experiments_file: Path | None = None
+    catalog: ExperimentCatalog | None = None,
+    home: str | None = None,
+    experiments_file: Path | None = None,
+    storage: str | None = None,
 ) -> Definitions:
-    """Definitions for a catalogue and a home folder.
+    """Definitions for a catalogue, a home folder and where data is stored.
 
     ``experiments_file`` is the catalogue runs read their settings from (default:
     ``$DATAENVGYM_EXPERIMENTS`` or the shipped one); ``catalog``, if given, shapes the asset graph
-    and must come from the same file.
+    and must come from the same file. ``storage`` holds the warehouse, artefacts and checkpoints
+    (default: ``$DATAENVGYM_STORAGE``, else the home): a folder or an ``s3://`` / ``gs://`` URL.
     """
     catalog = catalog or load_catalog(experiments_file)
     home = home or str(default_home())
+    storage = storage or default_storage(home)
+    storage = None if storage == home else storage  # the default: everything under the home, as before
     assets = foundation_assets(catalog)
     for iteration in range(catalog.iterations + 1):
         assets += iteration_assets(iteration, catalog)
@@ -45,9 +51,11 @@ def build_definitions(
         sensors=[advance_experiments_sensor(catalog, groups, job_defs)],
         schedules=experiment_schedules(catalog, teaching_loop),
         resources={
-            "teaching": TeachingHome(home=home, experiments_file=str(experiments_file) if experiments_file else None),
-            "teacher": teacher_resource(home),  # DATAENVGYM_TEACHER_* variables; see defs/teacher.py
-            "io_manager": WarehouseIOManager(home=home),
+            "teaching": TeachingHome(
+                home=home, storage=storage, experiments_file=str(experiments_file) if experiments_file else None
+            ),
+            "teacher": teacher_resource(home, storage=storage),  # DATAENVGYM_TEACHER_* variables; see defs/teacher.py
+            "io_manager": WarehouseIOManager(home=home, storage=storage),
         },
         # In process (`local`), on Celery workers (`cluster`) or a pod per step (`k8s`): $DATAENVGYM_PROFILE.
         executor=deployment.executor(),

@@ -18,7 +18,7 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from dataenvgym_dagster.defs.resources import default_home
+from dataenvgym_dagster.defs.resources import default_home, open_storage
 from dataenvgym_dagster.domain.discovery import GoldSkillDiscoverer, SkillDiscoverer
 from dataenvgym_dagster.domain.discovery_llm import LlmSkillDiscoverer
 from dataenvgym_dagster.domain.protocol import Domain
@@ -66,6 +66,7 @@ class TeacherResource(ConfigurableResource):
     """
 
     home: str | None = Field(None, description="Where the reply cache and ledger live; unset: $DATAENVGYM_HOME.")
+    storage: str | None = Field(None, description="Where the ledger's Parquet files live (a folder or s3:// / gs:// URL); unset: the home.")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for vllm serve.")
     model: str | None = None
     api_key: str | None = Field(None, description=f"Set with dagster.EnvVar, never as a literal; unset: {' or '.join(API_KEY_ENV_VARS)}.")
@@ -127,14 +128,14 @@ class TeacherResource(ConfigurableResource):
     def chat(self, domain: str, *, experiment: str, iteration: int, log: Log) -> OpenAIChat:
         """The chat client for one partition: its calls are cached under the home and land in its ledger."""
         home = Path(self.home) if self.home else default_home()
-        ledger = WarehouseLedger(Warehouse(home), domain=domain, experiment=experiment, iteration=iteration)
+        ledger = WarehouseLedger(Warehouse(home, open_storage(self.storage, home)), domain=domain, experiment=experiment, iteration=iteration)
         return OpenAIChat(self.endpoint(), ReplyCache(home / "teacher_cache"), ledger, log=log)
 
 
 _VARIABLES = {field: variable for variable, field in ENV_VARS.items()}
 
 
-def teacher_resource(home: str, environ: Mapping[str, str] | None = None) -> TeacherResource:
+def teacher_resource(home: str, environ: Mapping[str, str] | None = None, storage: str | None = None) -> TeacherResource:
     """The resource for ``definitions.py``: the home, and the API key as ``EnvVar`` when one is set.
 
     Dagster resolves an ``EnvVar`` when a run starts and shows only the variable's name. Other
@@ -142,7 +143,7 @@ def teacher_resource(home: str, environ: Mapping[str, str] | None = None) -> Tea
     """
     environ = os.environ if environ is None else environ
     key_variable = next((name for name in API_KEY_ENV_VARS if environ.get(name)), None)
-    return TeacherResource(home=home, api_key=EnvVar(key_variable) if key_variable else None)
+    return TeacherResource(home=home, storage=storage, api_key=EnvVar(key_variable) if key_variable else None)
 
 
 def _parse(variable: str, field: str, raw: str) -> object:

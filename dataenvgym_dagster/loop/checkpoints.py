@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -90,7 +92,8 @@ def checkpoint_dir(home: Path, domain: str, experiment: str | None = None, itera
     return home / "checkpoints" / domain / experiment / f"iteration_{iteration}"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -113,7 +116,7 @@ def manifest(directory: Path) -> tuple[WeightFile, ...]:
     records = []
     for path in weight_files(directory):
         stat = path.stat()
-        records.append(WeightFile(name=path.name, size=stat.st_size, sha256=_sha256(path), mtime_ns=stat.st_mtime_ns))
+        records.append(WeightFile(name=path.name, size=stat.st_size, sha256=file_sha256(path), mtime_ns=stat.st_mtime_ns))
     return tuple(records)
 
 
@@ -159,6 +162,20 @@ def pretrained_checkpoint(model: str, revision: str | None, *, domain: str) -> S
     )
 
 
+def replace_folder(partial: Path, directory: Path) -> None:
+    """Move the complete folder ``partial`` to ``directory``, replacing what is there.
+
+    A folder cannot be replaced in one rename, so an existing one is first moved aside: a reader
+    finds the old folder, the new one, or none (which it reports), never a mixture."""
+    if directory.exists():
+        old = partial.with_suffix(".old")
+        os.replace(directory, old)
+        os.replace(partial, directory)
+        shutil.rmtree(old)
+    else:
+        os.replace(partial, directory)
+
+
 def verify_files(directory: Path, files: tuple[WeightFile, ...], label: str) -> None:
     """Check that ``directory`` holds exactly the recorded weight files, unchanged.
 
@@ -183,7 +200,7 @@ def verify_files(directory: Path, files: tuple[WeightFile, ...], label: str) -> 
         stat = present[name].stat()
         if stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns:
             continue
-        actual = _sha256(present[name]) if stat.st_size == record.size else f"size {stat.st_size} != {record.size}"
+        actual = file_sha256(present[name]) if stat.st_size == record.size else f"size {stat.st_size} != {record.size}"
         if actual != record.sha256:
             raise ChecksumMismatchError(
                 f"the {label} at {directory} has changed since it was materialised: {name} "

@@ -33,12 +33,15 @@ from dataenvgym_dagster.loop.checkpoints import (
     checkpoint_dir,
     folder_checkpoint,
     pretrained_checkpoint,
+    replace_folder,
     student_weights,
 )
 from dataenvgym_dagster.loop import visual_student
+from dataenvgym_dagster.loop.checkpoint_store import fetch, publish
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
 from dataenvgym_dagster.machinery.student.backend import Completion, GenerationReport, TrainingReport, get_backend
+from dataenvgym_dagster.machinery.storage import Storage
 from dataenvgym_dagster.machinery.student.settings import StudentSpec
 from dataenvgym_dagster.machinery.warehouse import TABLES
 
@@ -128,17 +131,21 @@ def pretrain_base_student(
     home: Path,
     progress: Progress,
     student: StudentSpec | None = None,
+    store: Storage | None = None,
 ) -> tuple[StudentCheckpoint, TrainingReport | None]:
     """The domain's base student.
 
     ``model: tiny``: train a tokenizer on the corpus, build a random Llama and pretrain it on the
-    corpus (saved under the home). A hub id or local folder: nothing is trained or copied; the
-    record says which model and revision it is (and a local folder's weight manifest).
+    corpus (saved under the home, then published to ``store`` if there is an object store). A hub
+    id or local folder: nothing is trained or copied; the record says which model and revision it
+    is (and a local folder's weight manifest).
     """
     student = student or StudentSpec()
     if visual_student.is_visual(domain):  # a tiny PaliGemma (vqa) reads an image beside each prompt
         problems = problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})")
-        return visual_student.pretrain_base_student(domain, problems, settings, home, progress)
+        checkpoint, visual_report = visual_student.pretrain_base_student(domain, problems, settings, home, progress)
+        publish(checkpoint, home, store)
+        return checkpoint, visual_report
     if not student.is_tiny:
         progress(f"the base student of {domain.name} is {student.model} at revision {student.revision or 'main'}")
         return pretrained_checkpoint(student.model, student.revision, domain=domain.name), None
@@ -155,7 +162,9 @@ def pretrain_base_student(
     report = _save_into_place(
         directory, lambda partial: train_student(model, tokenizer, pairs, settings.training, partial, settings.seed, progress)
     )
-    return folder_checkpoint(home, directory, domain=domain.name), report
+    checkpoint = folder_checkpoint(home, directory, domain=domain.name)
+    publish(checkpoint, home, store)
+    return checkpoint, report
 
 
 def initial_checkpoint(base: StudentCheckpoint, student: StudentSpec) -> StudentCheckpoint:
@@ -184,13 +193,7 @@ def _save_into_place(directory: Path, train: Callable[[Path], TrainingReport]) -
     partial = directory.with_name(f".{directory.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
     try:
         report = train(partial)
-        if directory.exists():  # a directory cannot be replaced in one rename: move the old one aside first
-            old = partial.with_suffix(".old")
-            os.replace(directory, old)
-            os.replace(partial, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(partial, directory)
+        replace_folder(partial, directory)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return report
@@ -208,14 +211,16 @@ def evaluate_student(
     student: StudentSpec,
     home: Path,
     progress: Progress,
+    store: Storage | None = None,
 ) -> tuple[pl.DataFrame, GenerationReport]:
     """Greedy answers of the checkpoint on one split, scored by the domain (table ``evaluation_results``).
 
-    The checkpoint is read from ``home`` (where its path is relative to), after verifying its files."""
+    The checkpoint is read from ``home`` (where its path is relative to), after verifying its files
+    (and fetching it from ``store`` first, with an object store)."""
     problems = problems_of(benchmark.filter(pl.col("split") == split), Problem, f"benchmark_splits ({domain.name}, {split})")
     if not problems:
         raise ValueError(f"benchmark_splits for {domain.name} has no {split!r} problems; re-materialise benchmark_splits")
-    completions, report = _complete(domain, checkpoint, problems, student, home, progress)
+    completions, report = _complete(domain, checkpoint, problems, student, home, progress, store)
     scores = domain.score(problems, [completion.text for completion in completions])
     rows = [
         {
@@ -231,9 +236,16 @@ def evaluate_student(
 
 
 def _complete(
-    domain: Domain, checkpoint: StudentCheckpoint, problems: Sequence[Problem], student: StudentSpec, home: Path, progress: Progress
+    domain: Domain,
+    checkpoint: StudentCheckpoint,
+    problems: Sequence[Problem],
+    student: StudentSpec,
+    home: Path,
+    progress: Progress,
+    store: Storage | None = None,
 ) -> tuple[list[Completion], GenerationReport]:
     """The checkpoint's greedy completions of the problems' prompts, with each reference target's loss."""
+    fetch(checkpoint, home, store)
     if visual_student.is_visual(domain):  # a PaliGemma student reads images made under the home
         return visual_student.complete(domain, checkpoint, problems, student, home, progress)
     weights = student_weights(checkpoint, home)
@@ -343,6 +355,7 @@ def generated_dataset(
     previous: StudentCheckpoint | None = None,
     student: StudentSpec | None = None,
     home: Path | None = None,
+    store: Storage | None = None,
 ) -> tuple[pl.DataFrame, GenerationResult]:
     """The teacher's examples for the plan, each with its quality verdict (table ``generated_examples``).
 
@@ -361,7 +374,7 @@ def generated_dataset(
             f"{settings.shortfall_tolerance:.1%}). {failures or 'No failure was reported.'} "
             "Check the teacher (see the teacher_calls ledger), or raise shortfall_tolerance in the experiment."
         )
-    solved = _solved_by(domain, previous, result.examples, student or StudentSpec(), home) if settings.quality.drop_solved else None
+    solved = _solved_by(domain, previous, result.examples, student or StudentSpec(), home, store) if settings.quality.drop_solved else None
     verdicts = check_examples(
         domain, result.examples, planned_skills={entry.skill for entry in plan.entries}, settings=settings.quality,
         benchmark_questions=benchmark_questions, test_questions=held_out_test_questions(benchmark),
@@ -387,12 +400,17 @@ def held_out_test_questions(benchmark: pl.DataFrame) -> list[str]:
 
 
 def _solved_by(
-    domain: Domain, checkpoint: StudentCheckpoint | None, examples: Sequence[TrainingExample], student: StudentSpec, home: Path | None
+    domain: Domain,
+    checkpoint: StudentCheckpoint | None,
+    examples: Sequence[TrainingExample],
+    student: StudentSpec,
+    home: Path | None,
+    store: Storage | None = None,
 ) -> dict[str, bool]:
     """Whether the checkpoint already answers each example correctly, as the domain scores it."""
     if checkpoint is None or home is None:
         raise ValueError("drop_solved needs the previous iteration's student_checkpoint and the home it is stored in")
-    completions, _ = _complete(domain, checkpoint, examples, student, home, progress=lambda message: None)
+    completions, _ = _complete(domain, checkpoint, examples, student, home, lambda message: None, store)
     scores = domain.score(examples, [completion.text for completion in completions])
     return {example.example_id: score.correct for example, score in zip(examples, scores, strict=True)}
 
@@ -411,6 +429,7 @@ def train_iteration_student(
     home: Path,
     progress: Progress,
     student: StudentSpec | None = None,
+    store: Storage | None = None,
 ) -> tuple[StudentCheckpoint, TrainingReport, pl.DataFrame]:
     """Train the iteration's student; returns the checkpoint, the report and its lineage rows.
 
@@ -424,6 +443,8 @@ def train_iteration_student(
     problems = problems_of(training_set, Problem, f"iteration_{iteration} training set")
     progress(f"training from the {start_from.label} ({start_from.reference}) on {len(problems):,} examples ({sources})")
     directory = checkpoint_dir(home, domain.name, experiment, iteration)
+    for needed in (start_from, base):  # from the object store into the local cache, verified (no-op without one)
+        fetch(needed, home, store)
     if visual_student.is_visual(domain):  # PaliGemma saves whole weights, with its LoRA adapter beside them
         report = _save_into_place(directory, lambda partial: visual_student.train(
             domain, problems, start_from=start_from, base=base, settings=settings.training.settings, lora=student.lora,
@@ -441,6 +462,7 @@ def train_iteration_student(
     checkpoint = folder_checkpoint(
         home, directory, domain=domain.name, experiment=experiment, iteration=iteration, base=adapter_base
     )
+    publish(checkpoint, home, store)
     lineage_sources = [("checkpoint", start_from.reference, 0)] + [
         ("dataset", f"iteration_{iteration}/generated_dataset", sources["this_iteration"])
     ]

@@ -8,14 +8,20 @@ partition replaces its rows instead of adding to them.
 ``warehouse.duckdb`` holds only view definitions over those folders. Runs open it just to
 (re)create views when their definitions change, so a user holding the file open in the
 ``duckdb`` CLI never makes a run fail, and concurrent runs never contend for its lock.
+
+The Parquet folders may also live in an object store (``s3://…``, ``gs://…``, see
+:mod:`~dataenvgym_dagster.machinery.storage`): a partition file is then written locally,
+checked, and uploaded as one object, which appears whole or not at all. The views are the same
+``read_parquet`` globs with the store's URL; DuckDB reads them through the same fsspec
+filesystem, registered on each connection, so no DuckDB extension is needed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow.parquet as pq
+
+from dataenvgym_dagster.machinery.storage import Storage, hidden_temporary
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
     # ``payload``: JSON text with what a domain needs beyond question and answer (solution, tests, image, plan).
@@ -226,7 +234,8 @@ class DamagedFile:
     """A warehouse file that is not a readable Parquet file, and what writes it."""
 
     table: str
-    path: Path
+    path: Path | str
+    """A local path, or the object's URL in an object store."""
     error: str
     asset: str
     partition: str
@@ -238,10 +247,14 @@ class DamagedFile:
         )
 
 
-def _verify(path: Path, rows: int) -> None:
-    """Raise if ``path`` is not a complete Parquet file of ``rows`` rows."""
+def _verify(path: Path | str, rows: int, storage: Storage | None = None, parts: tuple[str, ...] = ()) -> None:
+    """Raise if ``path`` (or the object ``parts`` of ``storage``) is not a complete Parquet file of ``rows`` rows."""
     try:
-        found = pq.read_metadata(path).num_rows
+        if storage is None:
+            found = pq.read_metadata(path).num_rows
+        else:
+            with storage.open(*parts) as handle:
+                found = pq.read_metadata(handle).num_rows
     except Exception as error:  # pyarrow raises ArrowInvalid, OSError, … for a damaged file
         raise DamagedTableFileError(f"{path} is not a readable Parquet file after writing it ({error})") from error
     if found != rows:
@@ -253,30 +266,58 @@ class WarehouseLockedError(RuntimeError):
 
 
 class Warehouse:
-    """The tables and views under one ``$DATAENVGYM_HOME``."""
+    """The tables and views under one ``$DATAENVGYM_HOME``, with the tables' Parquet files in ``storage``.
 
-    def __init__(self, home: Path) -> None:
+    ``storage`` defaults to the home itself (a local folder); ``warehouse.duckdb`` is always in
+    the local home.
+    """
+
+    def __init__(self, home: Path, storage: Storage | None = None) -> None:
         self.home = Path(home)
-        self.tables = self.home / "warehouse"
+        self.storage = storage or Storage.at(self.home)
         self.database = self.home / "warehouse.duckdb"
 
+    @property
+    def tables(self) -> Path:
+        """The local folder of the tables (for local storage; an object store has no such folder)."""
+        return self.storage.local_path("warehouse")
+
     # -- writing ------------------------------------------------------------------------------
-    def write(self, table: str, key: Sequence[str], rows: pl.DataFrame) -> Path:
-        """Replace the rows of ``table`` stored under ``key`` (e.g. domain, experiment, asset)."""
+    def write(self, table: str, key: Sequence[str], rows: pl.DataFrame) -> Path | str:
+        """Replace the rows of ``table`` stored under ``key`` (e.g. domain, experiment, asset).
+
+        Returns the file written: a local path, or the object's URL in an object store."""
         frame = conform(table, rows)
-        path = self.tables.joinpath(table, *key).with_suffix(".parquet")
-        _write_atomically(frame, path)
-        return path
+        return self._store(frame, _file_parts(table, key))
 
     def read(self, table: str, key: Sequence[str]) -> pl.DataFrame:
         """The rows stored under ``key``; ``FileNotFoundError`` if none were ever written."""
-        return pl.read_parquet(self.tables.joinpath(table, *key).with_suffix(".parquet"))
+        parts = _file_parts(table, key)
+        if self.storage.is_local:
+            return pl.read_parquet(self.storage.local_path(*parts))
+        with self.storage.open(*parts) as handle:
+            return pl.read_parquet(handle)
+
+    def _store(self, frame: pl.DataFrame, parts: tuple[str, ...]) -> Path | str:
+        """Write one partition file atomically: rename into place locally, one upload of a checked file otherwise."""
+        if self.storage.is_local:
+            path = self.storage.local_path(*parts)
+            _write_atomically(frame, path)
+            return path
+        with tempfile.TemporaryDirectory(prefix="dataenvgym-upload-") as folder:
+            local = Path(folder, parts[-1])
+            frame.write_parquet(local)
+            _verify(local, len(frame))
+            self.storage.put_file(local, parts)
+        url = self.storage.url(*parts)
+        _verify(url, len(frame), self.storage, parts)  # what readers will see
+        return url
 
     # -- views --------------------------------------------------------------------------------
     def view_statements(self) -> list[str]:
         statements = []
         for table in TABLES:
-            glob = (self.tables / table / "**" / "*.parquet").as_posix().replace("'", "''")
+            glob = self.storage.url("warehouse", table, "**", "*.parquet").replace("'", "''")
             statements.append(
                 f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)"
             )
@@ -285,10 +326,16 @@ class Warehouse:
 
     def ensure_schema_files(self) -> None:
         """An empty, typed Parquet file per table, so each view has columns before any data exists."""
+        present = {parts[1] for parts in self.storage.glob("warehouse", "*", "_schema.parquet")}  # one listing
         for table, schema in TABLES.items():
-            path = self.tables / table / "_schema.parquet"
-            if not path.exists():
-                _write_atomically(pl.DataFrame(schema=schema), path)
+            if table not in present:
+                self._store(pl.DataFrame(schema=schema), ("warehouse", table, "_schema.parquet"))
+
+    def _register(self, connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """Let DuckDB read the object store through fsspec (no httpfs extension to download)."""
+        if not self.storage.is_local:
+            connection.register_filesystem(self.storage.query_fs())
+        return connection
 
     def ensure_views(self, timeout_seconds: float = 10.0) -> bool:
         """Create or update the views in ``warehouse.duckdb``. Returns whether the file was touched.
@@ -297,16 +344,20 @@ class Warehouse:
         Raises :class:`WarehouseLockedError` if another process holds it for longer than
         ``timeout_seconds``.
         """
-        self.ensure_schema_files()
         statements = self.view_statements()
         fingerprint = hashlib.sha256("\n".join(statements).encode()).hexdigest()
         stamp = self.home / "warehouse.views.sha256"
         if self.database.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+            # The stamp is written only after the schema files: an object store is not listed again on every write.
+            if self.storage.is_local:
+                self.ensure_schema_files()
             return False
+        self.ensure_schema_files()
+        self.home.mkdir(parents=True, exist_ok=True)  # with an object store, nothing else may have made it yet
         deadline = time.monotonic() + timeout_seconds
         while True:
             try:
-                with duckdb.connect(str(self.database)) as connection:
+                with self._register(duckdb.connect(str(self.database))) as connection:
                     for statement in statements:
                         connection.execute(statement)
                 break
@@ -327,12 +378,14 @@ class Warehouse:
         """Every Parquet file under the warehouse that is not readable, with the asset and partition to redo."""
         damaged = []
         for table in TABLES:
-            for path in sorted((self.tables / table).rglob("*.parquet")):
+            for parts in self.storage.glob("warehouse", table, "**", "*.parquet"):
                 try:
-                    pq.read_metadata(path)
+                    with self.storage.open(*parts) as handle:
+                        pq.read_metadata(handle)
                 except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a damaged file
-                    asset, partition = _writer_of(table, path.relative_to(self.tables / table))
-                    damaged.append(DamagedFile(table, path, str(error).splitlines()[0], asset, partition))
+                    asset, partition = _writer_of(table, Path(*parts[2:]))
+                    where = self.storage.local_path(*parts) if self.storage.is_local else self.storage.url(*parts)
+                    damaged.append(DamagedFile(table, where, str(error).splitlines()[0], asset, partition))
         return damaged
 
     def check(self) -> None:
@@ -344,7 +397,7 @@ class Warehouse:
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with every view: queries that never wait on a lock."""
         self.ensure_schema_files()
-        connection = duckdb.connect()
+        connection = self._register(duckdb.connect())
         for statement in self.view_statements():
             connection.execute(statement)
         return connection
@@ -365,10 +418,16 @@ def conform(table: str, rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select([pl.col(column).cast(dtype, strict=True) for column, dtype in schema.items()])
 
 
+def _file_parts(table: str, key: Sequence[str]) -> tuple[str, ...]:
+    """Where the rows under ``key`` are stored: ``warehouse/<table>/<key…>.parquet``."""
+    *folders, name = key
+    return ("warehouse", table, *folders, Path(name).with_suffix(".parquet").name)
+
+
 def _write_atomically(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name does not end in .parquet, so readers' globs never see a half-written file.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    temporary = hidden_temporary(path)
     try:
         frame.write_parquet(temporary)
         _verify(temporary, len(frame))

@@ -43,7 +43,8 @@ def foundation_assets(catalog: ExperimentCatalog) -> list[AssetsDefinition]:
         domain = get_domain(context.partition_key)
         settings = teaching.catalog().domain(domain.name)
         checkpoint, report = steps.pretrain_base_student(
-            domain, corpus, settings.base_student, teaching.path, context.log.info, student=settings.student
+            domain, corpus, settings.base_student, teaching.checkpoint_home, context.log.info, student=settings.student,
+            store=teaching.object_store(),
         )
         if report is None:
             return Output(checkpoint, metadata={"model": checkpoint.reference, "sha256": checkpoint.sha256, "files": len(checkpoint.files)})

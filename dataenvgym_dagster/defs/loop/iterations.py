@@ -167,7 +167,8 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         frame, result = steps.generated_dataset(
             domain, engine, plan, settings, benchmark=inputs["benchmark"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)], previous=inputs["previous"],
-            student=teaching.catalog().student(domain.name, experiment), home=teaching.path,
+            student=teaching.catalog().student(domain.name, experiment), home=teaching.checkpoint_home,
+            store=teaching.object_store(),
         )
         passed = int(frame["passed_quality_checks"].sum())
         if passed == 0:
@@ -215,8 +216,8 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
             domain, settings, experiment=experiment, iteration=iteration,
             previous=inputs["previous"], base=inputs["base"], targeted=inputs["targeted"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)],
-            pretraining=inputs["pretraining"], home=teaching.path, progress=context.log.info,
-            student=teaching.catalog().student(domain.name, experiment),
+            pretraining=inputs["pretraining"], home=teaching.checkpoint_home, progress=context.log.info,
+            student=teaching.catalog().student(domain.name, experiment), store=teaching.object_store(),
         )
         _write(teaching, "lineage", domain.name, experiment, iteration, lineage)
         run = steps.training_run_row(report, domain=domain.name, experiment=experiment, iteration=iteration, recipe=settings.training.recipe)
@@ -240,7 +241,8 @@ def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinitio
         domain, experiment, _ = _partition(context, teaching)
         results, report = steps.evaluate_student(
             domain, checkpoint, benchmark, split, experiment=experiment, iteration=iteration,
-            student=teaching.catalog().student(domain.name, experiment), home=teaching.path, progress=context.log.info,
+            student=teaching.catalog().student(domain.name, experiment), home=teaching.checkpoint_home,
+            progress=context.log.info, store=teaching.object_store(),
         )
         metadata = evaluation_metadata(results, report)
         if visual_student.is_visual(domain):  # a grid of images with question, answer and prediction
