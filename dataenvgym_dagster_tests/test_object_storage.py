@@ -18,7 +18,7 @@ from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB
 from dataenvgym_dagster.defs.loop.iterations import iteration_key
 from dataenvgym_dagster.defs.partitions import loop_partition_key
-from dataenvgym_dagster.defs.resources import default_home, default_storage, open_storage
+from dataenvgym_dagster.defs.resources import TeachingHome, default_home, default_storage, open_storage
 from dataenvgym_dagster.experiments import load_catalog
 from dataenvgym_dagster.loop.checkpoint_store import MANIFEST, IncompleteCheckpointError, StoreManifest, fetch, publish
 from dataenvgym_dagster.loop.checkpoints import WEIGHTS_FILE, ChecksumMismatchError, StudentCheckpoint
@@ -182,7 +182,7 @@ def test_a_corrupted_weight_object_is_detected(on_s3, tmp_path):
 class StopsAfter(Storage):
     """An object store whose worker dies after ``uploads`` objects of a publish (the process is gone, nothing else)."""
 
-    uploads = 1
+    uploads = 0
 
     def put_file(self, source: Path, parts: tuple[str, ...]) -> None:
         if StopsAfter.uploads == 0:
@@ -196,6 +196,7 @@ def test_a_checkpoint_torn_mid_upload_is_absent_not_read(on_s3, tmp_path):
         json.loads(store_of(on_s3).read_bytes("artifacts", "arithmetic", "skill_list", "iteration_1", "student_checkpoint.json"))["value"]
     )
     torn = StopsAfter(f"s3://{BUCKET}/torn")
+    StopsAfter.uploads = 1  # the first object (a weight file) lands, then the worker is gone
     with pytest.raises(KeyboardInterrupt):
         publish(record, on_s3.home, torn)
     assert torn.glob("**") and not torn.exists(*Path(str(record.path)).parts, MANIFEST)
@@ -242,6 +243,14 @@ def test_a_local_storage_keeps_everything_under_it_as_before(tmp_path):
     assert store.is_local and store.root == str(tmp_path)
     assert Warehouse(tmp_path).view_statements() == Warehouse(tmp_path, store).view_statements()
     assert f"read_parquet('{tmp_path}/warehouse/evaluation_results/**/*.parquet'" in Warehouse(tmp_path).view_statements()[2]
+
+
+def test_a_shared_folder_as_storage_keeps_tables_artefacts_and_checkpoints_there_and_caches_in_the_home(tmp_path):
+    teaching = TeachingHome(home=str(tmp_path / "home"), storage=str(tmp_path / "shared"))
+    assert teaching.object_store() is None  # a folder: checkpoints are written there directly, nothing to publish
+    assert teaching.checkpoint_home == tmp_path / "shared"
+    assert teaching.warehouse().tables == tmp_path / "shared" / "warehouse"
+    assert teaching.warehouse().database == tmp_path / "home" / "warehouse.duckdb"
 
 
 # -- GCS (gs://) through gcsfs, against a local emulator of its JSON API ------------------------------------

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -152,28 +153,14 @@ class Storage:
     def write_bytes(self, parts: tuple[str, ...], data: bytes) -> None:
         """Replace the object with ``data``, atomically (rename locally, one PUT in an object store)."""
         if self.is_local:
-            path = self.local_path(*parts)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = hidden_temporary(path)
-            try:
-                temporary.write_bytes(data)
-                os.replace(temporary, path)
-            finally:
-                temporary.unlink(missing_ok=True)
+            _replace(self.local_path(*parts), lambda temporary: temporary.write_bytes(data))
         else:
             self.fs.pipe_file(self._key(*parts), data)
 
     def put_file(self, source: Path, parts: tuple[str, ...]) -> None:
         """Replace the object with a complete local file, atomically (copy + rename, or one upload)."""
         if self.is_local:
-            path = self.local_path(*parts)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = hidden_temporary(path)
-            try:
-                shutil.copyfile(source, temporary)
-                os.replace(temporary, path)
-            finally:
-                temporary.unlink(missing_ok=True)
+            _replace(self.local_path(*parts), lambda temporary: shutil.copyfile(source, temporary))
         else:
             self.fs.put_file(str(source), self._key(*parts))
 
@@ -182,6 +169,17 @@ class Storage:
         key = self._key(*parts)
         if self.fs.exists(key):
             self.fs.rm(key, recursive=recursive)
+
+
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a hidden temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = hidden_temporary(path)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def hidden_temporary(path: Path) -> Path:
