@@ -40,6 +40,21 @@ LINEAGE = "SELECT iteration, checkpoint, checkpoint_sha256, source_kind, source,
 CHECKPOINT_2 = ("checkpoints", "arithmetic", "skill_list", "iteration_2")
 
 
+def artefact(iteration: int, name: str) -> tuple[str, ...]:
+    """Where the IO manager keeps a skill_list iteration asset's JSON artefact, relative to the storage root."""
+    *folders, last = iteration_key(iteration, name).path
+    return ("artifacts", "arithmetic", "skill_list", *folders, f"{last}.json")
+
+
+def table_file(table: str, iteration: int, name: str) -> str:
+    """The Parquet object of a skill_list iteration asset's table rows, relative to the storage root."""
+    return f"warehouse/{table}/arithmetic/skill_list/{'__'.join(iteration_key(iteration, name).path)}.parquet"
+
+
+def recorded_checkpoint(store: Storage, iteration: int) -> StudentCheckpoint:
+    return StudentCheckpoint.model_validate(json.loads(store.read_bytes(*artefact(iteration, "student_checkpoint")))["value"])
+
+
 def storage_workspace(root: Path, storage: str) -> Workspace:
     """The micro catalogue with a local home under ``root`` and its data in ``storage``."""
     root.mkdir(parents=True, exist_ok=True)
@@ -101,8 +116,8 @@ def test_the_warehouse_on_s3_holds_the_same_rows_as_the_local_run(on_s3, complet
 def test_tables_artefacts_and_checkpoints_live_in_the_bucket_and_only_caches_in_the_home(on_s3):
     store = store_of(on_s3)
     objects = {"/".join(parts) for parts in store.glob("**")}
-    assert "warehouse/evaluation_results/arithmetic/skill_list/iteration_2__test_evaluation.parquet" in objects
-    assert "artifacts/arithmetic/skill_list/iteration_2/student_checkpoint.json" in objects
+    assert table_file("evaluation_results", 2, "test_evaluation") in objects
+    assert "/".join(artefact(2, "student_checkpoint")) in objects
     assert f"{'/'.join(CHECKPOINT_2)}/{WEIGHTS_FILE}" in objects
     assert f"{'/'.join(CHECKPOINT_2)}/{MANIFEST}" in objects
     assert not [name for name in objects if name.endswith(".tmp") or ".partial" in name]
@@ -115,8 +130,7 @@ def test_tables_artefacts_and_checkpoints_live_in_the_bucket_and_only_caches_in_
 def test_the_manifest_lists_every_object_of_the_checkpoint_with_its_sha256(on_s3):
     store = store_of(on_s3)
     manifest = StoreManifest.model_validate_json(store.read_bytes(*CHECKPOINT_2, MANIFEST))
-    record = json.loads(store.read_bytes("artifacts", "arithmetic", "skill_list", "iteration_2", "student_checkpoint.json"))
-    assert manifest.checkpoint_sha256 == record["value"]["sha256"]
+    assert manifest.checkpoint_sha256 == recorded_checkpoint(store, 2).sha256
     listed = {stored.name for stored in manifest.files}
     present = {"/".join(parts[len(CHECKPOINT_2):]) for parts in store.glob(*CHECKPOINT_2, "**")}
     assert listed == present - {MANIFEST}
@@ -192,9 +206,7 @@ class StopsAfter(Storage):
 
 
 def test_a_checkpoint_torn_mid_upload_is_absent_not_read(on_s3, tmp_path):
-    record = StudentCheckpoint.model_validate(
-        json.loads(store_of(on_s3).read_bytes("artifacts", "arithmetic", "skill_list", "iteration_1", "student_checkpoint.json"))["value"]
-    )
+    record = recorded_checkpoint(store_of(on_s3), 1)
     torn = StopsAfter(f"s3://{BUCKET}/torn")
     StopsAfter.uploads = 1  # the first object (a weight file) lands, then the worker is gone
     with pytest.raises(KeyboardInterrupt):
@@ -211,11 +223,7 @@ def test_a_checkpoint_torn_mid_upload_is_absent_not_read(on_s3, tmp_path):
 
 def test_a_checkpoint_replaced_in_the_bucket_is_not_taken_for_the_recorded_one(on_s3, tmp_path):
     store = Storage.at(f"s3://{BUCKET}/replaced")
-    first, second = (
-        StudentCheckpoint.model_validate(json.loads(store_of(on_s3).read_bytes(
-            "artifacts", "arithmetic", "skill_list", f"iteration_{t}", "student_checkpoint.json"))["value"])
-        for t in (1, 2)
-    )
+    first, second = recorded_checkpoint(store_of(on_s3), 1), recorded_checkpoint(store_of(on_s3), 2)
     publish(first, on_s3.home, store)
     impostor = first.model_copy(update={"sha256": second.sha256})
     with pytest.raises(ChecksumMismatchError, match="was re-materialised since"):
@@ -260,7 +268,8 @@ def test_gcs_storage_holds_tables_views_and_checkpoints(completed, tmp_path):
         assert type(store.fs).__module__.startswith("gcsfs")
         warehouse = Warehouse(tmp_path / "home", store)
         local = Warehouse(completed.home)
-        for key in (["arithmetic", "skill_list", "iteration_2__test_evaluation"], ["arithmetic", "benchmark_splits"]):
+        evaluation_key = ["arithmetic", "skill_list", "__".join(iteration_key(2, "test_evaluation").path)]
+        for key in (evaluation_key, ["arithmetic", "benchmark_splits"]):
             table = "evaluation_results" if "skill_list" in key else "benchmark_problems"
             assert warehouse.write(table, key, local.read(table, key)) == f"gs://{BUCKET}/runs/warehouse/{table}/{'/'.join(key)}.parquet"
         warehouse.ensure_views()
@@ -268,9 +277,7 @@ def test_gcs_storage_holds_tables_views_and_checkpoints(completed, tmp_path):
         assert query(warehouse, "SELECT count(*) AS n FROM accuracy_by_iteration")["n"][0] == 1
         assert warehouse.damaged_files() == []
 
-        record = StudentCheckpoint.model_validate(json.loads(
-            (completed.home / "artifacts" / "arithmetic" / "skill_list" / "iteration_2" / "student_checkpoint.json").read_text()
-        )["value"])
+        record = recorded_checkpoint(Storage.at(completed.home), 2)
         publish(record, completed.home, store)
         fetch(record, tmp_path / "worker", store)
         assert (tmp_path / "worker" / str(record.path) / WEIGHTS_FILE).read_bytes() == (completed.home / str(record.path) / WEIGHTS_FILE).read_bytes()
