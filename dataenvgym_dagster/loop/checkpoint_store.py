@@ -113,13 +113,18 @@ def fetch(checkpoint: StudentCheckpoint, home: Path, store: Storage | None) -> N
         return
     for record in _folders(checkpoint):
         directory = home / str(record.path)
-        try:
-            verify_files(directory, record.files, record.label)
-            continue  # the local cache holds exactly the recorded files
-        except (FileNotFoundError, ChecksumMismatchError):
-            pass
+        if _verifies(directory, record):
+            continue  # the local copy holds exactly the recorded files
         _download(record, directory, store)
         verify_files(directory, record.files, record.label)
+
+
+def _verifies(directory: Path, record: StudentCheckpoint) -> bool:
+    try:
+        verify_files(directory, record.files, record.label)
+    except (FileNotFoundError, ChecksumMismatchError):
+        return False
+    return True
 
 
 def _download(record: StudentCheckpoint, directory: Path, store: Storage) -> None:
@@ -152,6 +157,7 @@ def _download(record: StudentCheckpoint, directory: Path, store: Storage) -> Non
         for weight in record.files:
             if (partial / weight.name).is_file():
                 os.utime(partial / weight.name, ns=(weight.mtime_ns, weight.mtime_ns))
-        replace_folder(partial, directory)
+        if not _verifies(directory, record):  # another worker on this machine may have fetched it meanwhile
+            replace_folder(partial, directory)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
