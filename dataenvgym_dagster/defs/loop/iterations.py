@@ -49,8 +49,9 @@ from dataenvgym_dagster.domain.protocol import Domain
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.quality import kept_test_questions
 from dataenvgym_dagster.experiments import ExperimentCatalog, ExperimentSettings
-from dataenvgym_dagster.loop import steps, visual_student
+from dataenvgym_dagster.loop import steps
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint
+from dataenvgym_dagster.machinery.student.backend import PALIGEMMA
 from dataenvgym_dagster.machinery.warehouse import TABLES
 
 NO_TEST_QUESTION_CHECK = "no_test_question_kept"
@@ -174,7 +175,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             raise ValueError(f"no generated example for {context.partition_key} passed the quality checks; see generated_examples")
         # The LLM teacher reports calls, cache hits, tokens and cost; the offline teacher has no usage.
         usage = getattr(engine, "usage", dict)()
-        images = image_grid.dataset_grid(frame, teaching.path) if visual_student.is_visual(domain) else {}
+        images = image_grid.dataset_grid(frame, teaching.path) if steps.student_family(domain) == PALIGEMMA else {}
         yield Output(frame, metadata={**generation_metadata(frame, result), **usage, **images})
         # A blocking check: the student never trains on a test question, whatever the teacher or filters did.
         leaked = kept_test_questions(frame.filter(pl.col("passed_quality_checks"))["question"], steps.held_out_test_questions(inputs["benchmark"]))
@@ -243,7 +244,7 @@ def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinitio
             student=teaching.catalog().student(domain.name, experiment), home=teaching.path, progress=context.log.info,
         )
         metadata = evaluation_metadata(results, report)
-        if visual_student.is_visual(domain):  # a grid of images with question, answer and prediction
+        if steps.student_family(domain) == PALIGEMMA:  # a grid of images with question, answer and prediction
             metadata.update(image_grid.evaluation_grid(results, benchmark, teaching.path))
         if split == "test":
             metadata.update(learning_curve_metadata(teaching.warehouse(), results, teaching.path / "plots"))
