@@ -18,6 +18,7 @@ from dataenvgym_dagster.domain.environments import ENVIRONMENTS
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
+from dataenvgym_dagster.machinery.images import ImageGeneratorSettings
 from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
 
 DEFAULT_CATALOG = Path(__file__).with_name("experiments.yaml")
@@ -55,6 +56,9 @@ class DomainSettings(_Strict):
     benchmark: BenchmarkSettings = BenchmarkSettings()
     student: StudentSpec = StudentSpec()
     base_student: BaseStudentSettings = BaseStudentSettings()
+    image_generator: ImageGeneratorSettings = Field(
+        ImageGeneratorSettings(), description="vqa: what makes the images of teacher-written specs (procedural or diffusers)."
+    )
 
 
 class TrainingRecipe(StrEnum):

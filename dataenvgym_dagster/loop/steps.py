@@ -37,6 +37,8 @@ from dataenvgym_dagster.loop.checkpoints import (
 )
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
+from dataenvgym_dagster.machinery.images import ImageGeneratorSettings, inspect_images, with_generated_images
+from dataenvgym_dagster.machinery.images import image_generator as make_image_generator
 from dataenvgym_dagster.machinery.student.backend import (
     CAUSAL_LM,
     Completion,
@@ -360,8 +362,12 @@ def generated_dataset(
     previous: StudentCheckpoint | None = None,
     student: StudentSpec | None = None,
     home: Path | None = None,
+    image_generator: ImageGeneratorSettings | None = None,
 ) -> tuple[pl.DataFrame, GenerationResult]:
     """The teacher's examples for the plan, each with its quality verdict (table ``generated_examples``).
+
+    Examples with images (vqa) have them made under ``home``: by the procedural renderer, or by
+    the diffusers pipeline ``image_generator`` names; the image filters read those files.
 
     Raises :class:`GenerationShortfallError` when the teacher made too few examples: the
     student is never trained on less data than the plan asked for without anyone noticing.
@@ -378,11 +384,20 @@ def generated_dataset(
             f"{settings.shortfall_tolerance:.1%}). {failures or 'No failure was reported.'} "
             "Check the teacher (see the teacher_calls ledger), or raise shortfall_tolerance in the experiment."
         )
-    solved = _solved_by(domain, previous, result.examples, student or StudentSpec(), home) if settings.quality.drop_solved else None
+    examples = list(result.examples)
+    image_checks = None
+    if any(example.payload.get("image") for example in examples):
+        if home is None:
+            raise ValueError(f"{domain.name} examples have images; generated_dataset needs the home they are made under")
+        if image_generator is not None and image_generator.kind == "diffusers":
+            generator = make_image_generator(image_generator, home)
+            examples = with_generated_images(examples, generator, seed=iteration_seed(settings, plan.iteration))
+        image_checks = inspect_images(examples, home)
+    solved = _solved_by(domain, previous, examples, student or StudentSpec(), home) if settings.quality.drop_solved else None
     verdicts = check_examples(
-        domain, result.examples, planned_skills={entry.skill for entry in plan.entries}, settings=settings.quality,
+        domain, examples, planned_skills={entry.skill for entry in plan.entries}, settings=settings.quality,
         benchmark_questions=benchmark_questions, test_questions=held_out_test_questions(benchmark),
-        earlier_questions=earlier_questions, solved=solved,
+        earlier_questions=earlier_questions, solved=solved, images=image_checks,
     )
     frame = pl.DataFrame(
         [
@@ -391,7 +406,7 @@ def generated_dataset(
                 **example.warehouse_row(), "teacher": engine.name,
                 "passed_quality_checks": verdict.passed, "rejection_reason": verdict.reason,
             }
-            for example, verdict in zip(result.examples, verdicts, strict=True)
+            for example, verdict in zip(examples, verdicts, strict=True)
         ],
         schema=TABLES["generated_examples"],
     )

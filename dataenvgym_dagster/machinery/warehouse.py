@@ -123,8 +123,11 @@ DERIVED_VIEWS = {
         SELECT domain, experiment, iteration, teacher, count(*) AS produced,
                count(*) FILTER (WHERE passed_quality_checks) AS kept,
                count(*) FILTER (WHERE rejection_reason = 'unknown_skill') AS unknown_skill,
+               count(*) FILTER (WHERE rejection_reason = 'undecodable_image') AS undecodable_image,
+               count(*) FILTER (WHERE rejection_reason = 'blank_image') AS blank_image,
                count(*) FILTER (WHERE rejection_reason = 'wrong_answer') AS wrong_answer,
                count(*) FILTER (WHERE rejection_reason = 'benchmark_overlap') AS benchmark_overlap,
+               count(*) FILTER (WHERE rejection_reason = 'duplicate_image') AS duplicate_image,
                count(*) FILTER (WHERE rejection_reason = 'duplicate') AS duplicate,
                count(*) FILTER (WHERE rejection_reason = 'already_solved') AS already_solved
         FROM generated_examples GROUP BY ALL""",

@@ -169,6 +169,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             domain, engine, plan, settings, benchmark=inputs["benchmark"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)], previous=inputs["previous"],
             student=teaching.catalog().student(domain.name, experiment), home=teaching.path,
+            image_generator=teaching.catalog().domain(domain.name).image_generator,
         )
         passed = int(frame["passed_quality_checks"].sum())
         if passed == 0:
