@@ -171,6 +171,8 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             student=teaching.catalog().student(domain.name, experiment), home=teaching.path,
             image_generator=teaching.catalog().domain(domain.name).image_generator,
         )
+        for failure in result.failures:  # what the teacher could not make, and why: in the run log as well as the metadata
+            context.log.warning(f"teacher {engine.name}: {failure.missing} examples missing for {failure.entry_id}: {failure.reason}")
         passed = int(frame["passed_quality_checks"].sum())
         if passed == 0:
             raise ValueError(f"no generated example for {context.partition_key} passed the quality checks; see generated_examples")
