@@ -161,8 +161,9 @@ def pretrain_base_student(
     """The domain's base student.
 
     ``model: tiny``: train a tokenizer on the corpus, build a random model of the domain's student
-    family (a Llama; a PaliGemma for vqa) and pretrain it on the corpus (saved under the home). A hub id or local folder: nothing is trained or copied; the
-    record says which model and revision it is (and a local folder's weight manifest).
+    family (a Llama; a PaliGemma for vqa) and pretrain it on the corpus (saved under the home).
+    A hub id or local folder: nothing is trained or copied; the record says which model and
+    revision it is (and a local folder's weight manifest).
     """
     student = student or StudentSpec()
     if not student.is_tiny:
