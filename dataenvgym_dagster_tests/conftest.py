@@ -13,7 +13,7 @@ from dagster import DagsterInstance, Definitions
 
 from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
-from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.defs.partitions import loop_partition_key, register_experiments
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 
 MICRO_TRAINING = {"learning_rate": 0.003, "batch_size": 32, "epochs": 1}
@@ -60,6 +60,7 @@ class Workspace:
         assert result.success
 
     def run_loop(self, experiment: str = "skill_list", domain: str = "arithmetic", **kwargs):
+        register_experiments(self.instance, [experiment])  # what the register_experiments sensor does
         return self.defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(
             partition_key=loop_partition_key(domain, experiment), instance=self.instance, **kwargs
         )
