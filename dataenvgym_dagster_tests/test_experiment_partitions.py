@@ -11,7 +11,6 @@ from dagster import (
     SensorResult,
     SkipReason,
     build_schedule_context,
-    build_sensor_context,
 )
 from dagster._core.errors import DagsterUnknownPartitionError
 
@@ -26,7 +25,7 @@ from dataenvgym_dagster.experiments.config import CatalogError
 from dataenvgym_dagster.experiments.registration import needs_reload
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
-from .conftest import MICRO_CATALOG, make_workspace, write_catalog
+from .conftest import MICRO_CATALOG, make_workspace, tick, write_catalog
 
 SKILL_LIST = MICRO_CATALOG["experiments"]["skill_list"]
 # Two domains; `arithmetic_only` names one of them. Code's foundations are never materialised here.
@@ -34,15 +33,6 @@ TWO_DOMAINS = {
     "domains": {**MICRO_CATALOG["domains"], "code": {"benchmark": {"validation_per_skill": 2, "test_per_skill": 2}}},
     "experiments": {**MICRO_CATALOG["experiments"], "arithmetic_only": {**SKILL_LIST, "domains": ["arithmetic"]}},
 }
-
-
-def tick(workspace, name: str):
-    """Evaluate a sensor against the workspace's instance, then apply its partition requests as the daemon does."""
-    result = workspace.defs.resolve_sensor_def(name)(build_sensor_context(instance=workspace.instance, definitions=workspace.defs))
-    if isinstance(result, SensorResult):
-        for request in result.dynamic_partitions_requests or ():
-            workspace.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
 
 
 def add_to_file(workspace, experiments: dict, **settings) -> None:
