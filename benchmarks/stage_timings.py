@@ -66,7 +66,7 @@ def main() -> None:
     per_iteration: dict[str, float] = defaultdict(float)
     for step, seconds in stage_seconds.items():
         print(f"{step:48s} {seconds:8.2f}")
-        group = step.split("__")[0] if step.startswith("iteration_") else "foundations"
+        group = "_".join(step.split("_")[:2]) if step.startswith("iteration_") else "foundations"
         per_iteration[group] += seconds
     print(f"\n{'iteration':48s} {'seconds':>8s}")
     for group, seconds in per_iteration.items():

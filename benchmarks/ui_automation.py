@@ -61,7 +61,7 @@ def by_cli(root: Path, kind: str) -> float:
 def by_daemon(root: Path, kind: str, timeout: float) -> float:
     env = prepare(root, kind, automated=True)
     raw = catalogue(kind, automated=True)
-    last = AssetKey([f"iteration_{raw['iterations']}", "test_evaluation"])
+    last = AssetKey(f"iteration_{raw['iterations']}_test_evaluation")
     partition = f"{next(iter(raw['domains']))}|{raw['default_experiment']}"
     instance = DagsterInstance.local_temp(env["DAGSTER_HOME"])  # create the storage before the daemon races to
     instance.get_runs(limit=1)

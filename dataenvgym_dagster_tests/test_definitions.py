@@ -12,6 +12,7 @@ from dagster import (
 )
 
 from dataenvgym_dagster.definitions import build_definitions, defs
+from dataenvgym_dagster.defs.loop.iterations import iteration_key
 from dataenvgym_dagster.defs.partitions import register_experiments
 from dataenvgym_dagster.experiments import load_catalog
 from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG
@@ -20,7 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def key(*path: str) -> AssetKey:
-    return AssetKey(list(path))
+    """A foundations key (``key("base_student")``) or an iteration's (``key("iteration_1", "skill_taxonomy")``)."""
+    if len(path) == 1:
+        return AssetKey(path[0])
+    group, name = path
+    return iteration_key(int(group.removeprefix("iteration_")), name)
 
 
 def test_default_definitions_have_one_group_per_iteration_from_the_catalogue():

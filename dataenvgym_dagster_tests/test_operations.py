@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import io
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +21,7 @@ from dagster import (
     build_schedule_context,
 )
 from dagster._core.test_utils import create_run_for_test
+from PIL import Image
 
 from dataenvgym_dagster.cli import INSTANCE_SETTINGS, main
 from dataenvgym_dagster.definitions import build_definitions
@@ -182,7 +186,7 @@ def damaged_home(tmp_path: Path) -> Path:
     rows = pl.DataFrame({"domain": ["arithmetic"], "split": ["test"], "example_id": ["e1"], "skill": ["a"],
                          "question": ["1+1"], "answer": ["2"], "payload": ["{}"]})
     warehouse.write("benchmark_problems", ["arithmetic", "benchmark_splits"], rows)
-    evaluation = warehouse.tables / "evaluation_results" / "arithmetic" / "skill_list" / "iteration_1__test_evaluation.parquet"
+    evaluation = warehouse.tables / "evaluation_results" / "arithmetic" / "skill_list" / "iteration_1_test_evaluation.parquet"
     evaluation.parent.mkdir(parents=True)
     shutil.copy(warehouse.tables / "benchmark_problems" / "arithmetic" / "benchmark_splits.parquet", evaluation)
     truncate(evaluation)
@@ -194,8 +198,8 @@ def test_doctor_names_each_damaged_file_with_the_asset_and_partition_to_redo(tmp
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
-    assert "iteration_1__test_evaluation.parquet (evaluation_results) is damaged" in out
-    assert "Re-materialise iteration_1/test_evaluation for partition arithmetic|skill_list" in out
+    assert "iteration_1_test_evaluation.parquet (evaluation_results) is damaged" in out
+    assert "Re-materialise iteration_1_test_evaluation for partition arithmetic|skill_list" in out
     assert "benchmark_splits" not in out  # the readable file is not reported
 
 
@@ -204,7 +208,7 @@ def test_compare_over_a_damaged_file_says_which_partition_to_redo_instead_of_cra
     assert main(["compare"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("dataenvgym: a warehouse query failed because of damaged files")
-    assert "iteration_1/test_evaluation for partition arithmetic|skill_list" in error
+    assert "iteration_1_test_evaluation for partition arithmetic|skill_list" in error
 
 
 def test_a_write_is_verified_as_readers_will_see_it(tmp_path):
@@ -213,7 +217,7 @@ def test_a_write_is_verified_as_readers_will_see_it(tmp_path):
         {"domain": ["arithmetic"], "experiment": ["skill_list"], "iteration": [1], "previous_version": ["a"],
          "version": ["b"], "old_skill": ["x"], "new_skill": ["y"], "share": [1.0]}))
     truncate(path)
-    with pytest.raises(DamagedTableFileError, match="iteration_1/skill_taxonomy for partition arithmetic|skill_list"):
+    with pytest.raises(DamagedTableFileError, match="iteration_1_skill_taxonomy for partition arithmetic|skill_list"):
         warehouse.check()
 
 
@@ -268,8 +272,8 @@ def test_every_asset_description_names_its_iteration_and_what_a_partition_is(wor
     graph = workspace.defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         description = graph.get(key).description
-        if key.path[0].startswith("iteration_"):
-            assert description.startswith(f"Iteration {key.path[0].removeprefix('iteration_')}: ")
+        if key.path[-1].startswith("iteration_"):
+            assert description.startswith(f"Iteration {key.path[-1].removeprefix('iteration_').split('_')[0]}: ")
             assert "one domain × one experiment" in description and "`skill_list`, the default experiment" in description
         else:
             assert description.startswith("Foundations (shared by every experiment): ") and "one domain" in description
@@ -284,3 +288,19 @@ def test_learning_curves_come_as_sparklines_short_enough_to_show_inline():
     text = sparklines(curves)
     assert len(text) < INLINE_MARKDOWN_LIMIT
     assert "▁" in text and "█" in text and "0→100% category_0/a_rather_long_skill_name_0" in text
+
+
+def test_the_learning_curve_plot_is_small_enough_to_show_inline_and_decodes():
+    from dataenvgym_dagster.defs.metadata import INLINE_MARKDOWN_LIMIT, learning_curve_thumbnail
+
+    for iterations in (1, 4, 40):
+        curves = pl.DataFrame({"iteration": [t for t in range(iterations) for _ in range(12)],
+                               "skill": [f"s{k}" for _ in range(iterations) for k in range(12)],
+                               "accuracy": [((t * 7 + k * 3) % 10) / 9 for t in range(iterations) for k in range(12)]})
+        text = learning_curve_thumbnail(curves)
+        assert len(text) < INLINE_MARKDOWN_LIMIT
+        encoded = re.fullmatch(r"!\[[^\]]+\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)\n\n(.*)", text, re.S)
+        assert encoded is not None, text[:120]
+        image = Image.open(io.BytesIO(base64.b64decode(encoded.group(1))))
+        assert image.format == "PNG" and image.width >= 80
+        assert f"iteration {iterations - 1}:" in encoded.group(2)

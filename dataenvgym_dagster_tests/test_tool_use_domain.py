@@ -265,7 +265,7 @@ def test_the_tool_use_metrics_view_averages_each_metric_over_examples(tmp_path):
         schema=TABLES["evaluation_results"],
     )
     warehouse = Warehouse(tmp_path)
-    warehouse.write("evaluation_results", ["tool_use", "e", "iteration_0__test_evaluation"], rows)
+    warehouse.write("evaluation_results", ["tool_use", "e", "iteration_0_test_evaluation"], rows)
     with warehouse.connect() as connection:
         row = connection.execute("SELECT n, plan_accuracy, tool_recall, tool_f1, plan_valid, unparsable FROM tool_use_metrics").fetchone()
     assert row == pytest.approx((3, 1 / 3, 1.5 / 3, (1 + 2 / 3) / 3, 2 / 3, 1 / 3))

@@ -77,7 +77,7 @@ def dagster_dev(tmp_path):
                 assert server.poll() is None, (tmp_path / "dagster_dev.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "dagster dev did not serve within 180 s"
                 time.sleep(1)
-        yield url, tmp_path / "dagster_dev.log"
+        yield url, tmp_path / "dagster_dev.log", home
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -90,16 +90,20 @@ def dagster_dev(tmp_path):
 def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagster_dev):
     from playwright.sync_api import expect, sync_playwright
 
-    url, log = dagster_dev
+    url, log, home = dagster_dev
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)
         expect.set_options(timeout=120_000)  # the code location loads after the server answers
 
-        # The asset graph of iteration 0, then "Materialize all" opens the partition dialog.
-        page.goto(f"{url}/locations/dataenvgym_dagster/asset-groups/iteration_0")
-        expect(page.get_by_text("test_evaluation").first).to_be_visible()
+        # Graph nodes, and the links to other groups, name their iteration (the UI shows a key's last part).
+        page.goto(f"{url}/locations/dataenvgym_dagster/asset-groups/foundations")
+        expect(page.get_by_text("iteration_0_student_checkpoint").first).to_be_visible()
+
+        # The asset graph of iteration 0's job, then "Materialize all" opens the partition dialog.
+        page.goto(f"{url}/locations/dataenvgym_dagster/jobs/iteration_0_job")
+        expect(page.get_by_text("iteration_0_student_checkpoint").first).to_be_visible()
         page.get_by_role("button", name="Materialize all").first.click()
         dialog = page.locator("[role=dialog]")
         expect(dialog.get_by_text("Partition selection")).to_be_visible()
@@ -118,8 +122,11 @@ def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagst
         expect(page).to_have_url(re.compile(rf"/runs/{run_id}"))
         expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=240_000)
 
-        # The evaluation asset shows its learning curves inline, and the plot one click away.
-        page.goto(f"{url}/assets/iteration_0/test_evaluation?partition=arithmetic%7Cskill_list")
+        # The evaluation asset shows its learning curve inline, and the per-skill plot one click away.
+        page.goto(f"{url}/assets/iteration_0_test_evaluation?partition=arithmetic%7Cskill_list")
+        inline = page.locator("img[alt='mean test accuracy by iteration']").first
+        expect(inline).to_be_visible()
+        assert inline.evaluate("image => image.naturalWidth") >= 80  # decoded, not a broken link
         expect(page.get_by_text("learning_curves_at_a_glance")).to_be_visible()
         expect(page.get_by_text("test accuracy, iterations 0–0")).to_be_visible()
         row = page.locator("tr", has=page.get_by_text("learning_curves", exact=True))
@@ -130,3 +137,7 @@ def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagst
         assert plot.evaluate("image => image.naturalWidth") > 100  # a decoded picture, not a broken link
         browser.close()
     assert "BetaWarning" not in log.read_text()
+    # Launched from the job's page, the run is named after the job, not Dagster's `__ASSET_JOB`.
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        (run,) = [r for r in instance.get_runs() if r.run_id.startswith(run_id)]
+        assert run.job_name == "iteration_0_job"

@@ -45,6 +45,6 @@ def test_a_micro_vqa_loop_trains_and_evaluates_a_paligemma_on_rendered_images(tm
     payload = con.execute("SELECT json_extract_string(payload, '$.image') FROM benchmark_problems WHERE domain = 'vqa' LIMIT 1").fetchone()[0]
     assert payload.startswith("images/") and (workspace.home / payload).is_file()
     # The UI shows the student's answers beside the images.
-    test_metadata = result.asset_materializations_for_node("iteration_1__test_evaluation")[0].metadata
+    test_metadata = result.asset_materializations_for_node("iteration_1_test_evaluation")[0].metadata
     assert test_metadata["example_images"].value.startswith("![evaluated examples](data:image/png;base64,")
     assert (workspace.home / "checkpoints" / "vqa" / "skill_list" / "iteration_1" / "model.safetensors").is_file()

@@ -34,9 +34,9 @@ def test_every_view_answers_before_any_data_exists(tmp_path):
 
 def test_writing_a_partition_again_replaces_its_rows(tmp_path):
     warehouse = Warehouse(tmp_path)
-    warehouse.write("evaluation_results", ["arithmetic", "e", "iteration_0__test_evaluation"], evaluation_rows(10))
-    warehouse.write("evaluation_results", ["arithmetic", "e", "iteration_0__test_evaluation"], evaluation_rows(6))
-    warehouse.write("evaluation_results", ["arithmetic", "e", "iteration_1__test_evaluation"], evaluation_rows(4, 1))
+    warehouse.write("evaluation_results", ["arithmetic", "e", "iteration_0_test_evaluation"], evaluation_rows(10))
+    warehouse.write("evaluation_results", ["arithmetic", "e", "iteration_0_test_evaluation"], evaluation_rows(6))
+    warehouse.write("evaluation_results", ["arithmetic", "e", "iteration_1_test_evaluation"], evaluation_rows(4, 1))
     assert count(warehouse, "evaluation_results") == 10
     with warehouse.connect() as connection:
         accuracy = connection.execute("SELECT iteration, n, n_correct FROM skill_accuracy ORDER BY iteration").fetchall()

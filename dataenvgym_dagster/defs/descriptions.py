@@ -1,7 +1,7 @@
 """What the UI says about each asset: which iteration it belongs to and what a partition is.
 
-Graph nodes and upstream stubs show only the last part of a key (``validation_evaluation``), and
-the materialise dialog lists partition dimensions without saying what they mean, so every
+Keys name their iteration (``iteration_1_validation_evaluation``) because graph nodes and the stubs
+linking to other groups show only a key's last part; the materialise dialog lists partition dimensions without saying what they mean, so every
 description starts with its iteration and ends with how to pick a partition.
 """
 
@@ -25,7 +25,7 @@ def describe(spec: AssetSpec, catalog: ExperimentCatalog) -> AssetSpec:
             f"Foundations (shared by every experiment): {text}\n\n"
             f"Partition: one domain, e.g. `{domain}`. Materialise it once per domain before any experiment."
         ))
-    iteration = spec.key.path[0].removeprefix("iteration_")
+    iteration = (spec.group_name or "").removeprefix("iteration_")
     return spec.replace_attributes(description=(
         f"Iteration {iteration}: {text}\n\n"
         f"Partition: one domain × one experiment, picked in the materialise dialog as `domain` and `experiment` "

@@ -10,7 +10,7 @@ import polars as pl
 from dagster import MetadataValue
 
 from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
-from dataenvgym_dagster.machinery.plots import learning_curves_png
+from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png, learning_curves_png
 from dataenvgym_dagster.machinery.student.evaluation import GenerationReport
 from dataenvgym_dagster.machinery.student.training import TrainingReport
 from dataenvgym_dagster.machinery.warehouse import Warehouse
@@ -87,8 +87,10 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png)
     return {
-        # The UI shows markdown of under 1000 characters inline and longer markdown (the PNG) behind
-        # a "[Show Markdown]" link, so the curves also come as text sparklines that fit inline.
+        # The UI shows markdown of under 1000 characters inline and longer markdown (the full PNG)
+        # behind a "[Show Markdown]" link, so the curves also come as a small plot and as text
+        # sparklines, both short enough to show inline.
+        "learning_curve": MetadataValue.md(learning_curve_thumbnail(curves)),
         "learning_curves_at_a_glance": MetadataValue.md(sparklines(curves)),
         "learning_curves": MetadataValue.md(f"![learning curves](data:image/png;base64,{base64.b64encode(png).decode()})"),
         "learning_curves_png": MetadataValue.path(str(path)),
@@ -97,6 +99,23 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 INLINE_MARKDOWN_LIMIT = 1000  # characters; longer markdown metadata is hidden behind a link in the UI
+
+
+def learning_curve_thumbnail(curves: pl.DataFrame, limit: int = INLINE_MARKDOWN_LIMIT) -> str:
+    """Mean test accuracy over skills by iteration as a small inline plot with its first and last
+    value in words; the plot narrows (fewer pixels per iteration) until the markdown fits ``limit``."""
+    mean = curves.group_by("iteration").agg(pl.col("accuracy").mean()).sort("iteration")
+    values, iterations = mean["accuracy"].to_list(), mean["iteration"].to_list()
+    caption = (
+        f"mean test accuracy over skills, iteration {iterations[0]}: {100 * values[0]:.1f} % → "
+        f"iteration {iterations[-1]}: {100 * values[-1]:.1f} %"
+    )
+    for width in (240, 180, 120, 80):
+        png = base64.b64encode(accuracy_thumbnail_png(values, width=width)).decode()
+        text = f"![mean test accuracy by iteration](data:image/png;base64,{png})\n\n{caption}"
+        if len(text) < limit:
+            return text
+    return caption
 
 
 def sparklines(curves: pl.DataFrame, limit: int = INLINE_MARKDOWN_LIMIT) -> str:

@@ -293,11 +293,11 @@ def environment_state(
 
     Each result is relabelled with the skill the iteration's taxonomy assigns its question.
     """
-    evaluated = records(validation, EvaluationRecord, f"iteration_{iteration - 1}/validation_evaluation")
+    evaluated = records(validation, EvaluationRecord, f"iteration_{iteration - 1}_validation_evaluation")
     unlabelled = [r.example_id for r in evaluated if r.example_id not in taxonomy.assignments]
     if unlabelled:
         raise ValueError(
-            f"{len(unlabelled)} validation examples (e.g. {unlabelled[0]}) have no skill in iteration_{iteration}/skill_taxonomy; "
+            f"{len(unlabelled)} validation examples (e.g. {unlabelled[0]}) have no skill in iteration_{iteration}_skill_taxonomy; "
             "re-materialise skill_taxonomy after changing the benchmark"
         )
     relabelled = [r.model_copy(update={"skill": taxonomy.assignments[r.example_id]}) for r in evaluated]
@@ -442,13 +442,13 @@ def train_iteration_student(
         home, directory, domain=domain.name, experiment=experiment, iteration=iteration, base=adapter_base
     )
     lineage_sources = [("checkpoint", start_from.reference, 0)] + [
-        ("dataset", f"iteration_{iteration}/generated_dataset", sources["this_iteration"])
+        ("dataset", f"iteration_{iteration}_generated_dataset", sources["this_iteration"])
     ]
     if "replay" in sources:
         lineage_sources.append(("dataset", "replay: pretraining_corpus + earlier generated_dataset", sources["replay"]))
     else:
         lineage_sources += [
-            ("dataset", f"iteration_{earlier}/generated_dataset", frame.filter(pl.col("passed_quality_checks")).height)
+            ("dataset", f"iteration_{earlier}_generated_dataset", frame.filter(pl.col("passed_quality_checks")).height)
             for earlier, frame in enumerate(earlier_generated, start=1)
         ]
     lineage = pl.DataFrame(

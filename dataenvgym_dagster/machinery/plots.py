@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # no display: runs happen in workers and CI
 
 import matplotlib.pyplot as plt
 import polars as pl
+from PIL import Image, ImageDraw
 
 
 def learning_curves_png(accuracy: pl.DataFrame, title: str) -> bytes:
@@ -37,3 +38,31 @@ def learning_curves_png(accuracy: pl.DataFrame, title: str) -> bytes:
         return buffer.getvalue()
     finally:
         plt.close(figure)
+
+
+def accuracy_thumbnail_png(accuracy: list[float], width: int = 240, height: int = 72) -> bytes:
+    """A small line plot of accuracy (fractions, one per iteration) on a 0/50/100 % grid.
+
+    Four palette colours and no text keep it to a few hundred bytes, so that it fits in markdown
+    the UI shows inline (under 1000 characters, base64 included).
+    """
+    image = Image.new("P", (width, height), 0)
+    image.putpalette([255, 255, 255, 225, 225, 225, 170, 170, 170, 31, 119, 180])  # white, grid, axis, line
+    draw = ImageDraw.Draw(image)
+    pad = 4
+
+    def y(fraction: float) -> float:
+        return pad + (1 - fraction) * (height - 2 * pad)
+
+    for fraction in (0.5, 1.0):
+        draw.line([(pad, y(fraction)), (width - pad, y(fraction))], fill=1)
+    draw.line([(pad, y(0.0)), (width - pad, y(0.0))], fill=2)
+    step = (width - 2 * pad) / max(len(accuracy) - 1, 1)
+    points = [(pad + index * step, y(value)) for index, value in enumerate(accuracy)]
+    if len(points) > 1:
+        draw.line(points, fill=3, width=2)
+    for x, top in points:
+        draw.ellipse([x - 2, top - 2, x + 2, top + 2], fill=3)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True, bits=2)
+    return buffer.getvalue()

@@ -386,6 +386,6 @@ def _writer_of(table: str, relative: Path) -> tuple[str, str]:
     if table == "teacher_calls":
         return f"the {parts[2] if len(parts) > 2 else ''} asset that called the teacher", "|".join(parts[:2])
     if table in WRITTEN_BY and len(parts) >= 3:
-        return f"{parts[2]}/{WRITTEN_BY[table]}", "|".join(parts[:2])
+        return f"{parts[2]}_{WRITTEN_BY[table]}", "|".join(parts[:2])
     *partition, asset = parts
     return asset.replace("__", "/"), "|".join(partition)
