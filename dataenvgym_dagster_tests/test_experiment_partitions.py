@@ -150,6 +150,7 @@ def test_an_eager_entry_added_after_loading_is_registered_and_started_in_one_tic
     assert registered_experiments(workspace.instance) == {"eager_late"}
 
 
+@pytest.mark.slow
 def test_the_cli_registers_its_experiment_on_a_fresh_home_without_a_daemon(tmp_path, monkeypatch):
     monkeypatch.setenv("DATAENVGYM_EXPERIMENTS", str(write_catalog(tmp_path / "experiments.yaml", {"iterations": 1})))
     monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
