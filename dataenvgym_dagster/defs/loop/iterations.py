@@ -65,7 +65,9 @@ def iteration_key(iteration: int, name: str) -> AssetKey:
 
 def _partition(context: AssetExecutionContext, teaching: TeachingHome) -> tuple[Domain, str, ExperimentSettings]:
     dimensions = context.partition_key.keys_by_dimension
-    catalog = teaching.catalog()
+    catalog = teaching.catalog()  # read at run time: an experiment added to the file runs without a restart
+    # The UI offers every domain × experiment; a pair the experiment does not name fails here, first.
+    catalog.check_pair(dimensions[DOMAIN], dimensions[EXPERIMENT])
     return get_domain(dimensions[DOMAIN]), dimensions[EXPERIMENT], catalog.experiment(dimensions[EXPERIMENT])
 
 
