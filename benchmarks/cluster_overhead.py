@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB, run_experiment
+from dataenvgym_dagster.defs.partitions import register_experiments
 from dataenvgym_dagster.experiments import load_catalog
 from dataenvgym_dagster_tests.cluster import Cluster
 from dataenvgym_dagster_tests.conftest import MICRO_CATALOG, MICRO_TRAINING
@@ -76,6 +77,7 @@ def local(root: Path, catalog_file: Path, experiments: list[str]) -> dict:
     (root / "dagster" / "dagster.yaml").touch()
     with DagsterInstance.from_config(str(root / "dagster")) as instance:
         started = time.perf_counter()
+        register_experiments(instance, experiments)  # run_experiment registers only its own
         results = run_experiment(defs, instance, "arithmetic", experiments[0], QUIET)
         for experiment in experiments[1:]:
             results.append(defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(

@@ -19,7 +19,7 @@ from dagster import DagsterInstance
 
 from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
-from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.defs.partitions import loop_partition_key, register_experiments
 from dataenvgym_dagster.defs.resources import default_home
 from dataenvgym_dagster.experiments.config import CATALOG_ENV_VAR, DEFAULT_CATALOG, load_catalog
 from dataenvgym_dagster.machinery.warehouse import Warehouse
@@ -68,6 +68,7 @@ def main() -> None:
     catalog = load_catalog(catalog_file)
     defs = build_definitions(catalog, str(home), catalog_file, storage=str(home))
     instance = DagsterInstance.ephemeral()
+    register_experiments(instance, catalog.runs)  # experiments are dynamic partitions
     warehouse = Warehouse(home)
 
     if not (home / "checkpoints" / arguments.domain / "base").exists():

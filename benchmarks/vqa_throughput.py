@@ -20,8 +20,10 @@ from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.types import Problem
 from dataenvgym_dagster.domain.vqa.images import ImageStore
 from dataenvgym_dagster.experiments import load_catalog
-from dataenvgym_dagster.loop.visual_student import visual_examples
+from dataenvgym_dagster.loop.steps import student_texts
 from dataenvgym_dagster.machinery.student import paligemma
+from dataenvgym_dagster.machinery.student.backend import StudentWeights
+from dataenvgym_dagster.machinery.student.settings import StudentSpec
 
 
 def main() -> None:
@@ -52,11 +54,11 @@ def main() -> None:
               f"{arguments.renders / written:,.0f} images/s rendered again and written under the home")
 
         settings = load_catalog().domain("vqa").base_student
-        examples = visual_examples(domain, problems[: arguments.images], home)
+        examples = paligemma.visual_examples(student_texts(domain, problems[: arguments.images], StudentSpec(), home))
         processor = paligemma.build_processor(text for e in examples for text in (e.prefix, e.suffix))
         model = paligemma.build_student(settings.architecture, processor, seed=0)
         paligemma.save_student(model, processor, home / "student")
-        model, processor = paligemma.load_student(home / "student")
+        model, processor = paligemma.load_student(StudentWeights(model=str(home / "student")))
         print(f"student: tiny PaliGemma, {sum(p.numel() for p in model.parameters()):,} parameters, "
               f"{processor.image_seq_length} image tokens, {arguments.threads} threads")
         quiet = lambda message: None

@@ -72,7 +72,7 @@ def run(domain: str, experiment: str | None, force: bool = False) -> int:
 
     catalog = load_catalog()
     experiment = experiment or catalog.domain(domain).default_experiment or catalog.default_experiment
-    catalog.experiment(experiment)  # fail early with the known names
+    catalog.check_pair(domain, experiment)  # fail early with the known names and the experiment's domains
     home = default_home()
     definitions = build_definitions(catalog, str(home))
     instance = _instance(home)

@@ -1,4 +1,4 @@
-"""The code location: assembles assets, resources, jobs, the automation sensor and schedules. Nothing else lives here."""
+"""The code location: assembles assets, resources, jobs, the registration and automation sensors and schedules. Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataenvgym_dagster.defs.descriptions import with_descriptions
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB, jobs
 from dataenvgym_dagster.defs.loop.foundations import foundation_assets
 from dataenvgym_dagster.defs.loop.iterations import iteration_assets
+from dataenvgym_dagster.defs.registration import register_experiments_sensor
 from dataenvgym_dagster.defs.resources import TeachingHome, WarehouseIOManager, default_home, default_storage
 from dataenvgym_dagster.defs.schedules import experiment_schedules
 from dataenvgym_dagster.defs.teacher import teacher_resource
@@ -48,7 +49,11 @@ def build_definitions(
     return Definitions(
         assets=assets,
         jobs=job_defs,
-        sensors=[advance_experiments_sensor(catalog, groups, job_defs)],
+        # Both re-read the catalogue file at each tick: new experiments need no restart.
+        sensors=[
+            register_experiments_sensor(catalog, experiments_file),
+            advance_experiments_sensor(catalog, groups, job_defs, experiments_file),
+        ],
         schedules=experiment_schedules(catalog, teaching_loop),
         resources={
             "teaching": TeachingHome(

@@ -24,6 +24,7 @@ from pathlib import Path
 from dagster import DagsterInstance, DagsterRunStatus
 
 from dataenvgym_dagster.defs.deployment import ClusterSettings, apply_pool_limits, worker_command, write_instance
+from dataenvgym_dagster.defs.partitions import register_experiments
 
 POSTGRES_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 CODE_LOCATION = "dataenvgym_dagster"
@@ -229,6 +230,8 @@ class Cluster:
         if "|" in partition:
             domain, experiment = partition.split("|")
             partition_tags |= {"dagster/partition/domain": domain, "dagster/partition/experiment": experiment}
+            with self.instance() as instance:  # experiments are dynamic partitions: as a user's sensor tick would
+                register_experiments(instance, [experiment])
         self.dagster("job", "launch", "-j", job, "--tags", json.dumps({**partition_tags, **(tags or {})}))
 
     def wait_for_runs(self, instance: DagsterInstance, count: int, timeout_s: float = 600, settle: Iterable[DagsterRunStatus] = ()) -> list:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance, Definitions, build_sensor_context
 
 from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
-from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.defs.partitions import loop_partition_key, register_experiments
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 
 MICRO_TRAINING = {"learning_rate": 0.003, "batch_size": 32, "epochs": 1}
@@ -60,9 +60,18 @@ class Workspace:
         assert result.success
 
     def run_loop(self, experiment: str = "skill_list", domain: str = "arithmetic", **kwargs):
+        register_experiments(self.instance, [experiment])  # what the register_experiments sensor does
         return self.defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(
             partition_key=loop_partition_key(domain, experiment), instance=self.instance, **kwargs
         )
+
+
+def tick(workspace: Workspace, sensor: str):
+    """One evaluation of ``sensor``; the partitions it asks for are added to the instance, as the daemon does."""
+    result = workspace.defs.resolve_sensor_def(sensor)(build_sensor_context(instance=workspace.instance, definitions=workspace.defs))
+    for request in getattr(result, "dynamic_partitions_requests", None) or ():
+        workspace.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
 
 
 def make_workspace(root: Path, overrides: dict | None = None) -> Workspace:

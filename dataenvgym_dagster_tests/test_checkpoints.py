@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 
 from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB
-from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.defs.partitions import loop_partition_key, register_experiments
 from dataenvgym_dagster.loop.checkpoints import (
     WEIGHTS_FILE,
     ChecksumMismatchError,
@@ -81,8 +81,10 @@ def test_a_copied_home_evaluates_its_own_checkpoints_not_the_originals(completed
     weights = copy / "checkpoints" / "arithmetic" / "skill_list" / "iteration_1" / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))
     defs = build_definitions(completed.catalog, str(copy), str(completed.home.parent / "experiments.yaml"))
+    instance = DagsterInstance.ephemeral()
+    register_experiments(instance, ["skill_list"])
     result = defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(
-        partition_key=loop_partition_key("arithmetic", "skill_list"), instance=DagsterInstance.ephemeral(),
+        partition_key=loop_partition_key("arithmetic", "skill_list"), instance=instance,
         asset_selection=[AssetKey("iteration_1_validation_evaluation")], raise_on_error=False,
     )
     assert not result.success

@@ -3,10 +3,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import AssetKey, MultiPartitionsDefinition, StaticPartitionsDefinition
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DynamicPartitionsDefinition,
+    MultiPartitionsDefinition,
+    StaticPartitionsDefinition,
+)
 
 from dataenvgym_dagster.definitions import build_definitions, defs
 from dataenvgym_dagster.defs.loop.iterations import iteration_key
+from dataenvgym_dagster.defs.partitions import register_experiments
 from dataenvgym_dagster.experiments import load_catalog
 from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG
 
@@ -67,13 +74,18 @@ def test_generated_examples_trace_back_to_the_evaluation_that_motivated_them():
     assert key("iteration_1", "validation_evaluation") in set(ancestors)
 
 
-def test_loop_assets_are_partitioned_by_domain_and_experiment_and_foundations_by_domain():
+def test_loop_assets_are_partitioned_by_domain_and_a_dynamic_experiment_and_foundations_by_domain():
     graph = defs.resolve_asset_graph()
     loop = graph.get(key("iteration_1", "student_checkpoint")).partitions_def
     assert isinstance(loop, MultiPartitionsDefinition)
-    assert {d.name for d in loop.partitions_defs} == {"domain", "experiment"}
+    dimensions = {d.name: d.partitions_def for d in loop.partitions_defs}
+    assert isinstance(dimensions["domain"], StaticPartitionsDefinition)
+    assert isinstance(dimensions["experiment"], DynamicPartitionsDefinition)  # registered without a restart
     assert isinstance(graph.get(key("benchmark_splits")).partitions_def, StaticPartitionsDefinition)
-    assert "arithmetic|skill_list" in loop.get_partition_keys()
+    instance = DagsterInstance.ephemeral()
+    assert loop.get_partition_keys(dynamic_partitions_store=instance) == []
+    register_experiments(instance, ["skill_list"])
+    assert "arithmetic|skill_list" in loop.get_partition_keys(dynamic_partitions_store=instance)
 
 
 def test_the_number_of_iterations_comes_from_the_catalogue(tmp_path):

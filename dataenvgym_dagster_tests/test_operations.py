@@ -19,7 +19,6 @@ from dagster import (
     RunRequest,
     SkipReason,
     build_schedule_context,
-    build_sensor_context,
 )
 from dagster._core.test_utils import create_run_for_test
 from PIL import Image
@@ -44,7 +43,7 @@ from dataenvgym_dagster.experiments import load_catalog
 from dataenvgym_dagster.experiments.config import CatalogError
 from dataenvgym_dagster.machinery.warehouse import DamagedTableFileError, Warehouse
 
-from .conftest import MICRO_CATALOG, make_workspace, write_catalog
+from .conftest import MICRO_CATALOG, make_workspace, tick, write_catalog
 
 AUTOMATED = {"experiments": {**MICRO_CATALOG["experiments"], "skill_list": {**MICRO_CATALOG["experiments"]["skill_list"], "automation": "eager"}}}
 
@@ -57,8 +56,7 @@ def persistent(tmp_path: Path, overrides: dict | None = None):
 
 
 def evaluate_sensor(workspace):
-    sensor = workspace.defs.resolve_sensor_def(SENSOR)
-    return sensor(build_sensor_context(instance=workspace.instance, definitions=workspace.defs))
+    return tick(workspace, SENSOR)
 
 
 # -- catalogue ---------------------------------------------------------------------------------

@@ -102,8 +102,8 @@ def _render(draft):
 
 
 def test_blank_and_undecodable_images_are_rejected_with_a_reason():
-    assert images.image_rejection(images.png_bytes(Image.new("RGB", (64, 64), (0, 0, 0)))) == "blank"
-    assert images.image_rejection(b"not an image") == "undecodable"
+    assert images.image_rejection(images.png_bytes(Image.new("RGB", (64, 64), (0, 0, 0)))) == "blank_image"
+    assert images.image_rejection(b"not an image") == "undecodable_image"
     assert images.image_rejection(images.png_bytes(_render(VQA.sample("colour/lone_shape", random.Random(0))))) is None
 
 

@@ -1,24 +1,33 @@
-"""One micro teaching loop on the vqa domain through Dagster: images flow from benchmark to UI."""
+"""The micro teaching loop on the vqa domain through Dagster: images flow from benchmark to UI, the
+PaliGemma student goes through the StudentBackend interface, and its checkpoints are verified."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from dataenvgym_dagster.defs.loop.iterations import iteration_key
+from dataenvgym_dagster.loop.checkpoints import pretrained_checkpoint
+from dataenvgym_dagster.machinery.student import paligemma
+from dataenvgym_dagster.machinery.student.settings import StudentArchitecture
+
 from .conftest import make_workspace
+from .test_checkpoints import failure_message
 
 TRAINING = {"learning_rate": 0.003, "batch_size": 16, "epochs": 1, "threads": 1}
+ARCHITECTURE = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
 VQA_CATALOG = {
     "iterations": 1,
     "default_experiment": "skill_list",
     "domains": {
         "vqa": {
             "benchmark": {"validation_per_skill": 1, "test_per_skill": 1, "seed": 0},
-            "student": {"generation": {"max_new_tokens": 2, "batch_size": 16}},
+            "student": {"generation": {"max_new_tokens": 2, "batch_size": 16}, "lora": {"r": 16, "alpha": 32, "dropout": 0.05}},
             "base_student": {
-                "architecture": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
+                "architecture": ARCHITECTURE,
                 "tokenizer_vocab_size": 96,
                 "pretraining_examples": 48,
                 "training": TRAINING,
@@ -27,6 +36,10 @@ VQA_CATALOG = {
     },
     "experiments": {"skill_list": {"policy": "weak_skills", "data_budget": 24, "training": {"settings": TRAINING}}},
 }
+
+
+def _node(iteration: int, name: str) -> str:
+    return "__".join(iteration_key(iteration, name).path)
 
 
 @pytest.mark.slow
@@ -44,7 +57,44 @@ def test_a_micro_vqa_loop_trains_and_evaluates_a_paligemma_on_rendered_images(tm
     # Tables hold paths and hashes; the images are files under the home named by their SHA-256.
     payload = con.execute("SELECT json_extract_string(payload, '$.image') FROM benchmark_problems WHERE domain = 'vqa' LIMIT 1").fetchone()[0]
     assert payload.startswith("images/") and (workspace.home / payload).is_file()
+    con.close()
     # The UI shows the student's answers beside the images.
-    test_metadata = result.asset_materializations_for_node("iteration_1_test_evaluation")[0].metadata
+    test_metadata = result.asset_materializations_for_node(_node(1, "test_evaluation"))[0].metadata
     assert test_metadata["example_images"].value.startswith("![evaluated examples](data:image/png;base64,")
-    assert (workspace.home / "checkpoints" / "vqa" / "skill_list" / "iteration_1" / "model.safetensors").is_file()
+    checkpoint = result.asset_materializations_for_node(_node(1, "student_checkpoint"))[0].metadata
+    assert checkpoint["kind"].value == "adapter" and checkpoint["base"].value == "checkpoints/vqa/base"
+
+    # The LoRA student is a PEFT adapter folder in the checkpoint's manifest: a changed adapter is never evaluated.
+    adapter = workspace.home / "checkpoints" / "vqa" / "skill_list" / "iteration_1" / "adapter_model.safetensors"
+    data = adapter.read_bytes()
+    middle = len(data) // 2
+    adapter.write_bytes(data[:middle] + bytes(255 - b for b in data[middle : middle + 8]) + data[middle + 8 :])
+    again = workspace.run_loop("skill_list", "vqa", asset_selection=[iteration_key(1, "test_evaluation")], raise_on_error=False)
+    assert not again.success
+    message = failure_message(again)
+    assert "the iteration_1 student for vqa|skill_list" in message
+    assert "has changed since it was materialised: adapter_model.safetensors (sha256" in message
+
+
+def test_a_saved_paligemma_folder_is_the_base_student_as_a_hub_id_is(tmp_path: Path):
+    """A student ``model`` that is not ``tiny`` is loaded with ``from_pretrained(model, revision=...)``, never trained as base."""
+    folder = tmp_path / "hub" / "tiny-paligemma"
+    processor = paligemma.build_processor(["answer en what colour is the circle?", "red", "blue", "yes", "no", "left", "3"], 96)
+    paligemma.save_student(paligemma.build_student(StudentArchitecture(**ARCHITECTURE), processor, seed=1), processor, folder)
+    catalog = copy.deepcopy(VQA_CATALOG)
+    catalog["domains"]["vqa"]["student"] = {"model": str(folder), "generation": {"max_new_tokens": 2, "batch_size": 16}}
+    workspace = make_workspace(tmp_path, catalog)
+    workspace.run_foundations("vqa")
+    assert not (workspace.home / "checkpoints" / "vqa" / "base").exists()  # nothing trained or copied
+
+    keys = [iteration_key(0, name) for name in ("student_checkpoint", "test_evaluation")]
+    result = workspace.run_loop("skill_list", "vqa", asset_selection=keys)
+    assert result.success
+    recorded = result.asset_materializations_for_node(_node(0, "student_checkpoint"))[0].metadata
+    assert recorded["checkpoint"].value == f"{folder}@main"
+    expected = pretrained_checkpoint(str(folder), None, domain="vqa")
+    assert {f.name for f in expected.files} >= {"model.safetensors", "config.json"}
+    con = duckdb.connect(str(workspace.home / "warehouse.duckdb"), read_only=True)
+    rows = con.execute("SELECT count(*), any_value(checkpoint_sha256) FROM evaluation_results WHERE domain = 'vqa'").fetchone()
+    con.close()
+    assert rows == (8, expected.sha256)

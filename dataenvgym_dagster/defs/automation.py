@@ -1,6 +1,7 @@
 """Experiments that advance themselves: a sensor the Dagster daemon evaluates.
 
-For every partition of an experiment with ``automation: eager`` in the catalogue, the sensor
+For every partition of an experiment with ``automation: eager`` in the catalogue (re-read at each
+tick, so an experiment added to the file is registered and advanced without a restart), the sensor
 launches the next stage that is not materialised yet: the domain's foundations, then iteration
 0, 1, … up to the last, one run per stage. It never launches a partition that has a run in
 progress (so never the same partition twice at once), stops the chain at the first failed run
@@ -15,6 +16,7 @@ per-partition choice in the catalogue, and a condition applies to every partitio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -40,8 +42,10 @@ from dataenvgym_dagster.defs.jobs import (
     iteration_job_name,
 )
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
-from dataenvgym_dagster.defs.partitions import loop_partition_key
-from dataenvgym_dagster.experiments import ExperimentCatalog
+from dataenvgym_dagster.defs.partitions import EXPERIMENTS, loop_partition_key, registered_experiments
+from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
+from dataenvgym_dagster.experiments.config import CatalogError
+from dataenvgym_dagster.experiments.registration import RELOAD, plan_registration
 
 SENSOR = "advance_experiments"
 # Dagster's own run tags for a partition: multi-dimensional keys are tagged per dimension.
@@ -56,17 +60,16 @@ class Stage:
     assets: tuple[AssetKey, ...]
 
 
-def stages(groups: dict[str, list[AssetKey]], catalog: ExperimentCatalog, domain: str, experiment: str) -> list[Stage]:
+def stages(groups: dict[str, list[AssetKey]], domain: str, experiment: str) -> list[Stage]:
     """What an experiment needs, in order: the domain's foundations, then each iteration.
 
-    ``groups``: the asset keys of each asset group (foundations, iteration_0, …)."""
+    ``groups``: the asset keys of each asset group (foundations, iteration_0, …) of the loaded
+    definitions, whose iterations are what an experiment can run."""
     key = str(loop_partition_key(domain, experiment))
+    iterations = sum(1 for group in groups if group.startswith("iteration_"))
     return [
         Stage(FOUNDATIONS, FOUNDATIONS_JOB, domain, tuple(groups[FOUNDATIONS])),
-        *(
-            Stage(f"iteration_{t}", iteration_job_name(t), key, tuple(groups[f"iteration_{t}"]))
-            for t in range(catalog.iterations + 1)
-        ),
+        *(Stage(f"iteration_{t}", iteration_job_name(t), key, tuple(groups[f"iteration_{t}"])) for t in range(iterations)),
     ]
 
 
@@ -83,7 +86,7 @@ def next_step(
 ) -> RunRequest | SkipReason:
     """The run that advances ``domain|experiment`` by one stage, or why there is none."""
     partition = f"{domain}|{experiment}"
-    for stage in stages(groups, catalog, domain, experiment):
+    for stage in stages(groups, domain, experiment):
         if _complete(instance, stage):
             continue
         if _runs(instance, stage.partition, statuses=list(IN_PROGRESS_RUN_STATUSES), limit=1):
@@ -112,14 +115,17 @@ def next_step(
 
 
 def automated(catalog: ExperimentCatalog) -> list[tuple[str, str]]:
-    """(domain, experiment partition) pairs whose experiment has ``automation: eager``."""
-    return [
-        (domain, key) for key, run in catalog.runs.items() if run.settings.automation == "eager" for domain in catalog.domains
-    ]
+    """(domain, experiment partition) pairs whose experiment has ``automation: eager``, on the domains it names."""
+    return [(domain, key) for domain, key in catalog.pairs if catalog.experiment(key).automation == "eager"]
 
 
-def advance_experiments_sensor(catalog: ExperimentCatalog, groups: dict[str, list[AssetKey]], jobs: list, interval_seconds: int = 10):
-    """The sensor over ``catalog``; ``groups`` maps each asset group to its keys, ``jobs`` are the jobs it launches."""
+def advance_experiments_sensor(
+    loaded: ExperimentCatalog, groups: dict[str, list[AssetKey]], jobs: list, experiments_file: Path | None = None,
+    interval_seconds: int = 10,
+):
+    """The sensor; ``loaded`` is the catalogue the definitions were built from, ``experiments_file`` the one
+    each tick re-reads (so an experiment added to it advances without a restart); ``groups`` maps each
+    asset group to its keys, ``jobs`` are the jobs it launches."""
 
     @sensor(
         name=SENSOR,
@@ -133,12 +139,24 @@ def advance_experiments_sensor(catalog: ExperimentCatalog, groups: dict[str, lis
         # Runs whose process was killed would otherwise show as in progress, and hold their partition.
         for run_id in fail_abandoned_runs(context.instance):
             context.log.warning(f"marked run {run_id} as failed: its process was killed before it finished")
+        try:
+            catalog = load_catalog(experiments_file)
+        except CatalogError as error:
+            return SkipReason(f"nothing advanced: {error}")
         pairs = automated(catalog)
         if not pairs:
             return SkipReason("no experiment in the catalogue has `automation: eager`")
+        # An eager experiment new to the catalogue is registered as a partition in the same tick.
+        registration = plan_registration(loaded, catalog, registered_experiments(context.instance))
         requests: list[RunRequest] = []
         reasons: list[str] = []
         for domain, experiment in pairs:
+            if experiment in registration.refused:
+                reasons.append(f"{domain}|{experiment}: not registered: {registration.refused[experiment]}")
+                continue
+            if domain not in loaded.domains:
+                reasons.append(f"{domain}|{experiment}: domain {domain} is not in the loaded definitions; {RELOAD}")
+                continue
             step = next_step(context.instance, groups, catalog, domain, experiment)
             if isinstance(step, SkipReason):
                 reasons.append(step.skip_message or "")
@@ -151,6 +169,9 @@ def advance_experiments_sensor(catalog: ExperimentCatalog, groups: dict[str, lis
             return SkipReason("; ".join(reasons))
         for reason in reasons:
             context.log.info(reason)
-        return SensorResult(run_requests=requests)
+        new = sorted({key for _, key in pairs} & set(registration.new))
+        return SensorResult(
+            run_requests=requests, dynamic_partitions_requests=[EXPERIMENTS.build_add_request(new)] if new else None
+        )
 
     return advance_experiments

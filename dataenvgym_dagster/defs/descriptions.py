@@ -30,7 +30,8 @@ def describe(spec: AssetSpec, catalog: ExperimentCatalog) -> AssetSpec:
         f"Iteration {iteration}: {text}\n\n"
         f"Partition: one domain × one experiment, picked in the materialise dialog as `domain` and `experiment` "
         f"(e.g. `{domain}` and `{catalog.default_experiment}`, the default experiment; key `{domain}|{catalog.default_experiment}`). "
-        f"Experiments are listed in the catalogue (experiments.yaml)."
+        f"Experiments are listed in the catalogue (experiments.yaml); an experiment with `domains:` runs only on those "
+        f"(other pairs are offered but fail at once). A new catalogue entry appears within seconds, no restart needed."
     ))
 
 

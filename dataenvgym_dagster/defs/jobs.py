@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
-from dataenvgym_dagster.defs.partitions import DOMAIN, loop_partition_key
+from dataenvgym_dagster.defs.partitions import DOMAIN, loop_partition_key, register_experiments
 from dataenvgym_dagster.experiments import ExperimentCatalog
 
 FOUNDATIONS_JOB = "foundations_job"
@@ -48,7 +48,7 @@ def jobs(catalog: ExperimentCatalog) -> list:
     iterations = [f"iteration_{t}" for t in range(catalog.iterations + 1)]
     partition_hint = (
         "A partition is one domain and one experiment (e.g. arithmetic|"
-        f"{catalog.default_experiment}, the default experiment)."
+        f"{catalog.default_experiment}, the default experiment), on a domain the experiment names."
     )
     return [
         define_asset_job(
@@ -147,10 +147,11 @@ def run_experiment(
 ) -> list[ExecuteInProcessResult]:
     """Materialise the domain's foundations, then every iteration of ``domain|experiment``, in process.
 
-    Only assets that are missing, or older than one of their inputs, are materialised (with
-    everything downstream of them); ``force`` redoes all. Stops after the first run that fails;
-    the results say which.
+    The experiment is registered as a partition first, so no daemon is needed. Only assets that
+    are missing, or older than one of their inputs, are materialised (with everything downstream
+    of them); ``force`` redoes all. Stops after the first run that fails; the results say which.
     """
+    register_experiments(instance, [experiment])
     results = []
     for job, partition in ((FOUNDATIONS_JOB, domain), (TEACHING_LOOP_JOB, loop_partition_key(domain, experiment))):
         plan = plan_job(defs, instance, job, partition, force)

@@ -64,6 +64,10 @@ def generation_metadata(frame: pl.DataFrame, result: GenerationResult) -> dict[s
         "passed_quality_checks": int(frame["passed_quality_checks"].sum()),
         "rejected": markdown_table(rejected.rename({"len": "examples"})),
         "generation_failures": len(result.failures),
+        # Each failed call or unusable item, with the reason the engine gave: never only a count.
+        **({"generation_failure_reasons": markdown_table(pl.DataFrame(
+            [{"entry_id": f.entry_id, "missing": f.missing, "reason": f.reason} for f in result.failures]
+        ))} if result.failures else {}),
         "per_skill": markdown_table(
             frame.group_by("skill", maintain_order=True).agg(produced=pl.len(), kept=pl.col("passed_quality_checks").sum())
         ),

@@ -1,8 +1,10 @@
 """Schedules: an experiment with ``schedule: "<cron>"`` in the catalogue re-runs on that cron.
 
-Each tick launches ``teaching_loop_job`` once per domain and seed of the experiment, with tags
-naming the experiment and the seed. A partition that already has a run in progress is skipped
-at that tick rather than launched twice.
+Each tick launches ``teaching_loop_job`` once per domain the experiment runs on and per seed, with
+tags naming the experiment and the seed. A partition that already has a run in progress is
+skipped at that tick rather than launched twice. A tick registers its experiment as a partition
+if nothing has yet. Schedules are definitions: a ``schedule:`` added to the catalogue takes effect
+when the code location reloads.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from dagster._utils.schedules import is_valid_cron_string
 
 from dataenvgym_dagster.defs.jobs import DOMAIN_TAG, EXPERIMENT_TAG, SEED_TAG, TEACHING_LOOP_JOB
-from dataenvgym_dagster.defs.partitions import loop_partition_key
+from dataenvgym_dagster.defs.partitions import loop_partition_key, register_experiments
 from dataenvgym_dagster.experiments import ExperimentCatalog
 
 
@@ -52,23 +54,27 @@ def _schedule(catalog: ExperimentCatalog, name: str, cron: str, job) -> Schedule
     @schedule(
         name=schedule_name(name), cron_schedule=cron, job=job, execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING,
-        description=f"Re-runs every iteration of experiment {name} ({', '.join(partitions)}) on every domain at {cron!r} UTC.",
+        description=f"Re-runs every iteration of experiment {name} ({', '.join(partitions)}) on "
+        f"{', '.join(catalog.domains_of(partitions[0]))} at {cron!r} UTC.",
     )
     def experiment_schedule(context: ScheduleEvaluationContext):
-        requests, busy = [], []
-        for domain in catalog.domains:
-            for key in partitions:
+        # Schedules cannot return partition requests (sensors can), so the tick adds them itself; the
+        # experiment is in the loaded catalogue, so it fits the loaded asset graph.
+        register_experiments(context.instance, partitions)
+        requests, skipped = [], []
+        for key in partitions:
+            for domain in catalog.domains_of(key):
                 partition = loop_partition_key(domain, key)
                 if _in_progress(context.instance, str(partition)):
-                    busy.append(str(partition))
+                    skipped.append(f"{partition} has a run in progress")
                     continue
                 seed = catalog.experiment(key).seed
                 requests.append(RunRequest(
-                    run_key=None, partition_key=partition, job_name=TEACHING_LOOP_JOB,
+                    run_key=str(partition), partition_key=partition, job_name=TEACHING_LOOP_JOB,
                     tags={DOMAIN_TAG: domain, EXPERIMENT_TAG: name, SEED_TAG: str(seed)},
                 ))
         if not requests:
-            return SkipReason(f"every partition of {name} has a run in progress: {', '.join(busy)}")
+            return SkipReason(f"no partition of {name} launched: {'; '.join(skipped)}")
         return requests
 
     return experiment_schedule

@@ -4,13 +4,20 @@ Filters run in order and an example is rejected by the first that fails, so the 
 reason add up to the number rejected:
 
 1. ``unknown_skill``: the example's skill is not one the plan asked for;
-2. ``wrong_answer``: the domain's checker does not accept the answer;
-3. ``benchmark_overlap``: the question equals a test question (always), or is a near duplicate of
+2. ``undecodable_image`` / ``blank_image`` (examples with an image): the image file is missing or
+   does not decode, or every channel spans fewer than a few levels (nothing to see);
+3. ``wrong_answer``: the domain's checker does not accept the answer;
+4. ``benchmark_overlap``: the question equals a test question (always), or is a near duplicate of
    a validation or test question (``exclude_benchmark``, the default);
-4. ``duplicate``: an earlier example had the same question or the same canonical form (a near
+5. ``duplicate_image``: an earlier example of this dataset has an image with the same perceptual
+   hash (the file's, so re-encoded or resized copies count), unless ``deduplicate: off``;
+6. ``duplicate``: an earlier example had the same question or the same canonical form (a near
    duplicate): within this iteration's dataset (``deduplicate: iteration``, the default) or also
    across the experiment's earlier iterations (``deduplicate: experiment``);
-5. ``already_solved``: optional, the current student already answers it correctly.
+7. ``already_solved``: optional, the current student already answers it correctly.
+
+Image facts (decodes? blank? perceptual hash?) are read from the files by the machinery
+(:func:`dataenvgym_dagster.machinery.images.inspect_images`) and passed in as :class:`ImageCheck`.
 """
 
 from __future__ import annotations
@@ -23,7 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataenvgym_dagster.domain.protocol import Domain
 from dataenvgym_dagster.domain.types import TrainingExample
 
-REASONS = ("unknown_skill", "wrong_answer", "benchmark_overlap", "duplicate", "already_solved")
+REASONS = (
+    "unknown_skill", "undecodable_image", "blank_image", "wrong_answer", "benchmark_overlap", "duplicate_image", "duplicate",
+    "already_solved",
+)
+IMAGE_REJECTIONS = ("undecodable_image", "blank_image")
 
 
 class QualitySettings(BaseModel):
@@ -49,6 +60,17 @@ class QualitySettings(BaseModel):
 DEFAULT_QUALITY = QualitySettings()
 
 
+class ImageCheck(BaseModel):
+    """What an example's image file is: why it cannot teach (``undecodable_image``, ``blank_image``) or None,
+    and its perceptual hash (None if it does not decode)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rejection: Literal["undecodable_image", "blank_image"] | None = None
+    key: str | None = None
+    detail: str = ""
+
+
 class QualityVerdict(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -67,12 +89,15 @@ def check_examples(
     test_questions: Collection[str] = (),
     earlier_questions: Collection[str] = (),
     solved: Mapping[str, bool] | None = None,
+    images: Mapping[str, ImageCheck] | None = None,
 ) -> list[QualityVerdict]:
     """One verdict per example, in order.
 
     ``solved`` maps example ids to whether the current student answers them correctly; it is
     consulted only when ``settings.drop_solved`` is on and must then cover every example.
+    ``images`` maps the ids of examples that have an image to what its file is.
     """
+    images = images or {}
     benchmark = {domain.canonical(question) for question in benchmark_questions} if settings.exclude_benchmark else set()
     test = set(test_questions)
     earlier = settings.earlier_to_avoid(earlier_questions)
@@ -82,16 +107,22 @@ def check_examples(
     # The domain verifies in one batch (it may run code or a solver in worker processes).
     to_verify = [example for example in examples if example.skill in planned]
     verified = dict(zip((e.example_id for e in to_verify), domain.verify(to_verify), strict=True))
+    seen_images: set[str] = set()
     verdicts = []
     for example in examples:
         canonical = domain.canonical(example.question)
+        image = images.get(example.example_id)
         reason = None
         if example.skill not in planned:
             reason = "unknown_skill"
+        elif image is not None and image.rejection is not None:
+            reason = image.rejection
         elif not verified[example.example_id]:
             reason = "wrong_answer"
         elif example.question in test or canonical in benchmark:
             reason = "benchmark_overlap"
+        elif settings.deduplicate != "off" and image is not None and image.key in seen_images:
+            reason = "duplicate_image"
         elif settings.deduplicate != "off" and (example.question in seen_exact or canonical in seen_near):
             reason = "duplicate"
         elif settings.drop_solved:
@@ -100,6 +131,8 @@ def check_examples(
             reason = "already_solved" if solved[example.example_id] else None
         seen_exact.add(example.question)
         seen_near.add(canonical)
+        if image is not None and image.key is not None:
+            seen_images.add(image.key)
         verdicts.append(QualityVerdict(example_id=example.example_id, passed=reason is None, reason=reason))
     return verdicts
 

@@ -7,6 +7,7 @@ to the path of your own file to replace it.
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -18,10 +19,13 @@ from dataenvgym_dagster.domain.environments import ENVIRONMENTS
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
+from dataenvgym_dagster.machinery.images import ImageGeneratorSettings
 from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
 
 DEFAULT_CATALOG = Path(__file__).with_name("experiments.yaml")
 CATALOG_ENV_VAR = "DATAENVGYM_EXPERIMENTS"
+# An experiment's name is a partition key and a folder name under the home: no '|', ',', '/', spaces.
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class _Strict(BaseModel):
@@ -55,6 +59,9 @@ class DomainSettings(_Strict):
     benchmark: BenchmarkSettings = BenchmarkSettings()
     student: StudentSpec = StudentSpec()
     base_student: BaseStudentSettings = BaseStudentSettings()
+    image_generator: ImageGeneratorSettings = Field(
+        ImageGeneratorSettings(), description="vqa: what makes the images of teacher-written specs (procedural or diffusers)."
+    )
 
 
 class TrainingRecipe(StrEnum):
@@ -73,6 +80,10 @@ class StudentTrainingSettings(_Strict):
 class ExperimentSettings(_Strict):
     """A named recipe: environment, policy, teacher, budget, training and seed(s)."""
 
+    domains: tuple[str, ...] | None = Field(
+        None, min_length=1,
+        description="The domains this experiment runs on (partitions exist for these pairs only); default: every domain.",
+    )
     environment: Literal["open_ended", "skill_list", "skill_tree"] = "skill_list"
     policy: str = "learnable"
     teacher: Literal["offline", "llm"] = "offline"
@@ -109,6 +120,8 @@ class ExperimentSettings(_Strict):
                 f"policy {self.policy!r} does not exist for environment {self.environment!r}; "
                 f"choose one of: {', '.join(policies)}"
             )
+        if self.domains is not None and len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"domains {list(self.domains)} repeat a domain")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds {list(self.seeds)} repeat a seed")
         if self.schedule is not None and len(self.schedule.split()) != 5:
@@ -133,6 +146,18 @@ class ExperimentCatalog(_Strict):
     def _names_resolve(self) -> ExperimentCatalog:
         for name in self.domains:
             get_domain(name)  # raises with the list of known domains
+        for name, settings in self.experiments.items():
+            if not EXPERIMENT_NAME.fullmatch(name):
+                raise ValueError(
+                    f"experiment name {name!r} is not usable as a partition key and folder name; "
+                    "use letters, digits, '_', '.' and '-' (starting with a letter or digit)"
+                )
+            unknown = [domain for domain in settings.domains or () if domain not in self.domains]
+            if unknown:
+                raise ValueError(
+                    f"experiments.{name}.domains names unknown domain {unknown[0]!r}; "
+                    f"this catalogue's domains are: {', '.join(self.domains)}"
+                )
         for name, settings in self.domains.items():
             domain = get_domain(name)
             unknown = set(settings.base_student.pretraining_mixture) - set(domain.taxonomy.skills)
@@ -146,11 +171,15 @@ class ExperimentCatalog(_Strict):
                 )
             if settings.default_experiment is not None and settings.default_experiment not in self.runs:
                 raise ValueError(f"domains.{name}.default_experiment {settings.default_experiment!r} is not one of the experiments")
+            if settings.default_experiment is not None and name not in self.domains_of(settings.default_experiment):
+                raise ValueError(
+                    f"domains.{name}.default_experiment {settings.default_experiment!r} does not run on {name}; "
+                    f"its domains are: {', '.join(self.domains_of(settings.default_experiment))}"
+                )
             if source.needs_path and not settings.benchmark.path:
                 raise ValueError(f"domains.{name}.benchmark.source {source.name!r} reads files: set benchmark.path")
-        for key in self.runs:
-            for name in self.domains:
-                self.student(name, key)  # overrides must be valid for every domain they apply to
+        for domain, key in self.pairs:
+            self.student(domain, key)  # overrides must be valid for every domain they apply to
         if self.default_experiment not in self.runs:
             raise ValueError(
                 f"default_experiment {self.default_experiment!r} is not one of the experiments: "
@@ -183,6 +212,27 @@ class ExperimentCatalog(_Strict):
             return self.runs[key]
         except KeyError:
             raise KeyError(f"unknown experiment {key!r}; this catalogue has: {', '.join(self.runs)}") from None
+
+    def domains_of(self, experiment: str) -> tuple[str, ...]:
+        """The domains an experiment partition key runs on: those it names, or every domain."""
+        return self.run(experiment).settings.domains or tuple(self.domains)
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (domain, experiment partition key) that makes sense: the loop's partitions."""
+        return [(domain, key) for key in self.runs for domain in self.domains_of(key)]
+
+    def check_pair(self, domain: str, experiment: str) -> None:
+        """Raise, naming the valid choices, unless ``domain|experiment`` is one of the loop's partitions."""
+        self.domain(domain)
+        domains = self.domains_of(experiment)
+        if domain not in domains:
+            others = ", ".join(f"{d}|{experiment}" for d in domains)
+            raise ValueError(
+                f"experiment {experiment!r} does not run on domain {domain!r}: its `domains:` in the catalogue are "
+                f"{', '.join(domains)}, so {domain}|{experiment} is not a partition to run; pick {others}, "
+                f"or add {domain} to experiments.{self.run(experiment).name}.domains"
+            )
 
     def student(self, domain: str, experiment: str) -> StudentSpec:
         """The student of ``domain|experiment``: the domain's spec with the experiment's overrides."""

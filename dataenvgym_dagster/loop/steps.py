@@ -36,38 +36,67 @@ from dataenvgym_dagster.loop.checkpoints import (
     replace_folder,
     student_weights,
 )
-from dataenvgym_dagster.loop import visual_student
 from dataenvgym_dagster.loop.checkpoint_store import fetch, publish
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
-from dataenvgym_dagster.machinery.student.backend import Completion, GenerationReport, TrainingReport, get_backend
+from dataenvgym_dagster.machinery.images import ImageGeneratorSettings, inspect_images, with_generated_images
+from dataenvgym_dagster.machinery.images import image_generator as make_image_generator
 from dataenvgym_dagster.machinery.storage import Storage
+from dataenvgym_dagster.machinery.student.backend import (
+    CAUSAL_LM,
+    Completion,
+    GenerationReport,
+    TrainingReport,
+    get_backend,
+)
 from dataenvgym_dagster.machinery.student.settings import StudentSpec
 from dataenvgym_dagster.machinery.warehouse import TABLES
 
 Progress = Callable[[str], None]
 
 
-def student_pairs(domain: Domain, problems: Iterable[Problem]) -> list[tuple[str, str]]:
-    """(prompt, target) text pairs in the student's format."""
-    texts = [domain.student_text(problem) for problem in problems]
-    return [(text.prompt, text.target) for text in texts]
-
-
 FEW_SHOT_SEED = 0  # the few-shot examples are the same for every prompt, iteration and experiment
 
 
-def student_texts(domain: Domain, problems: Iterable[Problem], student: StudentSpec) -> list[StudentText]:
-    """The student's texts for problems in the spec's prompt format.
+def student_family(domain: Domain) -> str:
+    """Which student backend reads the domain's problems: ``causal_lm`` unless the domain names another (vqa: ``paligemma``)."""
+    return getattr(domain, "student_kind", CAUSAL_LM)
+
+
+def student_texts(
+    domain: Domain, problems: Iterable[Problem], student: StudentSpec, home: Path | None = None
+) -> list[StudentText]:
+    """The student's texts for problems in the spec's prompt format, their images as files under ``home``.
 
     ``few_shot`` puts ``few_shot_examples`` solved problems from the domain's procedural generator
-    before each prompt; ``chat`` is applied by the backend with the tokenizer's template.
+    before each prompt; ``chat`` is applied by the backend with the tokenizer's template. Images
+    (recorded relative to the home) are made on first use and given to the backend as file paths.
     """
+    problems = list(problems)
     texts = [domain.student_text(problem) for problem in problems]
+    if any(text.images for text in texts):
+        if home is None:
+            raise ValueError(f"{domain.name} problems have images; their student texts need the home the images live under")
+        texts = _with_image_files(problems, texts, home)
     if student.prompt_format != "few_shot" or student.few_shot_examples == 0:
         return texts
     prefix = few_shot_prefix(domain, student.few_shot_examples)
     return [text.model_copy(update={"prompt": prefix + text.prompt}) for text in texts]
+
+
+def _with_image_files(problems: Sequence[Problem], texts: list[StudentText], home: Path) -> list[StudentText]:
+    """Each text's images as files the student can open: the payload's image made under the home if missing."""
+    from dataenvgym_dagster.domain.vqa.images import ImageStore
+
+    store = ImageStore(home)
+    resolved = []
+    for problem, text in zip(problems, texts, strict=True):
+        files = tuple(
+            str(store.path(problem.payload)) if image == problem.payload.get("image") else str(home / image)
+            for image in text.images
+        )
+        resolved.append(text.model_copy(update={"images": files}))
+    return resolved
 
 
 def few_shot_prefix(domain: Domain, count: int, seed: int = FEW_SHOT_SEED) -> str:
@@ -135,33 +164,23 @@ def pretrain_base_student(
 ) -> tuple[StudentCheckpoint, TrainingReport | None]:
     """The domain's base student.
 
-    ``model: tiny``: train a tokenizer on the corpus, build a random Llama and pretrain it on the
-    corpus (saved under the home, then published to ``store`` if there is an object store). A hub
-    id or local folder: nothing is trained or copied; the record says which model and revision it
-    is (and a local folder's weight manifest).
+    ``model: tiny``: train a tokenizer on the corpus, build a random model of the domain's student
+    family (a Llama; a PaliGemma for vqa) and pretrain it on the corpus (saved under the home, then
+    published to ``store`` if there is an object store). A hub id or local folder: nothing is
+    trained or copied; the record says which model and revision it is (and a local folder's
+    weight manifest).
     """
     student = student or StudentSpec()
-    if visual_student.is_visual(domain):  # a tiny PaliGemma (vqa) reads an image beside each prompt
-        problems = problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})")
-        checkpoint, visual_report = visual_student.pretrain_base_student(domain, problems, settings, home, progress)
-        publish(checkpoint, home, store)
-        return checkpoint, visual_report
     if not student.is_tiny:
         progress(f"the base student of {domain.name} is {student.model} at revision {student.revision or 'main'}")
         return pretrained_checkpoint(student.model, student.revision, domain=domain.name), None
-    # torch is imported only where a tiny student is built.
-    from dataenvgym_dagster.machinery.student.model import build_student
-    from dataenvgym_dagster.machinery.student.tokenizer import train_tokenizer
-    from dataenvgym_dagster.machinery.student.training import train_student
-
-    pairs = student_pairs(domain, problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})"))
-    tokenizer = train_tokenizer((prompt + target for prompt, target in pairs), settings.tokenizer_vocab_size)
-    model = build_student(settings.architecture, tokenizer, settings.seed)
-    progress(f"pretraining a {sum(p.numel() for p in model.parameters()):,}-parameter student on {len(pairs):,} examples")
+    problems = problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})")
+    texts = student_texts(domain, problems, StudentSpec(), home)  # the plain format: pretraining builds the tokenizer
+    backend = get_backend(student, student_family(domain))
     directory = checkpoint_dir(home, domain.name)
-    report = _save_into_place(
-        directory, lambda partial: train_student(model, tokenizer, pairs, settings.training, partial, settings.seed, progress)
-    )
+    report = _save_into_place(directory, lambda partial: backend.pretrain_tiny(
+        texts, settings.architecture, settings.tokenizer_vocab_size, settings.training, partial, settings.seed, progress
+    ))
     checkpoint = folder_checkpoint(home, directory, domain=domain.name)
     publish(checkpoint, home, store)
     return checkpoint, report
@@ -246,10 +265,9 @@ def _complete(
 ) -> tuple[list[Completion], GenerationReport]:
     """The checkpoint's greedy completions of the problems' prompts, with each reference target's loss."""
     fetch(checkpoint, home, store)
-    if visual_student.is_visual(domain):  # a PaliGemma student reads images made under the home
-        return visual_student.complete(domain, checkpoint, problems, student, home, progress)
     weights = student_weights(checkpoint, home)
-    return get_backend(student).complete(weights, student_texts(domain, problems, student), progress)
+    backend = get_backend(student, student_family(domain))
+    return backend.complete(weights, student_texts(domain, problems, student, home), progress)
 
 
 def skill_taxonomy(
@@ -355,9 +373,13 @@ def generated_dataset(
     previous: StudentCheckpoint | None = None,
     student: StudentSpec | None = None,
     home: Path | None = None,
+    image_generator: ImageGeneratorSettings | None = None,
     store: Storage | None = None,
 ) -> tuple[pl.DataFrame, GenerationResult]:
     """The teacher's examples for the plan, each with its quality verdict (table ``generated_examples``).
+
+    Examples with images (vqa) have them made under ``home``: by the procedural renderer, or by
+    the diffusers pipeline ``image_generator`` names; the image filters read those files.
 
     Raises :class:`GenerationShortfallError` when the teacher made too few examples: the
     student is never trained on less data than the plan asked for without anyone noticing.
@@ -374,11 +396,20 @@ def generated_dataset(
             f"{settings.shortfall_tolerance:.1%}). {failures or 'No failure was reported.'} "
             "Check the teacher (see the teacher_calls ledger), or raise shortfall_tolerance in the experiment."
         )
-    solved = _solved_by(domain, previous, result.examples, student or StudentSpec(), home, store) if settings.quality.drop_solved else None
+    examples = list(result.examples)
+    image_checks = None
+    if any(example.payload.get("image") for example in examples):
+        if home is None:
+            raise ValueError(f"{domain.name} examples have images; generated_dataset needs the home they are made under")
+        if image_generator is not None and image_generator.kind == "diffusers":
+            generator = make_image_generator(image_generator, home)
+            examples = with_generated_images(examples, generator, seed=iteration_seed(settings, plan.iteration))
+        image_checks = inspect_images(examples, home)
+    solved = _solved_by(domain, previous, examples, student or StudentSpec(), home, store) if settings.quality.drop_solved else None
     verdicts = check_examples(
-        domain, result.examples, planned_skills={entry.skill for entry in plan.entries}, settings=settings.quality,
+        domain, examples, planned_skills={entry.skill for entry in plan.entries}, settings=settings.quality,
         benchmark_questions=benchmark_questions, test_questions=held_out_test_questions(benchmark),
-        earlier_questions=earlier_questions, solved=solved,
+        earlier_questions=earlier_questions, solved=solved, images=image_checks,
     )
     frame = pl.DataFrame(
         [
@@ -387,7 +418,7 @@ def generated_dataset(
                 **example.warehouse_row(), "teacher": engine.name,
                 "passed_quality_checks": verdict.passed, "rejection_reason": verdict.reason,
             }
-            for example, verdict in zip(result.examples, verdicts, strict=True)
+            for example, verdict in zip(examples, verdicts, strict=True)
         ],
         schema=TABLES["generated_examples"],
     )
@@ -445,20 +476,13 @@ def train_iteration_student(
     directory = checkpoint_dir(home, domain.name, experiment, iteration)
     for needed in (start_from, base):  # from the object store into the local cache, verified (no-op without one)
         fetch(needed, home, store)
-    if visual_student.is_visual(domain):  # PaliGemma saves whole weights, with its LoRA adapter beside them
-        report = _save_into_place(directory, lambda partial: visual_student.train(
-            domain, problems, start_from=start_from, base=base, settings=settings.training.settings, lora=student.lora,
-            directory=partial, seed=seed, home=home, progress=progress,
-        ))
-        adapter_base = None
-    else:
-        texts = student_texts(domain, problems, student)
-        weights = student_weights(start_from, home)
-        backend = get_backend(student)
-        report = _save_into_place(
-            directory, lambda partial: backend.train(weights, texts, settings.training.settings, partial, seed, progress)
-        )
-        adapter_base = start_from.base_model if student.lora is not None else None
+    texts = student_texts(domain, problems, student, home)
+    weights = student_weights(start_from, home)
+    backend = get_backend(student, student_family(domain))
+    report = _save_into_place(
+        directory, lambda partial: backend.train(weights, texts, settings.training.settings, partial, seed, progress)
+    )
+    adapter_base = start_from.base_model if student.lora is not None else None
     checkpoint = folder_checkpoint(
         home, directory, domain=domain.name, experiment=experiment, iteration=iteration, base=adapter_base
     )

@@ -127,12 +127,44 @@ DERIVED_VIEWS = {
                avg((metrics->>'$.plan_valid')::DOUBLE) AS plan_valid,
                avg((verdict = 'unparsable')::INTEGER) AS unparsable
         FROM evaluation_results WHERE metrics->>'$.plan_accuracy' IS NOT NULL GROUP BY ALL""",
+    # NaturalBench (vqa): each group is one row of the file, four (image, question) instances named
+    # q<question>_i<image> in benchmark_problems.payload. Question accuracy: a question right on both
+    # images; image accuracy: both questions right on an image; group accuracy: all four right.
+    # Accuracies are over complete groups; incomplete_groups counts the others (never silently mixed in).
+    "vqa_group_metrics": """
+        WITH instances AS (
+            SELECT e.domain, e.experiment, e.iteration, e.split, b.payload->>'$.group' AS group_id,
+                   b.payload->>'$.instance' AS instance, e.correct
+            FROM evaluation_results e
+            JOIN benchmark_problems b ON b.domain = e.domain AND b.split = e.split AND b.example_id = e.example_id
+            WHERE b.payload->>'$.group' IS NOT NULL AND b.payload->>'$.instance' IS NOT NULL),
+        groups AS (
+            SELECT domain, experiment, iteration, split, group_id,
+                   count(DISTINCT instance) = 4 AND count(*) = 4 AS complete, sum(correct::INTEGER) AS n_right,
+                   bool_and(correct) FILTER (WHERE instance IN ('q0_i0', 'q0_i1')) AS question_0,
+                   bool_and(correct) FILTER (WHERE instance IN ('q1_i0', 'q1_i1')) AS question_1,
+                   bool_and(correct) FILTER (WHERE instance IN ('q0_i0', 'q1_i0')) AS image_0,
+                   bool_and(correct) FILTER (WHERE instance IN ('q0_i1', 'q1_i1')) AS image_1,
+                   bool_and(correct) AS all_right
+            FROM instances GROUP BY ALL)
+        SELECT domain, experiment, iteration, split,
+               count(*) FILTER (WHERE complete) AS groups,
+               4 * count(*) FILTER (WHERE complete) AS n,
+               sum(n_right) FILTER (WHERE complete) / (4 * count(*) FILTER (WHERE complete)) AS accuracy,
+               avg((question_0::INTEGER + question_1::INTEGER) / 2) FILTER (WHERE complete) AS question_accuracy,
+               avg((image_0::INTEGER + image_1::INTEGER) / 2) FILTER (WHERE complete) AS image_accuracy,
+               avg(all_right::INTEGER) FILTER (WHERE complete) AS group_accuracy,
+               count(*) FILTER (WHERE NOT complete) AS incomplete_groups
+        FROM groups GROUP BY ALL""",
     "quality_filter_counts": """
         SELECT domain, experiment, iteration, teacher, count(*) AS produced,
                count(*) FILTER (WHERE passed_quality_checks) AS kept,
                count(*) FILTER (WHERE rejection_reason = 'unknown_skill') AS unknown_skill,
+               count(*) FILTER (WHERE rejection_reason = 'undecodable_image') AS undecodable_image,
+               count(*) FILTER (WHERE rejection_reason = 'blank_image') AS blank_image,
                count(*) FILTER (WHERE rejection_reason = 'wrong_answer') AS wrong_answer,
                count(*) FILTER (WHERE rejection_reason = 'benchmark_overlap') AS benchmark_overlap,
+               count(*) FILTER (WHERE rejection_reason = 'duplicate_image') AS duplicate_image,
                count(*) FILTER (WHERE rejection_reason = 'duplicate') AS duplicate,
                count(*) FILTER (WHERE rejection_reason = 'already_solved') AS already_solved
         FROM generated_examples GROUP BY ALL""",

@@ -49,8 +49,9 @@ from dataenvgym_dagster.domain.protocol import Domain
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.quality import kept_test_questions
 from dataenvgym_dagster.experiments import ExperimentCatalog, ExperimentSettings
-from dataenvgym_dagster.loop import steps, visual_student
+from dataenvgym_dagster.loop import steps
 from dataenvgym_dagster.loop.checkpoints import StudentCheckpoint
+from dataenvgym_dagster.machinery.student.backend import PALIGEMMA
 from dataenvgym_dagster.machinery.warehouse import TABLES
 
 NO_TEST_QUESTION_CHECK = "no_test_question_kept"
@@ -64,7 +65,9 @@ def iteration_key(iteration: int, name: str) -> AssetKey:
 
 def _partition(context: AssetExecutionContext, teaching: TeachingHome) -> tuple[Domain, str, ExperimentSettings]:
     dimensions = context.partition_key.keys_by_dimension
-    catalog = teaching.catalog()
+    catalog = teaching.catalog()  # read at run time: an experiment added to the file runs without a restart
+    # The UI offers every domain × experiment; a pair the experiment does not name fails here, first.
+    catalog.check_pair(dimensions[DOMAIN], dimensions[EXPERIMENT])
     return get_domain(dimensions[DOMAIN]), dimensions[EXPERIMENT], catalog.experiment(dimensions[EXPERIMENT])
 
 
@@ -170,14 +173,16 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             domain, engine, plan, settings, benchmark=inputs["benchmark"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)], previous=inputs["previous"],
             student=teaching.catalog().student(domain.name, experiment), home=teaching.checkpoint_home,
-            store=teaching.object_store(),
+            image_generator=teaching.catalog().domain(domain.name).image_generator, store=teaching.object_store(),
         )
+        for failure in result.failures:  # what the teacher could not make, and why: in the run log as well as the metadata
+            context.log.warning(f"teacher {engine.name}: {failure.missing} examples missing for {failure.entry_id}: {failure.reason}")
         passed = int(frame["passed_quality_checks"].sum())
         if passed == 0:
             raise ValueError(f"no generated example for {context.partition_key} passed the quality checks; see generated_examples")
         # The LLM teacher reports calls, cache hits, tokens and cost; the offline teacher has no usage.
         usage = getattr(engine, "usage", dict)()
-        images = image_grid.dataset_grid(frame, teaching.path) if visual_student.is_visual(domain) else {}
+        images = image_grid.dataset_grid(frame, teaching.path) if steps.student_family(domain) == PALIGEMMA else {}
         yield Output(frame, metadata={**generation_metadata(frame, result), **usage, **images})
         # A blocking check: the student never trains on a test question, whatever the teacher or filters did.
         leaked = kept_test_questions(frame.filter(pl.col("passed_quality_checks"))["question"], steps.held_out_test_questions(inputs["benchmark"]))
@@ -247,7 +252,7 @@ def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinitio
             progress=context.log.info, store=teaching.object_store(),
         )
         metadata = evaluation_metadata(results, report)
-        if visual_student.is_visual(domain):  # a grid of images with question, answer and prediction
+        if steps.student_family(domain) == PALIGEMMA:  # a grid of images with question, answer and prediction
             metadata.update(image_grid.evaluation_grid(results, benchmark, teaching.path))
         if split == "test":
             metadata.update(learning_curve_metadata(teaching.warehouse(), results, teaching.path / "plots"))

@@ -71,14 +71,15 @@ def decode(data: bytes, name: str) -> Image.Image:
 
 
 def image_rejection(data: bytes) -> str | None:
-    """Why an image cannot teach anything: ``undecodable``, ``blank``, or None if it is fine."""
+    """Why an image cannot teach anything, as the quality filters name it: ``undecodable_image``,
+    ``blank_image`` (every channel spans fewer than ``BLANK_SPREAD`` levels), or None if it is fine."""
     try:
         image = decode(data, "candidate")
     except ImageError:
-        return "undecodable"
+        return "undecodable_image"
     extrema = image.getextrema()
     if all(high - low < BLANK_SPREAD for low, high in extrema):
-        return "blank"
+        return "blank_image"
     return None
 
 

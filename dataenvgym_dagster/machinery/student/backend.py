@@ -16,9 +16,12 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from dataenvgym_dagster.domain.types import StudentText
-from dataenvgym_dagster.machinery.student.settings import StudentSpec, TrainingSettings
+from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
 
 Progress = Callable[[str], None]
+CAUSAL_LM = "causal_lm"  # a text student (Llama, Gemma-2, Qwen2 ...)
+PALIGEMMA = "paligemma"  # a student that reads one image beside its prompt (vqa)
+FAMILIES = (CAUSAL_LM, PALIGEMMA)
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,25 @@ class TrainingReport(BaseModel):
 
 
 class StudentBackend(Protocol):
-    """Trains a student on texts and has it answer texts, as its spec says."""
+    """Trains a student on texts and has it answer texts, as its spec says.
+
+    A text's ``images`` are image files the backend can open (the loop resolves them under the home).
+    """
 
     spec: StudentSpec
+
+    def pretrain_tiny(
+        self,
+        texts: Sequence[StudentText],
+        architecture: StudentArchitecture,
+        vocab_size: int,
+        settings: TrainingSettings,
+        output_dir: Path,
+        seed: int,
+        progress: Progress,
+    ) -> TrainingReport:
+        """Build a tokenizer trained on ``texts`` and a random model of ``architecture``, pretrain it on
+        ``texts`` and save both to ``output_dir`` (the ``tiny`` base student)."""
 
     def train(
         self,
@@ -82,8 +101,17 @@ class StudentBackend(Protocol):
         """Greedy completion of each text's prompt, and the mean loss (nats/token) of each text's target."""
 
 
-def get_backend(spec: StudentSpec) -> StudentBackend:
-    """The backend for ``spec``: Hugging Face causal LMs (generation by transformers or, on a GPU, vLLM)."""
+def get_backend(spec: StudentSpec, family: str = CAUSAL_LM) -> StudentBackend:
+    """The backend for ``spec`` and the domain's student ``family``: Hugging Face causal LMs (generation by
+    transformers or, on a GPU, vLLM), or PaliGemma for domains whose problems are images."""
+    if family == PALIGEMMA:
+        if spec.generation.backend == "vllm":
+            raise ValueError("student.generation.backend vllm serves text students only; use hf for the PaliGemma student")
+        from dataenvgym_dagster.machinery.student.paligemma import PaliGemmaBackend
+
+        return PaliGemmaBackend(spec)
+    if family != CAUSAL_LM:
+        raise ValueError(f"unknown student family {family!r}; known: {', '.join(FAMILIES)}")
     from dataenvgym_dagster.machinery.student.causal_lm import CausalLMBackend
 
     return CausalLMBackend(spec)

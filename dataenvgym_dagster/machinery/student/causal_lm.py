@@ -18,7 +18,7 @@ from dataenvgym_dagster.machinery.student.backend import (
     StudentWeights,
     TrainingReport,
 )
-from dataenvgym_dagster.machinery.student.settings import StudentSpec, TrainingSettings
+from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
 from dataenvgym_dagster.machinery.student.training import prepare_tokenizer, train_student
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -61,6 +61,26 @@ class CausalLMBackend:
     @property
     def chat(self) -> bool:
         return self.spec.prompt_format == "chat"
+
+    def pretrain_tiny(
+        self,
+        texts: Sequence[StudentText],
+        architecture: StudentArchitecture,
+        vocab_size: int,
+        settings: TrainingSettings,
+        output_dir: Path,
+        seed: int,
+        progress: Progress,
+    ) -> TrainingReport:
+        """A byte-pair tokenizer trained on the texts, a random Llama of ``architecture``, pretrained on them."""
+        from dataenvgym_dagster.machinery.student.model import build_student
+        from dataenvgym_dagster.machinery.student.tokenizer import train_tokenizer
+
+        pairs = [(text.prompt, text.target) for text in texts]
+        tokenizer = train_tokenizer((prompt + target for prompt, target in pairs), vocab_size)
+        model = build_student(architecture, tokenizer, seed)
+        progress(f"pretraining a {sum(p.numel() for p in model.parameters()):,}-parameter student on {len(pairs):,} examples")
+        return train_student(model, tokenizer, pairs, settings, output_dir, seed, progress)
 
     def train(
         self,

@@ -8,6 +8,10 @@ processor adds the ``<image>`` token). Both are saved with ``save_pretrained`` a
 The processor builds ``<image>×N <bos> prefix \\n`` and, for training, appends ``suffix <eos>``
 with labels on the suffix only (its ``token_type_ids`` are 1). Training and evaluation take
 the prefix from the same :class:`VisualExample`, so they are identical by construction.
+
+:class:`PaliGemmaBackend` is the :class:`~dataenvgym_dagster.machinery.student.backend.StudentBackend`
+the loop calls: it reads :class:`StudentText` (prompt, target and one image file) and
+:class:`StudentWeights`, and saves LoRA students as PEFT adapter folders, as the text students do.
 """
 
 from __future__ import annotations
@@ -36,9 +40,16 @@ from transformers import (
 )
 from transformers.utils import logging as transformers_logging
 
-from dataenvgym_dagster.machinery.student.evaluation import Completion, GenerationReport
-from dataenvgym_dagster.machinery.student.settings import LoraSettings, StudentArchitecture, TrainingSettings
-from dataenvgym_dagster.machinery.student.training import LogProgress, TrainingReport
+from dataenvgym_dagster.domain.types import StudentText
+from dataenvgym_dagster.machinery.student.backend import Completion, GenerationReport, StudentWeights, TrainingReport
+from dataenvgym_dagster.machinery.student.causal_lm import DTYPES, resolve_device
+from dataenvgym_dagster.machinery.student.settings import (
+    LoraSettings,
+    StudentArchitecture,
+    StudentSpec,
+    TrainingSettings,
+)
+from dataenvgym_dagster.machinery.student.training import LogProgress
 
 transformers_logging.disable_progress_bar()
 transformers_logging.set_verbosity_error()  # the processor's notices repeat once per batch
@@ -47,7 +58,6 @@ Progress = Callable[[str], None]
 IMAGE_SIZE = 32  # the 64 × 64 scenes, resized: 16 image tokens keep a CPU step cheap
 PATCH_SIZE = 8
 IMAGE_TOKEN = "<image>"
-ADAPTER_DIR = "adapter"  # beside the merged weights, the PEFT adapter the next iteration continues training
 # LoRA on the language model's and the vision tower's projections (attention and MLP) and the
 # multimodal projector, as the DataEnvGym paper fine-tuned PaliGemma.
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "out_proj", "gate_proj", "up_proj", "down_proj", "fc1", "fc2", "linear"]
@@ -103,14 +113,24 @@ def build_student(architecture: StudentArchitecture, processor: PaliGemmaProcess
     return PaliGemmaForConditionalGeneration(config)
 
 
-def load_student(directory: Path | str, revision: str | None = None) -> tuple[PaliGemmaForConditionalGeneration, PaliGemmaProcessor]:
-    """A saved student (a local ``save_pretrained`` folder or a hub id), on the CPU in float32."""
-    processor = PaliGemmaProcessor.from_pretrained(directory, revision=revision)
-    model = PaliGemmaForConditionalGeneration.from_pretrained(directory, revision=revision, dtype=torch.float32)
+def load_student(
+    weights: StudentWeights, dtype: torch.dtype = torch.float32, *, trainable: bool = False
+) -> tuple[PaliGemmaForConditionalGeneration | PeftModel, PaliGemmaProcessor]:
+    """The student at ``weights`` (a local ``save_pretrained`` folder or a hub id, with its revision), exactly as
+    ``from_pretrained(model, revision=...)`` loads a hub id, and its PEFT adapter applied if there is one.
+
+    The processor comes from the adapter's folder when there is one: training saves it beside the adapter.
+    """
+    source, revision = (weights.adapter, None) if weights.adapter is not None else (weights.model, weights.revision)
+    processor = PaliGemmaProcessor.from_pretrained(source, revision=revision)
+    model = PaliGemmaForConditionalGeneration.from_pretrained(weights.model, revision=weights.revision, dtype=dtype)
+    if weights.adapter is not None:
+        model = PeftModel.from_pretrained(model, weights.adapter, is_trainable=trainable)
     return model, processor
 
 
-def save_student(model: PaliGemmaForConditionalGeneration, processor: PaliGemmaProcessor, directory: Path) -> None:
+def save_student(model: PaliGemmaForConditionalGeneration | PeftModel, processor: PaliGemmaProcessor, directory: Path) -> None:
+    """A whole model, or a PEFT adapter folder if ``model`` has adapters, with the processor beside it."""
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory, safe_serialization=True)
     processor.save_pretrained(directory)
@@ -147,11 +167,11 @@ class _Collator:
         return training_batch(self.processor, [row["example"] for row in rows])
 
 
-def with_lora(model: PaliGemmaForConditionalGeneration, lora: LoraSettings, adapter: Path | None = None) -> PeftModel:
-    """The model with trainable LoRA adapters: new ones, or those saved in ``adapter`` by an earlier iteration."""
-    if adapter is not None:
-        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=LORA_TARGETS)
+def with_lora(model: PaliGemmaForConditionalGeneration, lora: LoraSettings) -> PeftModel:
+    """The model with fresh trainable LoRA adapters; ``all-linear`` means the paper's projections (:data:`LORA_TARGETS`)."""
+    targets = LORA_TARGETS if lora.target_modules == "all-linear" else lora.target_modules
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
     return get_peft_model(model, config)
 
 
@@ -163,8 +183,9 @@ def train_student(
     output_dir: Path,
     seed: int,
     progress: Progress = print,
+    device: str = "cpu",
 ) -> TrainingReport:
-    """Fine-tune on the examples and save to ``output_dir``: merged weights, and a PaliGemma adapter under ``adapter/`` if LoRA."""
+    """Fine-tune on the examples and save to ``output_dir``: the whole model, or the PEFT adapter folder if LoRA."""
     if not examples:
         raise ValueError("no training examples: the generated dataset is empty")
     torch.set_num_threads(settings.threads)
@@ -174,8 +195,8 @@ def train_student(
         output_dir=str(output_dir / "trainer"), per_device_train_batch_size=settings.batch_size, max_steps=steps,
         learning_rate=settings.learning_rate, warmup_steps=math.ceil(settings.warmup_ratio * steps),
         weight_decay=settings.weight_decay, lr_scheduler_type="cosine", logging_steps=max(1, steps // 10),
-        save_strategy="no", report_to="none", use_cpu=True, seed=seed, data_seed=seed, disable_tqdm=True,
-        dataloader_num_workers=0, remove_unused_columns=False,
+        save_strategy="no", report_to="none", use_cpu=device == "cpu", bf16=device == "cuda", seed=seed, data_seed=seed,
+        disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False,
     )
     trainer = Trainer(
         model=model, args=arguments, train_dataset=[{"example": example} for example in examples],
@@ -185,16 +206,14 @@ def train_student(
     started = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - started
-    trained = trainer.model
-    if isinstance(trained, PeftModel):
-        trained.save_pretrained(output_dir / ADAPTER_DIR)
-        trained = trained.merge_and_unload()
-    save_student(trained, processor, output_dir)
+    save_student(trainer.model, processor, output_dir)
     # An estimate for the training_runs table: image tokens plus about 16 text tokens per example.
     tokens = round(len(examples) * settings.epochs * (processor.image_seq_length + 16))
     return TrainingReport(
         examples=len(examples), steps=steps, tokens=tokens, seconds=seconds, tokens_per_second=tokens / seconds,
         final_loss=callback.curve[-1][1] if callback.curve else float(result.training_loss), loss_curve=callback.curve,
+        trainable_parameters=sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        parameters=sum(p.numel() for p in trainer.model.parameters()),
     )
 
 
@@ -215,7 +234,7 @@ def complete(
     completions: list[Completion] = []
     for start in range(0, len(examples), batch_size):
         batch = examples[start : start + batch_size]
-        inputs = generation_batch(processor, batch)
+        inputs = {name: value.to(model.device) for name, value in generation_batch(processor, batch).items()}
         generated = model.generate(
             **inputs, max_new_tokens=max_new_tokens, do_sample=False,
             pad_token_id=processor.tokenizer.pad_token_id, eos_token_id=processor.tokenizer.eos_token_id,
@@ -229,9 +248,88 @@ def complete(
 
 
 def _target_losses(model: PaliGemmaForConditionalGeneration, processor: PaliGemmaProcessor, batch: Sequence[VisualExample]) -> list[float]:
-    inputs = training_batch(processor, batch)
+    inputs = {name: value.to(model.device) for name, value in training_batch(processor, batch).items()}
     labels = inputs.pop("labels")
     logits = model(**inputs).logits
     shifted = labels[:, 1:]
     losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), shifted, ignore_index=-100, reduction="none")
     return (losses.sum(dim=1) / (shifted != -100).sum(dim=1)).tolist()
+
+
+def visual_examples(texts: Sequence[StudentText]) -> list[VisualExample]:
+    """Each text as (image file, prefix, suffix); a PaliGemma reads exactly one image per prompt."""
+    examples = []
+    for index, text in enumerate(texts):
+        if len(text.images) != 1:
+            raise ValueError(
+                f"student text {index} ({text.prompt[:60]!r}) has {len(text.images)} images; the PaliGemma student reads "
+                "exactly one per prompt"
+            )
+        examples.append(VisualExample(image=Path(text.images[0]), prefix=text.prompt, suffix=text.target))
+    return examples
+
+
+class PaliGemmaBackend:
+    """The student backend for PaliGemma (``PaliGemmaForConditionalGeneration`` + its processor)."""
+
+    def __init__(self, spec: StudentSpec) -> None:
+        self.spec = spec
+
+    @property
+    def device(self) -> str:
+        return resolve_device(self.spec.device)
+
+    def _load(self, weights: StudentWeights, *, trainable: bool = False):
+        dtype = torch.float32 if self.spec.dtype in ("auto", "float32") else DTYPES[self.spec.dtype]
+        model, processor = load_student(weights, dtype, trainable=trainable)
+        return model.to(self.device), processor
+
+    def pretrain_tiny(
+        self,
+        texts: Sequence[StudentText],
+        architecture: StudentArchitecture,
+        vocab_size: int,
+        settings: TrainingSettings,
+        output_dir: Path,
+        seed: int,
+        progress: Progress,
+    ) -> TrainingReport:
+        """A processor whose tokenizer is trained on the texts, a random tiny PaliGemma, pretrained on the texts."""
+        examples = visual_examples(texts)
+        processor = build_processor((text for e in examples for text in (e.prefix, e.suffix)), vocab_size)
+        model = build_student(architecture, processor, seed)
+        progress(f"pretraining a {sum(p.numel() for p in model.parameters()):,}-parameter PaliGemma on {len(examples):,} images")
+        return train_student(model, processor, examples, settings, output_dir, seed, progress, device=self.device)
+
+    def train(
+        self,
+        start: StudentWeights,
+        texts: Sequence[StudentText],
+        settings: TrainingSettings,
+        output_dir: Path,
+        seed: int,
+        progress: Progress,
+    ) -> TrainingReport:
+        """LoRA continues ``start.adapter`` if there is one, else starts fresh adapters on ``start``; full
+        fine-tuning trains every weight (merging ``start.adapter`` first)."""
+        lora = self.spec.lora
+        model, processor = self._load(start, trainable=lora is not None)
+        if isinstance(model, PeftModel):
+            if lora is None:
+                model = model.merge_and_unload()
+            else:
+                progress(f"continuing the LoRA adapter at {start.adapter}")
+        elif lora is not None:
+            model = with_lora(model, lora)
+        return train_student(model, processor, visual_examples(texts), settings, output_dir, seed, progress, device=self.device)
+
+    def complete(
+        self, weights: StudentWeights, texts: Sequence[StudentText], progress: Progress
+    ) -> tuple[list[Completion], GenerationReport]:
+        model, processor = self._load(weights)
+        if isinstance(model, PeftModel):
+            model = model.merge_and_unload()  # same function, fewer matrix products per token
+        generation = self.spec.generation
+        return complete(
+            model, processor, visual_examples(texts), generation.max_new_tokens, batch_size=generation.batch_size, progress=progress
+        )

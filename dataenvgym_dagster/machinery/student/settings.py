@@ -67,8 +67,9 @@ class GenerationSettings(_Strict):
 class StudentSpec(_Strict):
     """Which model is the student, how it is loaded, prompted and decoded.
 
-    ``model: tiny`` is a random Llama with a locally trained tokenizer, pretrained on the
-    domain's procedural corpus (see ``base_student``). Anything else is a Hugging Face hub id or
+    ``model: tiny`` is a random model of the domain's student family (a Llama; a PaliGemma for
+    vqa) with a locally trained tokenizer, pretrained on the domain's procedural corpus (see
+    ``base_student``). Anything else is a Hugging Face hub id or
     a local ``save_pretrained`` folder, loaded through the same code path.
     """
 

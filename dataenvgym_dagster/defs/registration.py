@@ -1,0 +1,46 @@
+"""A sensor that registers the catalogue's experiments as partitions, without a restart.
+
+Each tick re-reads the catalogue file (``$DATAENVGYM_EXPERIMENTS`` or the shipped one) and adds
+every experiment (each seed of a multi-seed one) that the instance does not know yet to the
+dynamic experiment dimension of the loop partitions. Entries that need a different asset graph
+than the loaded one (more iterations, a domain loaded without it) are refused, with the reason
+in the tick (see ``experiments/registration.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from dataenvgym_dagster.defs.partitions import EXPERIMENTS, registered_experiments
+from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
+from dataenvgym_dagster.experiments.config import CatalogError
+from dataenvgym_dagster.experiments.registration import plan_registration
+
+SENSOR = "register_experiments"
+
+
+def register_experiments_sensor(loaded: ExperimentCatalog, experiments_file: Path | None, interval_seconds: int = 15):
+    """The sensor; ``loaded`` is the catalogue the definitions were built from, ``experiments_file`` the one runs read."""
+
+    @sensor(
+        name=SENSOR, minimum_interval_seconds=interval_seconds, default_status=DefaultSensorStatus.RUNNING,
+        description="Re-reads the experiment catalogue and adds new experiments as partitions (no restart needed); "
+        "says in its ticks which entries need a reload of the code location, and why.",
+    )
+    def register_experiments(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        try:
+            current = load_catalog(experiments_file)
+        except CatalogError as error:
+            return SkipReason(f"nothing registered: {error}")
+        registered = registered_experiments(context.instance)
+        plan = plan_registration(loaded, current, registered)
+        for key, why in plan.refused.items():
+            context.log.warning(f"experiment {key} is not registered: {why}")
+        if not plan.new:
+            return SkipReason(plan.describe(len(registered)))
+        context.log.info(plan.describe(len(registered)))
+        return SensorResult(dynamic_partitions_requests=[EXPERIMENTS.build_add_request(list(plan.new))])
+
+    return register_experiments
