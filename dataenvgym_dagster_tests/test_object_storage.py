@@ -15,9 +15,7 @@ import pytest
 from dagster import DagsterInstance
 
 from dataenvgym_dagster.definitions import build_definitions
-from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB
 from dataenvgym_dagster.defs.loop.iterations import iteration_key
-from dataenvgym_dagster.defs.partitions import loop_partition_key
 from dataenvgym_dagster.defs.resources import TeachingHome, default_home, default_storage, open_storage
 from dataenvgym_dagster.experiments import load_catalog
 from dataenvgym_dagster.loop.checkpoint_store import MANIFEST, IncompleteCheckpointError, StoreManifest, fetch, publish
