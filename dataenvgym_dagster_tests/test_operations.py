@@ -145,28 +145,27 @@ def test_an_automated_experiment_advances_one_iteration_per_run_to_the_last(tmp_
 
 # -- re-runs -----------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_rerun_materialises_only_what_is_missing_or_older_than_its_inputs(completed):
+def test_a_rerun_materialises_only_what_is_missing_or_older_than_its_inputs(workspace):
+    # Its own experiment: the shared `completed` one is re-materialised in part by other tests.
+    workspace.run_foundations()
+    assert workspace.run_loop().success
     loop = loop_partition_key("arithmetic", "skill_list")
 
     def stale() -> list:
-        return plan_job(completed.defs, completed.instance, TEACHING_LOOP_JOB, loop).stale
+        return plan_job(workspace.defs, workspace.instance, TEACHING_LOOP_JOB, loop).stale
 
-    # Other tests re-materialise parts of this shared experiment: running only what the plan names
-    # brings it up to date, whatever ran before.
-    if stale():
-        assert completed.run_loop(asset_selection=stale()).success
-    assert plan_job(completed.defs, completed.instance, FOUNDATIONS_JOB, "arithmetic").stale == []
+    assert plan_job(workspace.defs, workspace.instance, FOUNDATIONS_JOB, "arithmetic").stale == []
     assert stale() == []
-    forced = plan_job(completed.defs, completed.instance, TEACHING_LOOP_JOB, loop, force=True)
+    forced = plan_job(workspace.defs, workspace.instance, TEACHING_LOOP_JOB, loop, force=True)
     assert len(forced.stale) == forced.total == 18
 
     # A newer input makes what reads it stale, and nothing upstream or beside it.
-    assert completed.run_loop(asset_selection=[iteration_key(1, "validation_evaluation")]).success
+    assert workspace.run_loop(asset_selection=[iteration_key(1, "validation_evaluation")]).success
     newer = stale()
     assert iteration_key(2, "environment_state") in newer and iteration_key(2, "test_evaluation") in newer
     assert not {iteration_key(1, "validation_evaluation"), iteration_key(1, "student_checkpoint"),
                 iteration_key(1, "test_evaluation"), iteration_key(0, "test_evaluation")} & set(newer)
-    assert completed.run_loop(asset_selection=newer).success
+    assert workspace.run_loop(asset_selection=newer).success
     assert stale() == []
 
 
