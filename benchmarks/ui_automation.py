@@ -38,6 +38,10 @@ def catalogue(kind: str, automated: bool) -> dict:
     raw = {key: value for key, value in raw.items() if not str(key).startswith("x-")}
     experiment = raw["default_experiment"]
     raw["experiments"] = {experiment: {**raw["experiments"][experiment], "automation": "eager" if automated else "off"}}
+    # The default experiment on the first domain (arithmetic) only: other domains' own default
+    # experiments are not kept, and `dataenvgym run` runs the first domain.
+    domain = next(iter(raw["domains"]))
+    raw["domains"] = {domain: raw["domains"][domain]}
     return raw
 
 
