@@ -39,7 +39,12 @@ from dataenvgym_dagster.loop.checkpoints import (
 from dataenvgym_dagster.loop.checkpoint_store import fetch, publish
 from dataenvgym_dagster.loop.rows import records
 from dataenvgym_dagster.loop.training_set import compose_training_set
-from dataenvgym_dagster.machinery.images import ImageGeneratorSettings, inspect_images, with_generated_images
+from dataenvgym_dagster.machinery.images import (
+    ImageGeneratorSettings,
+    inspect_images,
+    with_generated_images,
+    with_image_files,
+)
 from dataenvgym_dagster.machinery.images import image_generator as make_image_generator
 from dataenvgym_dagster.machinery.storage import Storage
 from dataenvgym_dagster.machinery.student.backend import (
@@ -77,26 +82,11 @@ def student_texts(
     if any(text.images for text in texts):
         if home is None:
             raise ValueError(f"{domain.name} problems have images; their student texts need the home the images live under")
-        texts = _with_image_files(problems, texts, home)
+        texts = with_image_files(problems, texts, home)
     if student.prompt_format != "few_shot" or student.few_shot_examples == 0:
         return texts
     prefix = few_shot_prefix(domain, student.few_shot_examples)
     return [text.model_copy(update={"prompt": prefix + text.prompt}) for text in texts]
-
-
-def _with_image_files(problems: Sequence[Problem], texts: list[StudentText], home: Path) -> list[StudentText]:
-    """Each text's images as files the student can open: the payload's image made under the home if missing."""
-    from dataenvgym_dagster.domain.vqa.images import ImageStore
-
-    store = ImageStore(home)
-    resolved = []
-    for problem, text in zip(problems, texts, strict=True):
-        files = tuple(
-            str(store.path(problem.payload)) if image == problem.payload.get("image") else str(home / image)
-            for image in text.images
-        )
-        resolved.append(text.model_copy(update={"images": files}))
-    return resolved
 
 
 def few_shot_prefix(domain: Domain, count: int, seed: int = FEW_SHOT_SEED) -> str:

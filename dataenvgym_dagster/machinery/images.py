@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataenvgym_dagster.domain.quality import ImageCheck
-from dataenvgym_dagster.domain.types import Problem, TrainingExample
+from dataenvgym_dagster.domain.types import Problem, StudentText, TrainingExample
 from dataenvgym_dagster.domain.vqa import images
 from dataenvgym_dagster.domain.vqa.scenes import SceneFormatError, parse_scene, render
 
@@ -184,3 +184,16 @@ def inspect_images(problems: Sequence[Problem], home: Path) -> dict[str, ImageCh
         key = None if rejection == "undecodable_image" else images.perceptual_key(images.decode(data, problem.example_id))
         checks[problem.example_id] = ImageCheck(rejection=rejection, key=key)
     return checks
+
+
+def with_image_files(problems: Sequence[Problem], texts: Sequence[StudentText], home: Path) -> list[StudentText]:
+    """Each text's images as files the student can open: the payload's image made under the home if missing."""
+    store = images.ImageStore(home)
+    resolved = []
+    for problem, text in zip(problems, texts, strict=True):
+        files = tuple(
+            str(store.path(problem.payload)) if image == problem.payload.get("image") else str(home / image)
+            for image in text.images
+        )
+        resolved.append(text.model_copy(update={"images": files}))
+    return resolved
