@@ -141,10 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("instance", help="create $DAGSTER_HOME with its settings (what `make ui` calls) and print it")
     compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
     compare_parser.add_argument("--domain", default=None)
+    from dataenvgym_dagster.suite_cli import add_commands  # suite, leaderboard
+
+    handlers = add_commands(commands)
     arguments = parser.parse_args(argv)
     import duckdb
 
     try:
+        if arguments.command in handlers:
+            return handlers[arguments.command](arguments)
         if arguments.command == "compare":
             return compare(arguments.domain)
         if arguments.command == "doctor":

@@ -15,6 +15,7 @@ from dataenvgym_dagster.defs.loop.iterations import iteration_assets
 from dataenvgym_dagster.defs.registration import register_experiments_sensor
 from dataenvgym_dagster.defs.resources import TeachingHome, WarehouseIOManager, default_home, default_storage
 from dataenvgym_dagster.defs.schedules import experiment_schedules
+from dataenvgym_dagster.defs.suites import leaderboard_report, suite_sensors
 from dataenvgym_dagster.defs.teacher import teacher_resource
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 
@@ -47,12 +48,13 @@ def build_definitions(
             groups.setdefault(definition.group_names_by_key[key], []).append(key)
     teaching_loop = next(job for job in job_defs if job.name == TEACHING_LOOP_JOB)
     return Definitions(
-        assets=assets,
+        assets=[*assets, leaderboard_report],
         jobs=job_defs,
         # Both re-read the catalogue file at each tick: new experiments need no restart.
         sensors=[
             register_experiments_sensor(catalog, experiments_file),
             advance_experiments_sensor(catalog, groups, job_defs, experiments_file),
+            *suite_sensors(catalog, groups, job_defs, experiments_file),  # stopped until started in the UI
         ],
         schedules=experiment_schedules(catalog, teaching_loop),
         resources={

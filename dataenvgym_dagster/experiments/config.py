@@ -136,11 +136,91 @@ class ExperimentSettings(_Strict):
         return ENVIRONMENTS[self.environment].policies[self.policy].uses_state
 
 
+# What a suite's grid decides for each of its experiments; its shared ``settings`` may not set them
+# (a ``seed`` there, e.g. from a shared YAML anchor, is replaced by each of the suite's seeds).
+SUITE_AXES = ("domains", "environment", "policy", "seeds")
+
+
+class SuiteSettings(_Strict):
+    """A grid of experiments compared together: domains × environments × agents × seeds.
+
+    Every experiment of the grid shares ``settings`` (budget, teacher, training, student overrides:
+    any experiment setting except those the grid decides), so its runs differ only by environment,
+    agent and seed, and the benchmark split and base student are the domains' own. Each (environment,
+    agent) becomes the experiment ``<suite>.<environment>.<agent>``, whose seeds are the partitions
+    ``<suite>.<environment>.<agent>_seed<seed>`` on each of the suite's domains.
+    """
+
+    domains: tuple[str, ...] = Field(min_length=1)
+    environments: tuple[Literal["open_ended", "skill_list", "skill_tree"], ...] = Field(min_length=1)
+    agents: tuple[str, ...] = Field(
+        min_length=1,
+        description="Policy names; each runs in every environment of the suite that has it (no_state and "
+        "negative_control are in all three; learnable only in skill_list, near_misses only in open_ended, …).",
+    )
+    seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
+    settings: dict[str, Any] = Field(default_factory=dict, description="Experiment settings shared by the whole grid.")
+
+    @model_validator(mode="after")
+    def _grid_is_sound(self) -> SuiteSettings:
+        for axis, values in (("domains", self.domains), ("environments", self.environments), ("agents", self.agents), ("seeds", self.seeds)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"suite {axis} {list(values)} repeat a value")
+        decided = sorted(set(self.settings) & set(SUITE_AXES))
+        if decided:
+            raise ValueError(
+                f"suite settings set {decided}, which the suite's grid decides; "
+                "list them as the suite's domains, environments, agents and seeds instead"
+            )
+        for agent in self.agents:
+            if not any(agent in ENVIRONMENTS[environment].policies for environment in self.environments):
+                offered = sorted({p for environment in self.environments for p in ENVIRONMENTS[environment].policies})
+                raise ValueError(
+                    f"agent {agent!r} exists in none of the suite's environments {list(self.environments)}; "
+                    f"choose from: {', '.join(offered)}"
+                )
+        return self
+
+    def experiments(self, suite: str) -> dict[str, dict[str, Any]]:
+        """The grid as raw experiment entries, by experiment name, in grid order (environment, then agent)."""
+        return {
+            f"{suite}.{environment}.{agent}": {
+                **self.settings, "environment": environment, "policy": agent,
+                "domains": list(self.domains), "seeds": list(self.seeds),
+            }
+            for environment in self.environments
+            for agent in self.agents
+            if agent in ENVIRONMENTS[environment].policies
+        }
+
+
 class ExperimentCatalog(_Strict):
     iterations: int = Field(3, ge=1, le=20, description="Teaching iterations after the base evaluation.")
     default_experiment: str
     domains: dict[str, DomainSettings]
     experiments: dict[str, ExperimentSettings]
+    suites: dict[str, SuiteSettings] = Field(
+        default_factory=dict, description="Grids of experiments run and compared together (see SuiteSettings)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_suites(cls, raw: Any) -> Any:
+        """Add each suite's experiments to ``experiments``, so they are partitions like any other."""
+        if not isinstance(raw, dict) or not raw.get("suites"):
+            return raw
+        experiments = dict(raw.get("experiments") or {})
+        suites = {}
+        for name, settings in dict(raw["suites"]).items():
+            if not EXPERIMENT_NAME.fullmatch(str(name)) or "." in str(name):
+                raise ValueError(f"suite name {name!r} must be letters, digits, '_' and '-' (no '.', which joins its experiment names)")
+            suite = settings if isinstance(settings, SuiteSettings) else SuiteSettings.model_validate(settings)
+            suites[name] = suite
+            for experiment, entry in suite.experiments(name).items():
+                if experiment in experiments and not isinstance(settings, SuiteSettings):
+                    raise ValueError(f"suite {name!r} makes experiment {experiment!r}, which the catalogue already has; rename one")
+                experiments[experiment] = entry
+        return {**raw, "experiments": experiments, "suites": suites}
 
     @model_validator(mode="after")
     def _names_resolve(self) -> ExperimentCatalog:
@@ -251,6 +331,19 @@ class ExperimentCatalog(_Strict):
     def experiment(self, key: str) -> ExperimentSettings:
         """The settings of an experiment partition key (a multi-seed key has its seed filled in)."""
         return self.run(key).settings
+
+    def suite(self, name: str) -> SuiteSettings:
+        try:
+            return self.suites[name]
+        except KeyError:
+            known = ", ".join(self.suites) or "none (add a `suites:` block)"
+            raise KeyError(f"unknown suite {name!r}; this catalogue's suites: {known}") from None
+
+    def suite_partitions(self, name: str) -> list[tuple[str, str]]:
+        """Every (domain, experiment partition key) of a suite: domain, then environment, agent and seed."""
+        suite = self.suite(name)
+        keys = [f"{experiment}_seed{seed}" for experiment in suite.experiments(name) for seed in suite.seeds]
+        return [(domain, key) for domain in suite.domains for key in keys]
 
 
 class ExperimentRun(_Strict):

@@ -30,6 +30,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
+from dataenvgym_dagster.machinery.leaderboard_views import LEADERBOARD_VIEWS
 from dataenvgym_dagster.machinery.storage import Storage, hidden_temporary
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
@@ -244,6 +245,7 @@ DERIVED_VIEWS = {
                CASE WHEN final_accuracy > base_accuracy
                     THEN coalesce(cost.cost_usd, 0) / (100 * (final_accuracy - base_accuracy)) END AS cost_usd_per_point
         FROM test LEFT JOIN cost USING (domain, experiment)""",
+    **LEADERBOARD_VIEWS,  # leaderboard_runs and leaderboard: see machinery/leaderboard_views.py
 }
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")

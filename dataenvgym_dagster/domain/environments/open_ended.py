@@ -127,6 +127,20 @@ def no_state_policy(state: OpenEndedState, context: PolicyContext) -> DataGenera
     return _plan(state, "no_state", chosen, context.budget, lambda r: "drawn at random; the policy does not see the student's answers", show_answers=False)
 
 
+def negative_control_policy(state: OpenEndedState, context: PolicyContext) -> DataGenerationPlan:
+    """The wrong thing on purpose: imitate questions the student already answers right, most confident first.
+
+    A negative control: it reads the student's answers as ``near_misses`` does and spends the
+    budget where there is nothing to learn (if nothing is right, on the errors it is closest to).
+    """
+    right = sorted(state.examples, key=lambda record: (not record.correct, record.answer_loss))
+    chosen = right[:MAX_SEEDS]
+    return _plan(
+        state, "negative_control", chosen, context.budget,
+        lambda r: f"negative control: {'already right' if r.correct else 'lowest loss'} ({r.reference!r})", show_answers=True,
+    )
+
+
 class OpenEndedEnvironment:
     name = NAME
     observe = staticmethod(observe)
@@ -134,4 +148,5 @@ class OpenEndedEnvironment:
         "near_misses": PolicySpec(near_misses_policy, True, "errors, favouring those with low answer loss"),
         "errors": PolicySpec(errors_policy, True, "errors drawn uniformly"),
         "no_state": PolicySpec(no_state_policy, False, "validation questions drawn at random"),
+        "negative_control": PolicySpec(negative_control_policy, True, "negative control: imitate questions already answered right"),
     }

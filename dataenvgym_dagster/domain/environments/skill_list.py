@@ -2,7 +2,7 @@
 
 Policies split the iteration's data budget across the taxonomy's skills. ``learnable`` and
 ``weak_skills`` read the state; ``no_state``, ``uniform`` and ``random_skill`` spend the same
-budget blind to it.
+budget blind to it; ``negative_control`` reads it to do the wrong thing (fund mastered skills).
 """
 
 from __future__ import annotations
@@ -119,6 +119,20 @@ def random_skill_policy(state: SkillListState, context: PolicyContext) -> DataGe
     return _plan(state, "random_skill", {skill: drawn[skill] for skill in skills}, lambda skill: "skill drawn at random per example")
 
 
+def negative_control_policy(state: SkillListState, context: PolicyContext) -> DataGenerationPlan:
+    """The wrong thing on purpose: budget in proportion to squared validation accuracy, so mastered skills get most.
+
+    A negative control for the testbed: it reads the state as closely as ``learnable`` does, so a
+    testbed that rewards reading the state should rank it below every blind baseline.
+    """
+    weights = {p.skill: p.accuracy**2 + 1e-3 for p in state.skills}
+    by_skill = {p.skill: p for p in state.skills}
+    return _plan(
+        state, "negative_control", allocate(context.budget, weights),
+        lambda skill: f"negative control, funds what is mastered: {_describe(by_skill[skill])}", weights,
+    )
+
+
 class SkillListEnvironment:
     name = NAME
     observe = staticmethod(observe)
@@ -128,4 +142,5 @@ class SkillListEnvironment:
         "no_state": PolicySpec(no_state_policy, False, "even over categories, then skills"),
         "uniform": PolicySpec(uniform_policy, False, "even over skills"),
         "random_skill": PolicySpec(random_skill_policy, False, "a random skill per example"),
+        "negative_control": PolicySpec(negative_control_policy, True, "negative control: mastered skills first"),
     }

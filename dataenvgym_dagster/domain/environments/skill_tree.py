@@ -234,6 +234,33 @@ def no_state_policy(state: SkillTreeState, context: PolicyContext, width: int = 
     return make_plan(state, NAME, "no_state", entries, actions)
 
 
+def negative_control_policy(state: SkillTreeState, context: PolicyContext, width: int = 2) -> DataGenerationPlan:
+    """The wrong thing on purpose: trees get budget by squared accuracy, and within a tree the most mastered sub-skills.
+
+    A negative control: empty trees are grown (there is nothing to fund otherwise), then never
+    explored again; shares move towards sub-skills with the highest validation accuracy.
+    """
+    proposer = _require(context)
+    shares: dict[str, dict[str, float]] = {}
+    actions = []
+    for tree in state.trees:
+        if not tree.subskills:
+            after, action = explore(tree, proposer, width, context.seed + state.iteration) or {}, "explore"
+        else:
+            accuracy = {
+                node.name: node.performance.accuracy if node.performance and node.performance.n else tree.performance.accuracy
+                for node in tree.subskills
+            }
+            raw = {name: share * (accuracy[name] ** 2 + 1e-3) for name, share in tree.allocations.items()}
+            after, action = {name: value / sum(raw.values()) for name, value in raw.items()}, "exploit"
+        shares[tree.skill] = after
+        actions.append(_action(tree, action if after else "none", after))
+    weights = {tree.skill: tree.performance.accuracy**2 + 1e-3 for tree in state.trees if shares[tree.skill]}
+    budgets = allocate(context.budget, weights) if weights else {}
+    entries = _entries(state, budgets, shares, lambda tree, name: f"negative control: {_rationale(tree, name, shares[tree.skill][name])}")
+    return make_plan(state, NAME, "negative_control", entries, actions)
+
+
 def _action(tree: SkillTree, action: str, after: dict[str, float], reward_seen: bool = True) -> PolicyAction:
     return PolicyAction(
         skill=tree.skill, action=action, reward=tree.performance.reward if reward_seen else None,
@@ -256,4 +283,5 @@ class SkillTreeEnvironment:
     policies: ClassVar[dict[str, PolicySpec]] = {
         "explore_exploit": PolicySpec(explore_exploit_policy, True, "explore stalled trees, exploit the rest by learnability"),
         "no_state": PolicySpec(no_state_policy, False, "grow every tree each iteration, even shares"),
+        "negative_control": PolicySpec(negative_control_policy, True, "negative control: budget to the most mastered trees and sub-skills"),
     }

@@ -1,0 +1,96 @@
+"""The leaderboard suite, scaled down to fit a small CPU machine: runs it, then prints the table.
+
+Takes the shipped catalogue's domains and its ``table2`` suite (domains × the three environments ×
+the best state-reading agent of each environment, the blind baselines, the negative control ×
+seeds), scales the benchmark, the base student's pretraining and the data budget down as told,
+writes that catalogue into its own home and runs the suite there through Dagster (partitions
+already finished in that home are skipped, so an interrupted run resumes). Then prints the
+leaderboard of the suite as Markdown, with the machine and the time it took.
+
+    .venv/bin/python benchmarks/leaderboard_suite.py [--domains arithmetic code tool_use] [--seeds 0 1 2]
+        [--budget 2000] [--iterations 2] [--per-skill 20] [--agents learnable uniform negative_control]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import yaml
+from dagster import DagsterInstance
+
+from dataenvgym_dagster import leaderboard
+from dataenvgym_dagster.definitions import build_definitions
+from dataenvgym_dagster.defs.resources import default_home
+from dataenvgym_dagster.defs.suites import run_suite
+from dataenvgym_dagster.experiments.config import CATALOG_ENV_VAR, DEFAULT_CATALOG, load_catalog
+from dataenvgym_dagster.machinery.warehouse import Warehouse
+
+SUITE = "table2"
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def scaled_catalog(arguments: argparse.Namespace) -> dict:
+    """The shipped catalogue with the suite (and only it) at the sizes asked for."""
+    raw = {k: v for k, v in yaml.safe_load(DEFAULT_CATALOG.read_text()).items() if not k.startswith("x-")}
+    suite = raw["suites"][SUITE]
+    domains = {}
+    for name in arguments.domains:
+        settings = raw["domains"][name]
+        benchmark = {**settings["benchmark"], "validation_per_skill": arguments.per_skill, "test_per_skill": arguments.per_skill}
+        base = {**settings["base_student"], "pretraining_examples": min(settings["base_student"]["pretraining_examples"], arguments.pretraining)}
+        domains[name] = {**settings, "benchmark": benchmark, "base_student": base, "default_experiment": None}
+    shared = {**suite["settings"], "data_budget": arguments.budget}
+    suite = {
+        **suite, "domains": arguments.domains, "seeds": arguments.seeds, "settings": shared,
+        **({"agents": arguments.agents} if arguments.agents else {}),
+        **({"environments": arguments.environments} if arguments.environments else {}),
+    }
+    catalog = {"iterations": arguments.iterations, "domains": domains, "experiments": {}, "suites": {SUITE: suite}}
+    first = f"{SUITE}.{suite['environments'][0]}.{next(a for a in suite['agents'])}_seed{arguments.seeds[0]}"
+    return {**catalog, "default_experiment": first}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--domains", nargs="+", default=["arithmetic", "code", "tool_use"])
+    parser.add_argument("--environments", nargs="+", default=None, help="default: the suite's (all three)")
+    parser.add_argument("--agents", nargs="+", default=None, help="default: the suite's")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=2000, help="generated examples per iteration")
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--per-skill", type=int, default=20, help="validation and test examples per skill")
+    parser.add_argument("--pretraining", type=int, default=20000, help="at most this many pretraining examples per base student")
+    parser.add_argument("--home", type=Path, default=default_home() / "benchmarks" / "leaderboard")
+    arguments = parser.parse_args()
+
+    home = arguments.home.absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    catalog_file = home / "experiments.yaml"
+    catalog_file.write_text(yaml.safe_dump(scaled_catalog(arguments), sort_keys=False))
+    os.environ[CATALOG_ENV_VAR] = str(catalog_file)
+    catalog = load_catalog(catalog_file)
+    defs = build_definitions(catalog, str(home), catalog_file, storage=str(home))
+    (home / "dagster").mkdir(exist_ok=True)
+    instance = DagsterInstance.local_temp(str(home / "dagster"))  # persistent: finished partitions are skipped next time
+
+    started = time.perf_counter()
+    progress = run_suite(defs, instance, catalog, SUITE, QUIET)
+    elapsed = time.perf_counter() - started
+    board = leaderboard.load(Warehouse(home), set(catalog.suite(SUITE).experiments(SUITE)))
+    print()
+    print(leaderboard.markdown(board))
+    print(
+        f"\nSuite {SUITE}: {len(progress.done)}/{progress.total} partitions, {len(progress.failed)} failed; this run took "
+        f"{elapsed / 60:.1f} min on {platform.machine()} with {os.cpu_count()} CPUs ({platform.processor() or platform.platform()}). "
+        f"Budget {arguments.budget} per iteration, {arguments.iterations} iterations, {arguments.per_skill} validation and "
+        f"test examples per skill, base students pretrained on at most {arguments.pretraining} examples."
+    )
+    print(f"HTML: dataenvgym leaderboard --suite {SUITE} --format html (DATAENVGYM_HOME={home} DATAENVGYM_EXPERIMENTS={catalog_file})")
+
+
+if __name__ == "__main__":
+    main()
