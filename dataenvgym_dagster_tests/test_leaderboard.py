@@ -54,7 +54,7 @@ def write_run(
 def warehouse(tmp_path) -> Warehouse:
     """Suite ``t`` on arithmetic, skill_list, three seeds: a state-reading agent, two blind ones, a negative control."""
     warehouse = Warehouse(tmp_path / "home")
-    for seed, (learnable, uniform, no_state, negative) in enumerate([(1, 0, 0, -1), (3, 1, 2, -1), (5, 0, 4, -2)]):
+    for seed, (learnable, uniform, no_state, negative) in enumerate([(1, 0, 0, -3), (3, 1, 2, -1), (5, 0, 4, 1)]):
         write_run(warehouse, "t.skill_list.learnable", "learnable", seed, 4, 4 + learnable)
         write_run(warehouse, "t.skill_list.uniform", "uniform", seed, 4, 4 + uniform, uses_state=False)
         write_run(warehouse, "t.skill_list.no_state", "no_state", seed, 4, 4 + no_state, uses_state=False)
@@ -88,7 +88,7 @@ def test_difference_to_the_best_blind_baseline_is_paired_by_seed(warehouse):
     assert learnable["vs_blind_ci_low"] == pytest.approx(0.1) and learnable["vs_blind_ci_high"] == pytest.approx(0.1)
     # The baseline is not compared with itself; the other blind agent is compared with it.
     assert row(board, "no_state")["vs_blind"] is None
-    assert row(board, "uniform")["vs_blind"] == pytest.approx((-0.1 - 0.1 - 0.4) / 3)
+    assert row(board, "uniform")["vs_blind"] == pytest.approx((0.0 - 0.1 - 0.4) / 3)
 
 
 def test_the_negative_control_ranks_last_with_an_interval_below_the_blind_baseline(warehouse):

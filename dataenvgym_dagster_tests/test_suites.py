@@ -143,9 +143,12 @@ def test_a_suite_run_names_a_failed_partition_runs_the_others_and_resumes(tmp_pa
     progress = run_suite(workspace.defs, workspace.instance, workspace.catalog, "micro", say=lines.append)
     assert progress.done == ["arithmetic|micro.skill_list.no_state_seed0"]
     assert list(progress.failed) == ["arithmetic|micro.skill_list.weak_skills_seed0"]
-    assert "student_checkpoint" in progress.failed["arithmetic|micro.skill_list.weak_skills_seed0"]
+    assert progress.failed["arithmetic|micro.skill_list.weak_skills_seed0"].startswith(
+        "iteration_1_student_checkpoint: FileExistsError: [Errno 17] File exists"
+    )
     assert any(line.startswith("✗ arithmetic|micro.skill_list.weak_skills_seed0 failed") for line in lines)
-    assert lines[-3].startswith("suite micro: 1/2 done, 0 running, 1 failed")
+    assert lines[-2].startswith("suite micro: 1/2 done, 0 running, 1 failed, 0 to run")
+    assert lines[-1].startswith("  failed: arithmetic|micro.skill_list.weak_skills_seed0: iteration_1_student_checkpoint")
 
     blocked.unlink()  # fixed: the next run does only what is missing
     lines.clear()

@@ -12,8 +12,7 @@ domain × experiment partitions. Two ways to run one:
   ``dataenvgym/suite``, so the UI's run list filters one suite's runs.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Dagster reads the asset's context annotation at definition time.
 import os
 import time
 from collections.abc import Callable
@@ -76,10 +75,12 @@ def finished_partitions(instance: DagsterInstance, catalog: ExperimentCatalog) -
 
 
 def failure_reason(result) -> str:
-    """The first failed step of an in-process run and the first line of its error."""
+    """The first failed step of an in-process run and the first line of the error that caused it."""
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
+            while error is not None and error.cause is not None:  # Dagster wraps the asset's own error
+                error = error.cause
             message = (error.message if error else "").strip().splitlines()
             return f"{event.step_key}: {message[0] if message else 'failed'}"
     return "the run failed before any step (see the Dagster UI)"
