@@ -125,7 +125,7 @@ def _cells(row: dict) -> dict[str, str]:
         "gain [95 % CI]": _interval(row["gain"], row["gain_ci_low"], row["gain_ci_high"]),
         "vs best blind [95 % CI]": versus,
         "teacher tokens": f"{row['teacher_tokens']:.0f}",
-        "$ / point": "" if per_point is None else f"{per_point:.4f}",
+        "$ / point": "" if per_point is None else "0" if per_point == 0 else f"{per_point:.4f}",
         "examples kept": f"{row['examples_kept']:.0f}",
         "training s": f"{row['training_seconds']:.0f}",
         "budget": str(row["data_budget"]),
@@ -186,9 +186,9 @@ def html_page(board: Leaderboard, title: str = "DataEnvGym leaderboard") -> str:
     """One self-contained HTML page: the tables and, per agent, its per-skill test learning curves as inline SVG."""
     head = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:1.5em;color:#222}} table{{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}}
-th,td{{border:1px solid #ccc;padding:3px 7px;text-align:right}} th{{background:#f3f3f3}} td.t{{text-align:left}}
+th,td{{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}} th{{background:#f3f3f3}} td.t{{text-align:left}}
 .curves{{display:flex;flex-wrap:wrap;gap:12px}} figure{{margin:0;border:1px solid #ddd;padding:6px}} figcaption{{font-size:12px}}
-.legend{{font-size:12px;color:#555;max-width:70em}}</style></head><body>"""
+.legend{{font-size:12px;color:#555;max-width:70em}} .skills{{font-size:11px;max-width:340px}} .skills span{{margin-right:6px}}</style></head><body>"""
     parts = [head, f"<h1>{html.escape(title)}</h1>", "<ul>", *(f"<li>{html.escape(n)}</li>" for n in _groups_note(board)), "</ul>"]
     parts.append(_html_table(board.ranked, RANKED_COLUMNS, "ranked"))
     if not board.apart.is_empty():
@@ -198,7 +198,9 @@ th,td{{border:1px solid #ccc;padding:3px 7px;text-align:right}} th{{background:#
         key = {column: row[column] for column in ROW_KEY}
         curves = board.curves.filter(*(pl.col(c) == v for c, v in key.items()))
         caption = f"{row['domain']} · {row['environment']} · {_cells(row)['agent']} (budget {row['data_budget']}, {row['seeds']} seeds)"
-        parts.append(f"<figure>{learning_curves_svg(curves)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+        parts.append(
+            f"<figure>{learning_curves_svg(curves)}<figcaption>{html.escape(caption)}</figcaption>{_skill_legend(curves)}</figure>"
+        )
     parts += ["</div></body></html>"]
     return "\n".join(parts)
 
@@ -211,6 +213,13 @@ def _html_table(rows: pl.DataFrame, columns: tuple[str, ...], name: str) -> str:
         out.append("<tr>" + "".join(f'<td{" class=t" if c in text else ""}>{html.escape(cells[c])}</td>' for c in columns) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
+
+
+def _skill_legend(curves: pl.DataFrame) -> str:
+    """The colour of each skill's line, in the order :func:`learning_curves_svg` draws them; black is the mean."""
+    skills = sorted(curves["skill"].unique().to_list())
+    spans = "".join(f'<span style="color:{PALETTE[i % len(PALETTE)]}">━ {html.escape(skill)}</span>' for i, skill in enumerate(skills))
+    return f'<div class="skills">{spans}<span>━ mean</span></div>'
 
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

@@ -32,7 +32,7 @@ def test_default_definitions_have_one_group_per_iteration_from_the_catalogue():
     catalog = load_catalog(DEFAULT_CATALOG)  # session fixtures may point DATAENVGYM_EXPERIMENTS elsewhere
     graph = defs.resolve_asset_graph()
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"foundations", *(f"iteration_{t}" for t in range(catalog.iterations + 1))}
+    assert groups == {"foundations", *(f"iteration_{t}" for t in range(catalog.iterations + 1)), "reports"}  # reports: the leaderboard
 
 
 def test_iterations_are_chained_by_declared_dependencies():

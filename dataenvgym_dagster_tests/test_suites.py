@@ -155,3 +155,25 @@ def test_a_suite_run_names_a_failed_partition_runs_the_others_and_resumes(tmp_pa
     progress = run_suite(workspace.defs, workspace.instance, workspace.catalog, "micro", say=lines.append)
     assert lines[0] == "suite micro: 2 partitions; 1 already finished"
     assert not progress.failed and len(progress.done) == 2
+
+
+def test_a_suite_sensor_starts_stopped_then_launches_one_run_at_a_time_tagged_with_the_suite(tmp_path):
+    from dagster import DagsterRunStatus, DefaultSensorStatus, SkipReason
+
+    from dataenvgym_dagster.defs.suites import SUITE_TAG
+
+    from .conftest import tick
+
+    workspace = make_workspace(tmp_path, {"suites": {"micro": {**SUITE, "settings": {"data_budget": 64}}}})
+    sensor = workspace.defs.resolve_sensor_def("suite_micro")
+    assert sensor.default_status == DefaultSensorStatus.STOPPED  # started by a person, in the UI
+    result = tick(workspace, "suite_micro")
+    assert [(r.job_name, r.partition_key, r.tags[SUITE_TAG]) for r in result.run_requests] == [("foundations_job", "arithmetic", "micro")]
+    # With that run in flight, the next tick launches nothing and says where the suite stands.
+    workspace.instance.create_run_for_job(
+        workspace.defs.resolve_job_def("foundations_job"), run_config={}, status=DagsterRunStatus.STARTED,
+        tags={"dagster/partition": "arithmetic", SUITE_TAG: "micro"},
+    )
+    waiting = tick(workspace, "suite_micro")
+    assert isinstance(waiting, SkipReason)
+    assert waiting.skip_message == "suite micro: 0/12 done, 0 running, 0 failed, 12 to run; 1 run(s) of the suite in flight"

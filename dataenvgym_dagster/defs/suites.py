@@ -29,6 +29,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -154,30 +155,30 @@ def _suite_sensor(name, loaded, groups, jobs, experiments_file, max_in_flight, i
         except (CatalogError, KeyError) as error:
             return SkipReason(f"suite {name} not run: {error}")
         finished = finished_partitions(context.instance, catalog)
+        in_progress = list(IN_PROGRESS_RUN_STATUSES)
         progress = SuiteProgress(total=len(pairs))
         candidates = []
         for domain, key in pairs:
             partition = f"{domain}|{key}"
             if partition in finished:
                 progress.done.append(partition)
-            elif _runs(context.instance, partition, statuses=list(IN_PROGRESS_RUN_STATUSES), limit=1) or _runs(
-                context.instance, domain, statuses=list(IN_PROGRESS_RUN_STATUSES), limit=1
-            ):
+            elif _runs(context.instance, partition, statuses=in_progress, limit=1):
                 progress.running.append(partition)
             elif (latest := _runs(context.instance, partition, limit=1)) and latest[0].status == DagsterRunStatus.FAILURE:
                 progress.failed[partition] = f"run {latest[0].run_id} failed"
             else:
                 candidates.append((domain, key))
+        in_flight = len(context.instance.get_runs(RunsFilter(tags={SUITE_TAG: name}, statuses=in_progress)))
         requests: list[RunRequest] = []
         for domain, key in candidates:
-            if len(progress.running) + len(requests) >= max_in_flight:
+            if in_flight + len(requests) >= max_in_flight:
                 break
-            step = next_step(context.instance, groups, catalog, domain, key)
+            step = next_step(context.instance, groups, catalog, domain, key)  # a SkipReason while its foundations run
             if isinstance(step, SkipReason) or any(r.job_name == FOUNDATIONS_JOB and r.partition_key == domain for r in requests):
                 continue
             requests.append(RunRequest(run_key=step.run_key, job_name=step.job_name, partition_key=step.partition_key,
                                        tags={**step.tags, SUITE_TAG: name}))
-        summary = f"suite {name}: {progress.line().rsplit(';', 1)[0]}" + "".join(
+        summary = f"suite {name}: {progress.line().rsplit(';', 1)[0]}; {in_flight} run(s) of the suite in flight" + "".join(
             f"; failed {partition} ({why})" for partition, why in progress.failed.items()
         )
         if not requests:
