@@ -75,7 +75,16 @@ def test_the_shipped_catalogue_declares_the_table2_suite():
     catalog = load_catalog()
     suite = catalog.suite("table2")
     assert set(suite.environments) == set(ENVIRONMENTS)
-    assert "negative_control" in suite.agents and len(suite.seeds) == 3
+    assert all("negative_control" in suite.agents_in(environment) for environment in suite.environments)
+    assert len(suite.seeds) == 3
+
+
+def test_agents_may_be_chosen_per_environment(tmp_path):
+    agents = {"skill_list": ["learnable", "uniform"], "open_ended": ["no_state"]}
+    catalog = catalog_with(tmp_path, {"s": {**SUITE, "agents": agents}})
+    assert list(catalog.suite("s").experiments("s")) == ["s.skill_list.learnable", "s.skill_list.uniform", "s.open_ended.no_state"]
+    with pytest.raises(CatalogError, match="suite agents.open_ended names 'learnable', which open_ended does not have"):
+        catalog_with(tmp_path, {"s": {**SUITE, "agents": {"open_ended": ["learnable"]}}})
 
 
 # -- the negative control reads the state to do the wrong thing -----------------------------------

@@ -153,17 +153,20 @@ class SuiteSettings(_Strict):
 
     domains: tuple[str, ...] = Field(min_length=1)
     environments: tuple[Literal["open_ended", "skill_list", "skill_tree"], ...] = Field(min_length=1)
-    agents: tuple[str, ...] = Field(
+    agents: tuple[str, ...] | dict[str, tuple[str, ...]] = Field(
         min_length=1,
-        description="Policy names; each runs in every environment of the suite that has it (no_state and "
-        "negative_control are in all three; learnable only in skill_list, near_misses only in open_ended, …).",
+        description="Policy names, each run in every environment of the suite that has it (no_state and "
+        "negative_control are in all three; learnable only in skill_list, near_misses only in open_ended, …); "
+        "or a mapping environment -> policy names, to choose per environment.",
     )
     seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
     settings: dict[str, Any] = Field(default_factory=dict, description="Experiment settings shared by the whole grid.")
 
     @model_validator(mode="after")
     def _grid_is_sound(self) -> SuiteSettings:
-        for axis, values in (("domains", self.domains), ("environments", self.environments), ("agents", self.agents), ("seeds", self.seeds)):
+        lists = {"domains": self.domains, "environments": self.environments, "seeds": self.seeds}
+        lists.update({"agents": self.agents} if isinstance(self.agents, tuple) else {f"agents.{e}": a for e, a in self.agents.items()})
+        for axis, values in lists.items():
             if len(set(values)) != len(values):
                 raise ValueError(f"suite {axis} {list(values)} repeat a value")
         decided = sorted(set(self.settings) & set(SUITE_AXES))
@@ -172,6 +175,17 @@ class SuiteSettings(_Strict):
                 f"suite settings set {decided}, which the suite's grid decides; "
                 "list them as the suite's domains, environments, agents and seeds instead"
             )
+        if isinstance(self.agents, dict):
+            for environment, agents in self.agents.items():
+                if environment not in self.environments:
+                    raise ValueError(f"suite agents name environment {environment!r}, which is not one of its environments {list(self.environments)}")
+                unknown = [agent for agent in agents if agent not in ENVIRONMENTS[environment].policies]
+                if unknown:
+                    raise ValueError(
+                        f"suite agents.{environment} names {unknown[0]!r}, which {environment} does not have; "
+                        f"choose from: {', '.join(ENVIRONMENTS[environment].policies)}"
+                    )
+            return self
         for agent in self.agents:
             if not any(agent in ENVIRONMENTS[environment].policies for environment in self.environments):
                 offered = sorted({p for environment in self.environments for p in ENVIRONMENTS[environment].policies})
@@ -189,9 +203,14 @@ class SuiteSettings(_Strict):
                 "domains": list(self.domains), "seeds": list(self.seeds),
             }
             for environment in self.environments
-            for agent in self.agents
-            if agent in ENVIRONMENTS[environment].policies
+            for agent in self.agents_in(environment)
         }
+
+    def agents_in(self, environment: str) -> tuple[str, ...]:
+        """The agents the suite runs in ``environment``."""
+        if isinstance(self.agents, dict):
+            return tuple(self.agents.get(environment, ()))
+        return tuple(agent for agent in self.agents if agent in ENVIRONMENTS[environment].policies)
 
 
 class ExperimentCatalog(_Strict):
