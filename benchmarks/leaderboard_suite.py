@@ -26,7 +26,7 @@ from dataenvgym_dagster import leaderboard
 from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.resources import default_home
 from dataenvgym_dagster.defs.suites import run_suite
-from dataenvgym_dagster.experiments.config import CATALOG_ENV_VAR, DEFAULT_CATALOG, load_catalog
+from dataenvgym_dagster.experiments.config import CATALOG_ENV_VAR, DEFAULT_CATALOG, SuiteSettings, load_catalog
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 SUITE = "table2"
@@ -50,8 +50,8 @@ def scaled_catalog(arguments: argparse.Namespace) -> dict:
         **({"environments": arguments.environments} if arguments.environments else {}),
     }
     catalog = {"iterations": arguments.iterations, "domains": domains, "experiments": {}, "suites": {SUITE: suite}}
-    first = f"{SUITE}.{suite['environments'][0]}.{next(a for a in suite['agents'])}_seed{arguments.seeds[0]}"
-    return {**catalog, "default_experiment": first}
+    first = next(iter(SuiteSettings.model_validate(suite).experiments(SUITE)))
+    return {**catalog, "default_experiment": f"{first}_seed{arguments.seeds[0]}"}
 
 
 def main() -> None:
