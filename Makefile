@@ -51,6 +51,9 @@ benchmark: install  ## stage timings of the default experiment
 table2: install  ## every environment with and without state, 3 seeds each (about 25 minutes)
 	$(PYTHON) benchmarks/environments_table.py
 
+leaderboard: install  ## the table2 suite scaled down (3 domains x 3 environments x 3 agents x 3 seeds, budget 1000), then its leaderboard
+	$(PYTHON) benchmarks/leaderboard_suite.py
+
 teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server
 	$(PYTHON) benchmarks/teacher_throughput.py
 

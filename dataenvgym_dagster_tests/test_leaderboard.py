@@ -210,3 +210,16 @@ def test_the_html_page_renders_its_table_and_learning_curves_in_chromium(cli_hom
             assert page.locator("figure figcaption").first.inner_text().startswith("arithmetic · skill_list · learnable")
         finally:
             browser.close()
+
+
+def test_the_leaderboard_asset_shows_the_table_in_its_metadata_and_writes_the_page(warehouse):
+    from dagster import materialize
+
+    from dataenvgym_dagster.defs.resources import TeachingHome
+    from dataenvgym_dagster.defs.suites import leaderboard_report
+
+    result = materialize([leaderboard_report], resources={"teaching": TeachingHome(home=str(warehouse.home))})
+    metadata = result.asset_materializations_for_node("leaderboard_report")[0].metadata
+    assert "| 1 | arithmetic | skill_list | learnable |" in metadata["leaderboard"].value
+    assert metadata["ranked_rows"].value == 4
+    assert (warehouse.home / "reports" / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")
