@@ -5,6 +5,8 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
+# mkdocs-material prints a banner about its successor on every build; the docs build stays quiet.
+export NO_MKDOCS_2_WARNING ?= 1
 
 .PHONY: install install-gpu run test ui docs docs-serve benchmark table2 leaderboard teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark math-benchmark
 

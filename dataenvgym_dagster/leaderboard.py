@@ -115,7 +115,8 @@ def _cells(row: dict) -> dict[str, str]:
         "rank": "" if row.get("listed") == "apart" else str(row["rank"]),
         "domain": row["domain"],
         "environment": row["environment"],
-        "agent": row["agent"] if row["agent_version"] in (None, "builtin") else f"{row['agent']} {row['agent_version']}",
+        "agent": row["agent"],
+        "version": row["agent_version"],
         "state": "reads" if row["uses_state"] else "blind",
         "engine": row["engine"],
         "student": row["student"],
@@ -135,10 +136,10 @@ def _cells(row: dict) -> dict[str, str]:
 
 
 RANKED_COLUMNS = (
-    "rank", "domain", "environment", "agent", "state", "engine", "seeds", "base %", "final %", "gain [95 % CI]",
+    "rank", "domain", "environment", "agent", "version", "state", "engine", "seeds", "base %", "final %", "gain [95 % CI]",
     "vs best blind [95 % CI]", "teacher tokens", "$ / point", "examples kept", "training s",
 )
-APART_COLUMNS = ("domain", "environment", "agent", "state", "engine", "seeds", "base %", "final %", "gain [95 % CI]", "differs")
+APART_COLUMNS = ("domain", "environment", "agent", "version", "state", "engine", "seeds", "base %", "final %", "gain [95 % CI]", "differs")
 LEGEND = (
     "Accuracies and gains in points (percent). Intervals: 95 % Student-t over seeds (no interval with one seed); "
     "▲/▼: the interval lies above/below 0. vs best blind: gain minus the best blind baseline's gain (same domain, "
@@ -197,7 +198,7 @@ th,td{{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap
     for row in board.rows.iter_rows(named=True):
         key = {column: row[column] for column in ROW_KEY}
         curves = board.curves.filter(*(pl.col(c) == v for c, v in key.items()))
-        caption = f"{row['domain']} · {row['environment']} · {_cells(row)['agent']} (budget {row['data_budget']}, {row['seeds']} seeds)"
+        caption = f"{row['domain']} · {row['environment']} · {row['agent']} {row['agent_version']} (budget {row['data_budget']}, {row['seeds']} seeds)"
         parts.append(
             f"<figure>{learning_curves_svg(curves)}<figcaption>{html.escape(caption)}</figcaption>{_skill_legend(curves)}</figure>"
         )
@@ -206,7 +207,7 @@ th,td{{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap
 
 
 def _html_table(rows: pl.DataFrame, columns: tuple[str, ...], name: str) -> str:
-    text = {"domain", "environment", "agent", "state", "engine", "differs", "vs best blind [95 % CI]"}
+    text = {"domain", "environment", "agent", "version", "state", "engine", "differs", "vs best blind [95 % CI]"}
     out = [f'<table id="{name}"><thead><tr>' + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead><tbody>"]
     for row in rows.iter_rows(named=True):
         cells = _cells(row)

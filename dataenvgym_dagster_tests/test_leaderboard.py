@@ -26,13 +26,14 @@ T2 = t_quantile(2)  # 4.303: three seeds
 def write_run(
     warehouse: Warehouse, name: str, policy: str, seed: int, base: int, final: int, *, environment: str = "skill_list",
     uses_state: bool = True, domain: str = "arithmetic", budget: int = 8000, iterations: int = 2, question_prefix: str = "q",
-    kept: int = 100,
+    kept: int = 100, version: str = "v1",
 ) -> None:
     """One finished run: ``base`` then ``final`` of 10 test answers right, split evenly over two skills."""
     experiment = f"{name}_seed{seed}"
     warehouse.write("experiment_runs", [domain, experiment, "iteration_0__experiment_config"], pl.DataFrame([{
         "domain": domain, "experiment": experiment, "name": name, "environment": environment, "policy": policy,
-        "uses_state": uses_state, "teacher": "offline", "discoverer": "gold", "seed": seed, "data_budget": budget,
+        "policy_version": version, "uses_state": uses_state, "teacher": "offline", "teacher_version": "e1",
+        "discoverer": "gold", "seed": seed, "data_budget": budget,
         "recipe": "continue_with_replay", "settings": "{}",
     }]))
     for iteration, right in ((0, base), (iterations, final)):
@@ -122,11 +123,20 @@ def test_only_comparable_runs_are_ranked_together_and_the_others_say_what_differ
     assert row(board, "learnable_small_budget", "apart")["best_blind"] is None
 
 
+def test_two_versions_of_an_agent_never_share_a_row(warehouse):
+    for seed in (0, 1, 2):
+        write_run(warehouse, "t2.skill_list.learnable", "learnable", seed, 4, 9, version="v2")
+    board = leaderboard.load(warehouse)
+    versions = board.ranked.filter(pl.col("agent") == "learnable").sort("agent_version")
+    assert list(versions["agent_version"]) == ["v1", "v2"] and list(versions["gain"]) == pytest.approx([0.3, 0.5])
+
+
 def test_a_run_still_at_iteration_0_is_left_out(warehouse):
     warehouse.write("experiment_runs", ["arithmetic", "t.skill_list.learnable_seed9", "iteration_0__experiment_config"],
                     pl.DataFrame([{"domain": "arithmetic", "experiment": "t.skill_list.learnable_seed9", "name": "t.skill_list.learnable",
-                                   "environment": "skill_list", "policy": "learnable", "uses_state": True, "teacher": "offline",
-                                   "discoverer": "gold", "seed": 9, "data_budget": 8000, "recipe": "", "settings": "{}"}]))
+                                   "environment": "skill_list", "policy": "learnable", "policy_version": "v1", "uses_state": True,
+                                   "teacher": "offline", "teacher_version": "e1", "discoverer": "gold", "seed": 9,
+                                   "data_budget": 8000, "recipe": "", "settings": "{}"}]))
     assert row(leaderboard.load(warehouse), "learnable")["seed_list"] == "0,1,2"
 
 
@@ -158,11 +168,11 @@ def cli_home(warehouse, tmp_path, monkeypatch):
 def test_cli_markdown_ranks_the_suite(cli_home, capsys):
     assert main(["leaderboard", "--suite", "t"]) == 0
     out = capsys.readouterr().out
-    assert "| 1 | arithmetic | skill_list | learnable | reads | offline |" in out
+    assert "| 1 | arithmetic | skill_list | learnable | v1 | reads | offline@e1 |" in out
     assert "+10.0 [+10.0, +10.0] ▲ vs no_state" in out
     assert "weak_skills" not in out
     assert main(["leaderboard"]) == 0
-    assert "| 1 | arithmetic | skill_list | weak_skills |" in capsys.readouterr().out
+    assert "| 1 | arithmetic | skill_list | weak_skills | v1 |" in capsys.readouterr().out
 
 
 def test_cli_csv_has_every_column_as_fractions(cli_home, capsys):
@@ -202,7 +212,7 @@ def test_the_html_page_renders_its_table_and_learning_curves_in_chromium(cli_hom
             page = browser.new_page()
             page.goto(page_file.as_uri())
             assert page.locator("table#ranked tbody tr").count() == 4
-            assert page.locator("table#ranked tbody tr").first.inner_text().startswith("1\tarithmetic\tskill_list\tlearnable")
+            assert page.locator("table#ranked tbody tr").first.inner_text().startswith("1\tarithmetic\tskill_list\tlearnable\tv1")
             means = page.locator("svg polyline.mean")
             assert means.count() == 4  # one learning-curve plot per agent
             box = means.first.bounding_box()
@@ -220,6 +230,6 @@ def test_the_leaderboard_asset_shows_the_table_in_its_metadata_and_writes_the_pa
 
     result = materialize([leaderboard_report], resources={"teaching": TeachingHome(home=str(warehouse.home))})
     metadata = result.asset_materializations_for_node("leaderboard_report")[0].metadata
-    assert "| 1 | arithmetic | skill_list | learnable |" in metadata["leaderboard"].value
+    assert "| 1 | arithmetic | skill_list | learnable | v1 |" in metadata["leaderboard"].value
     assert metadata["ranked_rows"].value == 4
     assert (warehouse.home / "reports" / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")

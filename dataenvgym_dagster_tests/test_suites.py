@@ -49,6 +49,12 @@ def test_a_suites_partitions_are_domain_by_experiment_by_seed_and_are_catalogue_
     assert set(partitions) <= set(catalog.pairs)  # registered, launched and shown like any experiment
 
 
+def test_an_outside_agent_runs_in_every_environment_under_a_partition_safe_name(tmp_path):
+    catalog = catalog_with(tmp_path, {"s": {**SUITE, "agents": ["my_agents.curriculum:policy"]}})
+    assert list(catalog.suite("s").experiments("s")) == ["s.skill_list.my_agents.curriculum-policy", "s.open_ended.my_agents.curriculum-policy"]
+    assert catalog.experiment("s.open_ended.my_agents.curriculum-policy_seed0").policy == "my_agents.curriculum:policy"
+
+
 def test_suite_settings_may_not_set_what_the_grid_decides(tmp_path):
     with pytest.raises(CatalogError, match=r"suite settings set \['policy'\], which the suite's grid decides"):
         catalog_with(tmp_path, {"bad": {**SUITE, "settings": {"policy": "uniform"}}})
@@ -83,7 +89,7 @@ def test_agents_may_be_chosen_per_environment(tmp_path):
     agents = {"skill_list": ["learnable", "uniform"], "open_ended": ["no_state"]}
     catalog = catalog_with(tmp_path, {"s": {**SUITE, "agents": agents}})
     assert list(catalog.suite("s").experiments("s")) == ["s.skill_list.learnable", "s.skill_list.uniform", "s.open_ended.no_state"]
-    with pytest.raises(CatalogError, match="suite agents.open_ended names 'learnable', which open_ended does not have"):
+    with pytest.raises(CatalogError, match="suite agents.open_ended: policy 'learnable' does not exist for environment 'open_ended'"):
         catalog_with(tmp_path, {"s": {**SUITE, "agents": {"open_ended": ["learnable"]}}})
 
 

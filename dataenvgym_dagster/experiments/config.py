@@ -15,7 +15,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dataenvgym_dagster.domain.environments import ENVIRONMENTS
+from dataenvgym_dagster.agents.loading import (
+    BUILTIN_ENGINES,
+    POLICY_GROUP,
+    check_engine_name,
+    check_policy_name,
+    installed,
+    is_import_path,
+    load_policy,
+)
+from dataenvgym_dagster.domain.environments import get_environment
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
@@ -85,8 +94,18 @@ class ExperimentSettings(_Strict):
         description="The domains this experiment runs on (partitions exist for these pairs only); default: every domain.",
     )
     environment: Literal["open_ended", "skill_list", "skill_tree"] = "skill_list"
-    policy: str = "learnable"
-    teacher: Literal["offline", "llm"] = "offline"
+    policy: str = Field(
+        "learnable",
+        description="A built-in policy of the environment, an entry point of dataenvgym.policies, or 'package.module:attribute'.",
+    )
+    teacher: str = Field(
+        "offline",
+        description="The data generation engine: offline, llm, an entry point of dataenvgym.engines, or 'package.module:Class'; "
+        "also written {engine: <one of those>, options: {...}}.",
+    )
+    teacher_options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for an outside engine's class (the `options:` of `teacher: {engine: ...}`)."
+    )
     discoverer: Literal["gold", "llm"] = Field("gold", description="Who labels validation questions with skills.")
     data_budget: int = Field(8_000, gt=0, description="Generated examples per iteration.")
     shortfall_tolerance: float = Field(
@@ -112,14 +131,24 @@ class ExperimentSettings(_Strict):
         "every seed of this experiment, on every domain, at those times (UTC).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _teacher_block(cls, data: Any) -> Any:
+        """``teacher: {engine: X, options: {...}}`` is ``teacher: X`` with ``teacher_options``."""
+        if isinstance(data, dict) and isinstance(data.get("teacher"), dict):
+            block = dict(data["teacher"])
+            unknown = set(block) - {"engine", "options"}
+            if "engine" not in block or unknown:
+                raise ValueError(f"teacher: {block} must have `engine:` (and optionally `options:`), nothing else")
+            data = {**data, "teacher": block["engine"], "teacher_options": block.get("options") or {}}
+        return data
+
     @model_validator(mode="after")
     def _policy_exists_for_environment(self) -> ExperimentSettings:
-        policies = ENVIRONMENTS[self.environment].policies
-        if self.policy not in policies:
-            raise ValueError(
-                f"policy {self.policy!r} does not exist for environment {self.environment!r}; "
-                f"choose one of: {', '.join(policies)}"
-            )
+        check_policy_name(self.environment, self.policy)  # import paths are imported when a run needs them
+        check_engine_name(self.teacher)
+        if self.teacher_options and self.teacher in BUILTIN_ENGINES:
+            raise ValueError(f"teacher {self.teacher!r} is built in and takes no options; set them for an outside engine only")
         if self.domains is not None and len(set(self.domains)) != len(self.domains):
             raise ValueError(f"domains {list(self.domains)} repeat a domain")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
@@ -133,7 +162,8 @@ class ExperimentSettings(_Strict):
 
     @property
     def uses_state(self) -> bool:
-        return ENVIRONMENTS[self.environment].policies[self.policy].uses_state
+        """Whether the policy reads the state; imports an outside policy to ask it."""
+        return load_policy(self.environment, self.policy).uses_state
 
 
 # What a suite's grid decides for each of its experiments; its shared ``settings`` may not set them
@@ -156,8 +186,8 @@ class SuiteSettings(_Strict):
     agents: tuple[str, ...] | dict[str, tuple[str, ...]] = Field(
         min_length=1,
         description="Policy names, each run in every environment of the suite that has it (no_state and "
-        "negative_control are in all three; learnable only in skill_list, near_misses only in open_ended, …); "
-        "or a mapping environment -> policy names, to choose per environment.",
+        "negative_control are in all three; learnable only in skill_list, near_misses only in open_ended, …; "
+        "an outside agent, by entry point or import path, in all); or a mapping environment -> policy names.",
     )
     seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
     settings: dict[str, Any] = Field(default_factory=dict, description="Experiment settings shared by the whole grid.")
@@ -179,26 +209,25 @@ class SuiteSettings(_Strict):
             for environment, agents in self.agents.items():
                 if environment not in self.environments:
                     raise ValueError(f"suite agents name environment {environment!r}, which is not one of its environments {list(self.environments)}")
-                unknown = [agent for agent in agents if agent not in ENVIRONMENTS[environment].policies]
-                if unknown:
-                    raise ValueError(
-                        f"suite agents.{environment} names {unknown[0]!r}, which {environment} does not have; "
-                        f"choose from: {', '.join(ENVIRONMENTS[environment].policies)}"
-                    )
+                for agent in agents:
+                    try:
+                        check_policy_name(environment, agent)
+                    except ValueError as error:
+                        raise ValueError(f"suite agents.{environment}: {error}") from None
             return self
         for agent in self.agents:
-            if not any(agent in ENVIRONMENTS[environment].policies for environment in self.environments):
-                offered = sorted({p for environment in self.environments for p in ENVIRONMENTS[environment].policies})
+            if not any(_offers(environment, agent) for environment in self.environments):
+                offered = sorted({p for environment in self.environments for p in get_environment(environment).policies})
                 raise ValueError(
                     f"agent {agent!r} exists in none of the suite's environments {list(self.environments)}; "
-                    f"choose from: {', '.join(offered)}"
+                    f"choose from: {', '.join(offered)}, an entry point of {POLICY_GROUP}, or 'package.module:attribute'"
                 )
         return self
 
     def experiments(self, suite: str) -> dict[str, dict[str, Any]]:
         """The grid as raw experiment entries, by experiment name, in grid order (environment, then agent)."""
         return {
-            f"{suite}.{environment}.{agent}": {
+            f"{suite}.{environment}.{re.sub(r'[^A-Za-z0-9_.-]', '-', agent)}": {  # 'pkg.mod:policy' -> 'pkg.mod-policy'
                 **self.settings, "environment": environment, "policy": agent,
                 "domains": list(self.domains), "seeds": list(self.seeds),
             }
@@ -210,7 +239,13 @@ class SuiteSettings(_Strict):
         """The agents the suite runs in ``environment``."""
         if isinstance(self.agents, dict):
             return tuple(self.agents.get(environment, ()))
-        return tuple(agent for agent in self.agents if agent in ENVIRONMENTS[environment].policies)
+        return tuple(agent for agent in self.agents if _offers(environment, agent))
+
+
+def _offers(environment: str, agent: str) -> bool:
+    """Whether a suite's list of agents runs ``agent`` in ``environment``: a built-in policy where it
+    exists, an outside agent (entry point or import path) in every environment."""
+    return agent in get_environment(environment).policies or is_import_path(agent) or agent in installed(POLICY_GROUP)
 
 
 class ExperimentCatalog(_Strict):

@@ -38,9 +38,12 @@ def t_quantile(degrees_of_freedom: int) -> float:
     return T_975[min(degrees_of_freedom, len(T_975)) - 1]
 
 
-# Who the agent of a run is. Until agents carry their own name and version, the policy is the
-# agent and every built-in agent has version 'builtin'; this is the one place to change that.
-AGENT_COLUMNS = "r.policy AS agent, 'builtin' AS agent_version"
+# Who the agent of a run is: the policy as the catalogue names it, and the version experiment_config
+# recorded (a built-in's module source hash, an installed package's version, or an outside module's
+# source hash). Runs recorded before agents had versions show 'builtin'. The engine is the teacher
+# with its version, and the model its calls used (LLM teachers).
+AGENT_COLUMNS = "r.policy AS agent, coalesce(r.policy_version, 'builtin') AS agent_version"
+ENGINE_COLUMN = "r.teacher || coalesce('@' || r.teacher_version, '') || coalesce(' ' || t.teacher_model, '') AS engine"
 
 LEADERBOARD_RUNS = f"""
     WITH test AS (
@@ -61,7 +64,7 @@ LEADERBOARD_RUNS = f"""
     training AS (
         SELECT domain, experiment, sum(seconds) AS training_seconds FROM training_runs GROUP BY ALL)
     SELECT r.domain, r.experiment, r.name AS experiment_name, r.environment, {AGENT_COLUMNS}, r.uses_state,
-           r.teacher || coalesce(' ' || t.teacher_model, '') AS engine,
+           {ENGINE_COLUMN},
            left(b.checkpoint_sha256, 12)
                || CASE WHEN coalesce(r.settings->>'$.student', '{{}}') <> '{{}}' THEN ' ' || (r.settings->>'$.student') ELSE '' END
                AS student,
