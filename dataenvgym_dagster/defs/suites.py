@@ -94,12 +94,14 @@ def run_suite(
     name: str,
     run_config: dict | None = None,
     say: Callable[[str], None] = lambda line: print(line, flush=True),
+    only: Callable[[str], bool] = lambda partition: True,
 ) -> SuiteProgress:
     """Run every partition of suite ``name`` that is not finished yet, in process, in the suite's order.
 
     A partition that fails is recorded with its reason and the next one runs; finished partitions
-    (from an earlier, interrupted run of the suite) are skipped."""
-    pairs = catalog.suite_partitions(name)
+    (from an earlier, interrupted run of the suite) are skipped. ``only`` picks the partitions
+    (``domain|experiment``) to consider, for running part of a suite."""
+    pairs = [(domain, key) for domain, key in catalog.suite_partitions(name) if only(f"{domain}|{key}")]
     progress = SuiteProgress(total=len(pairs))
     finished = finished_partitions(instance, catalog)
     progress.done = [f"{domain}|{key}" for domain, key in pairs if f"{domain}|{key}" in finished]

@@ -62,7 +62,10 @@ LEADERBOARD_RUNS = f"""
         SELECT domain, experiment, count(*) FILTER (WHERE passed_quality_checks) AS examples_kept
         FROM generated_examples GROUP BY ALL),
     training AS (
-        SELECT domain, experiment, sum(seconds) AS training_seconds FROM training_runs GROUP BY ALL)
+        SELECT domain, experiment, sum(seconds) AS training_seconds FROM training_runs GROUP BY ALL),
+    runs AS (  -- a home written before agents had versions has no version columns: they read as NULL
+        SELECT * FROM experiment_runs
+        UNION ALL BY NAME SELECT NULL::VARCHAR AS policy_version, NULL::VARCHAR AS teacher_version WHERE false)
     SELECT r.domain, r.experiment, r.name AS experiment_name, r.environment, {AGENT_COLUMNS}, r.uses_state,
            {ENGINE_COLUMN},
            left(b.checkpoint_sha256, 12)
@@ -72,7 +75,7 @@ LEADERBOARD_RUNS = f"""
            b.accuracy AS base_accuracy, f.accuracy AS final_accuracy, f.accuracy - b.accuracy AS gain,
            coalesce(t.teacher_tokens, 0) AS teacher_tokens, coalesce(t.cost_usd, 0) AS cost_usd,
            coalesce(k.examples_kept, 0) AS examples_kept, coalesce(tr.training_seconds, 0) AS training_seconds
-    FROM experiment_runs r
+    FROM runs r
     JOIN test b ON b.domain = r.domain AND b.experiment = r.experiment AND b.iteration = 0
     JOIN final f ON f.domain = r.domain AND f.experiment = r.experiment AND f.iteration > 0
     LEFT JOIN teacher t ON t.domain = r.domain AND t.experiment = r.experiment
