@@ -29,7 +29,7 @@ from dataenvgym_dagster.defs.suites import run_suite
 from dataenvgym_dagster.experiments.config import CATALOG_ENV_VAR, DEFAULT_CATALOG, SuiteSettings, load_catalog
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
-SUITE = "table2"
+SUITE = "table2"  # the shipped catalogue's suite this benchmark scales down
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -49,8 +49,8 @@ def scaled_catalog(arguments: argparse.Namespace) -> dict:
         **({"agents": arguments.agents} if arguments.agents else {}),
         **({"environments": arguments.environments} if arguments.environments else {}),
     }
-    catalog = {"iterations": arguments.iterations, "domains": domains, "experiments": {}, "suites": {SUITE: suite}}
-    first = next(iter(SuiteSettings.model_validate(suite).experiments(SUITE)))
+    catalog = {"iterations": arguments.iterations, "domains": domains, "experiments": {}, "suites": {arguments.name: suite}}
+    first = next(iter(SuiteSettings.model_validate(suite).experiments(arguments.name)))
     return {**catalog, "default_experiment": f"{first}_seed{arguments.seeds[0]}"}
 
 
@@ -64,6 +64,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--per-skill", type=int, default=20, help="validation and test examples per skill")
     parser.add_argument("--pretraining", type=int, default=20000, help="at most this many pretraining examples per base student")
+    parser.add_argument(
+        "--name", default=SUITE,
+        help="the suite's name in this home: another name keeps the runs of other settings apart (and reuses the foundations)",
+    )
     parser.add_argument(
         "--run-only", nargs="+", default=None, metavar="PREFIX",
         help="run only partitions whose 'domain|experiment' starts with one of these (e.g. 'code|table2.skill_list'); "
@@ -84,18 +88,18 @@ def main() -> None:
 
     started = time.perf_counter()
     prefixes = tuple(arguments.run_only or ("",))
-    progress = run_suite(defs, instance, catalog, SUITE, QUIET, only=lambda partition: partition.startswith(prefixes))
+    progress = run_suite(defs, instance, catalog, arguments.name, QUIET, only=lambda partition: partition.startswith(prefixes))
     elapsed = time.perf_counter() - started
-    board = leaderboard.load(Warehouse(home), set(catalog.suite(SUITE).experiments(SUITE)))
+    board = leaderboard.load(Warehouse(home), set(catalog.suite(arguments.name).experiments(arguments.name)))
     print()
     print(leaderboard.markdown(board))
     print(
-        f"\nSuite {SUITE}: {len(progress.done)}/{progress.total} partitions, {len(progress.failed)} failed; this run took "
+        f"\nSuite {arguments.name}: {len(progress.done)}/{progress.total} partitions, {len(progress.failed)} failed; this run took "
         f"{elapsed / 60:.1f} min on {platform.machine()} with {os.cpu_count()} CPUs ({platform.processor() or platform.platform()}). "
         f"Budget {arguments.budget} per iteration, {arguments.iterations} iterations, {arguments.per_skill} validation and "
         f"test examples per skill, base students pretrained on at most {arguments.pretraining} examples."
     )
-    print(f"HTML: dataenvgym leaderboard --suite {SUITE} --format html (DATAENVGYM_HOME={home} DATAENVGYM_EXPERIMENTS={catalog_file})")
+    print(f"HTML: dataenvgym leaderboard --suite {arguments.name} --format html (DATAENVGYM_HOME={home} DATAENVGYM_EXPERIMENTS={catalog_file})")
 
 
 if __name__ == "__main__":
