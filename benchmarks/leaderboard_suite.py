@@ -44,11 +44,11 @@ def scaled_catalog(arguments: argparse.Namespace) -> dict:
         base = {**settings["base_student"], "pretraining_examples": min(settings["base_student"]["pretraining_examples"], arguments.pretraining)}
         domains[name] = {**settings, "benchmark": benchmark, "base_student": base, "default_experiment": None}
     shared = {**suite["settings"], "data_budget": arguments.budget}
-    suite = {
-        **suite, "domains": arguments.domains, "seeds": arguments.seeds, "settings": shared,
-        **({"agents": arguments.agents} if arguments.agents else {}),
-        **({"environments": arguments.environments} if arguments.environments else {}),
-    }
+    environments = arguments.environments or suite["environments"]
+    agents = arguments.agents or suite["agents"]
+    if isinstance(agents, dict):  # agents per environment: only those of the environments kept
+        agents = {environment: names for environment, names in agents.items() if environment in environments}
+    suite = {**suite, "domains": arguments.domains, "environments": environments, "agents": agents, "seeds": arguments.seeds, "settings": shared}
     catalog = {"iterations": arguments.iterations, "domains": domains, "experiments": {}, "suites": {arguments.name: suite}}
     first = next(iter(SuiteSettings.model_validate(suite).experiments(arguments.name)))
     return {**catalog, "default_experiment": f"{first}_seed{arguments.seeds[0]}"}
