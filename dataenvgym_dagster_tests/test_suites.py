@@ -192,3 +192,19 @@ def test_a_suite_sensor_starts_stopped_then_launches_one_run_at_a_time_tagged_wi
     waiting = tick(workspace, "suite_micro")
     assert isinstance(waiting, SkipReason)
     assert waiting.skip_message == "suite micro: 0/12 done, 0 running, 0 failed, 12 to run; 1 run(s) of the suite in flight"
+
+
+@pytest.mark.slow
+def test_when_a_domains_foundations_fail_its_other_partitions_are_not_tried_again(tmp_path):
+    from dataenvgym_dagster.defs.suites import run_suite
+
+    suite = {"domains": ["arithmetic"], "environments": ["skill_list"], "agents": ["uniform", "no_state"], "seeds": [0]}
+    workspace = make_workspace(tmp_path, {"iterations": 1, "suites": {"micro": suite}})
+    blocked = workspace.home / "checkpoints" / "arithmetic" / "base"  # the base student cannot be saved
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a folder")
+    lines: list[str] = []
+    progress = run_suite(workspace.defs, workspace.instance, workspace.catalog, "micro", say=lines.append)
+    assert not progress.done and len(progress.failed) == 2
+    assert progress.failed["arithmetic|micro.skill_list.no_state_seed0"].startswith("the foundations of arithmetic failed: ")
+    assert sum(line.startswith("▶") for line in lines) == 1  # one attempt, not one per partition

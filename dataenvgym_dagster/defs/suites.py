@@ -106,9 +106,13 @@ def run_suite(
     finished = finished_partitions(instance, catalog)
     progress.done = [f"{domain}|{key}" for domain, key in pairs if f"{domain}|{key}" in finished]
     say(f"suite {name}: {len(pairs)} partitions; {len(progress.done)} already finished")
+    broken: dict[str, str] = {}  # domain -> why its foundations failed: its other partitions are not tried again
     for domain, key in pairs:
         partition = f"{domain}|{key}"
         if partition in progress.done:
+            continue
+        if domain in broken:
+            progress.failed[partition] = broken[domain]
             continue
         progress.running = [partition]
         say(f"▶ {partition}  [{progress.line()}]")
@@ -119,6 +123,8 @@ def run_suite(
         failed = [result for result in results if not result.success]
         if failed:
             progress.failed[partition] = failure_reason(failed[0])
+            if failed[0].job_def.name == FOUNDATIONS_JOB:
+                broken[domain] = f"the foundations of {domain} failed: {progress.failed[partition]}"
             say(f"✗ {partition} failed after {time.monotonic() - began:.0f} s: {progress.failed[partition]}")
         else:
             progress.done.append(partition)
