@@ -44,6 +44,8 @@ def scaled_catalog(arguments: argparse.Namespace) -> dict:
         base = {**settings["base_student"], "pretraining_examples": min(settings["base_student"]["pretraining_examples"], arguments.pretraining)}
         domains[name] = {**settings, "benchmark": benchmark, "base_student": base, "default_experiment": None}
     shared = {**suite["settings"], "data_budget": arguments.budget}
+    if arguments.replay_fraction is not None:  # how much of each iteration's training data is replay, not the agent's
+        shared["training"] = {**shared["training"], "replay_fraction": arguments.replay_fraction}
     environments = arguments.environments or suite["environments"]
     agents = arguments.agents or suite["agents"]
     if isinstance(agents, dict):  # agents per environment: only those of the environments kept
@@ -62,6 +64,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=1000, help="generated examples per iteration")
     parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument(
+        "--replay-fraction", type=float, default=None,
+        help="share of each iteration's training set replayed, balanced over skills (default: the suite's, 0.5); "
+        "0 gives the agent's plan all of it",
+    )
     parser.add_argument("--per-skill", type=int, default=20, help="validation and test examples per skill")
     parser.add_argument("--pretraining", type=int, default=20000, help="at most this many pretraining examples per base student")
     parser.add_argument(
