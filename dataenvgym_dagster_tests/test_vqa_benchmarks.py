@@ -156,3 +156,18 @@ def test_yes_no_and_multiple_choice_answers_are_extracted_from_free_text():
     assert extract_choice("B", options) == "B" and extract_choice("(a) ...", options) == "A"
     assert extract_choice("he holds a bag", options) == "B" and extract_choice("nothing", options) == ""
     assert Score(value=1.0, extracted="A", verdict="correct").correct
+
+
+def test_the_article_a_is_not_read_as_option_a(tmp_path: Path):
+    row = _naturalbench_row(0, "multiple_choice", _jpeg((10, 50, 60)), _jpeg((200, 10, 60)))
+    row |= {"Question_0": "What is in front of the house? Option: A: a bicycle; B: a horse",
+            "Question_1": "What is by the fence? Option: A: a horse; B: a bicycle"}
+    rows = [row, _naturalbench_row(1, "yes_no", _jpeg((30, 50, 60)), _jpeg((200, 30, 60)))]
+    spec = BenchmarkSpec(source="naturalbench", path=str(_write_naturalbench(tmp_path / "nb.parquet", rows)), options={"validation_rows": 1})
+    problems = VQA.sources["naturalbench"].load(spec)["validation"]
+    assert [p.answer for p in problems] == ["A", "B", "B", "A"]
+    scores = VQA.score(problems, ["a bicycle", "a horse", "A bicycle.", "It is a horse"])
+    assert [(s.extracted, s.correct) for s in scores] == [("A", True), ("B", True), ("B", True), ("A", True)]
+    options = problems[0].payload["options"]
+    assert extract_choice("a", options) == "A" and extract_choice("(a) a horse", options) == "A"  # a marked letter is a letter
+    assert extract_choice("The answer is B", options) == "B" and extract_choice("a bicycle or a horse", options) == ""

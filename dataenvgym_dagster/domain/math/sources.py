@@ -21,7 +21,7 @@ type × level (``validation_per_skill`` per cell, seeded); test is every test pr
 Gold skills are ``<type>/level_<n>`` (``algebra/level_3``) under the seven types. The real data
 has problems whose level is ``"Level ?"``: they are kept, with skill ``<type>/level_unknown``
 (so no problem is dropped, and the gold skill discoverer adds the skill to the taxonomy).
-Reference answers are the last ``\\boxed{…}`` / ``\\fbox{…}`` of the solution (MATH-500: its
+Reference answers are the final ``\\boxed{…}`` / ``\\fbox{…}`` (boxes joined by "and", "or" or a comma together) of the solution (MATH-500: its
 ``answer`` field). Any missing file, field or answer raises :class:`BenchmarkFormatError`
 naming the file, the row and the expected layout; nothing is skipped.
 """
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from dataenvgym_dagster.domain.benchmark import stratified_sample
-from dataenvgym_dagster.domain.math.answers import last_boxed
+from dataenvgym_dagster.domain.math.answers import boxed_answer
 from dataenvgym_dagster.domain.math.generators import TYPES
 from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
 from dataenvgym_dagster.domain.types import Problem
@@ -90,10 +90,10 @@ def _text_fields(row: Any, fields: tuple[str, ...], where: str, layout: str, str
 
 
 def math_problem(row: Any, example_id: str, where: str, layout: str, source: str) -> Problem:
-    """One row of the original release or the Parquet mirror as a problem (answer: the solution's last box)."""
+    """One row of the original release or the Parquet mirror as a problem (answer: the solution's final boxed answer)."""
     row = _text_fields(row, FIELDS, where, layout, strings=("problem", "type", "solution"))
     skill = skill_of(row["type"], row["level"], where, layout)
-    answer = last_boxed(row["solution"])
+    answer = boxed_answer(row["solution"])
     if not answer:
         raise BenchmarkFormatError(f"{where}: the solution has no \\boxed{{…}} answer to score against; expected {layout}")
     payload = {"solution": row["solution"], "level": row["level"], "type": row["type"], "source": source}
