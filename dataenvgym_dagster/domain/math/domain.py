@@ -43,7 +43,9 @@ class MathDomain:
     """MATH-style problems: gold skills ``<type>/level_<n>``, the student writes ``\\boxed{answer}``.
 
     The student reads the problem and a newline and is trained to write ``\\boxed{<answer>}``: the
-    tiny CPU student learns short answers, not hundreds of tokens of solution. Scoring extracts the
+    tiny CPU student learns short answers, not hundreds of tokens of solution. A real student
+    (``student.target: solution``) is trained on the worked solution ending in the boxed answer
+    instead (:meth:`solution_text`), as the paper's students are. Scoring extracts the
     completion's final boxed answer (see :func:`~.answers.boxed_answer`) and compares it with the reference by math-verify (gold first) in worker
     processes with a per-item timeout.
     """
@@ -51,6 +53,7 @@ class MathDomain:
     name = "math"
     brief = BRIEF
     generated_item = MathItem
+    solution_item = MathItem  # the teacher writes a worked solution with every problem either way
 
     def __init__(self, pool: EquivalencePool | None = None) -> None:
         self.taxonomy = SkillTaxonomy(
@@ -93,6 +96,16 @@ class MathDomain:
     # -- the student's text format --------------------------------------------------------
     def student_text(self, problem: Problem) -> StudentText:
         return StudentText(prompt=f"{problem.question}\n", target=f"\\boxed{{{problem.answer}}}")
+
+    def solution_text(self, problem: Problem) -> StudentText:
+        """The same prompt; the target is the worked solution (payload ``solution``), which ends in its boxed
+        answer (one is appended if the solution boxes none). A problem without a solution: ``\\boxed{answer}``."""
+        solution = str(problem.payload.get("solution") or "").strip()
+        if not solution:
+            return self.student_text(problem)
+        if boxed_answer(solution) is None:
+            solution += f"\nThe answer is $\\boxed{{{problem.answer}}}$."
+        return StudentText(prompt=f"{problem.question}\n", target=solution)
 
     # -- checking -------------------------------------------------------------------------
     def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
