@@ -53,7 +53,7 @@ benchmark: install  ## stage timings of the default experiment
 table2: install  ## every environment with and without state, 3 seeds each (about 25 minutes)
 	$(PYTHON) benchmarks/environments_table.py
 
-leaderboard: install  ## the table2 suite scaled down (3 domains x 3 environments x 3 agents x 3 seeds, budget 1000), then its leaderboard
+leaderboard: install  ## the table2 suite scaled down (3 domains x 3 environments x 3 agents x 3 seeds, budget 4000, 2 iterations; hours on 2 cores), then its leaderboard
 	$(PYTHON) benchmarks/leaderboard_suite.py
 
 teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server

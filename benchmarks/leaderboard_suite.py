@@ -8,7 +8,7 @@ already finished in that home are skipped, so an interrupted run resumes). Then 
 leaderboard of the suite as Markdown, with the machine and the time it took.
 
     .venv/bin/python benchmarks/leaderboard_suite.py [--domains arithmetic code tool_use] [--seeds 0 1 2]
-        [--budget 1000] [--iterations 2] [--per-skill 20] [--agents learnable uniform negative_control]
+        [--budget 4000] [--iterations 2] [--per-skill 20] [--agents learnable uniform negative_control]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--environments", nargs="+", default=None, help="default: the suite's (all three)")
     parser.add_argument("--agents", nargs="+", default=None, help="default: the suite's")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--budget", type=int, default=1000, help="generated examples per iteration")
+    parser.add_argument("--budget", type=int, default=4000, help="generated examples per iteration (1000 teaches this student nothing)")
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument(
         "--replay-fraction", type=float, default=None,
