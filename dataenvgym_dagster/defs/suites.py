@@ -75,6 +75,21 @@ def finished_partitions(instance: DagsterInstance, catalog: ExperimentCatalog) -
     return set(instance.get_materialized_partitions(iteration_key(catalog.iterations, "test_evaluation")))
 
 
+def _errors(result):
+    """Every error (with its causes) of the failed steps of an in-process run."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None:
+                yield error
+                error = error.cause
+
+
+def interrupted(result) -> bool:
+    """Whether a run failed because this process was interrupted (Ctrl-C, SIGTERM), not because of a step."""
+    return any(error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt") for error in _errors(result))
+
+
 def failure_reason(result) -> str:
     """The first failed step of an in-process run and the first line of the error that caused it."""
     for event in result.all_events:
@@ -121,6 +136,10 @@ def run_suite(
         results = run_experiment(defs, instance, domain, key, run_config, seed=settings.seed, say=lambda _line: None)
         progress.running = []
         failed = [result for result in results if not result.success]
+        if failed and interrupted(failed[0]):  # the person stopped the suite: stop, do not start the next one
+            progress.failed[partition] = "interrupted"
+            say(f"■ interrupted during {partition}; run the suite again to resume (finished partitions are kept)")
+            break
         if failed:
             progress.failed[partition] = failure_reason(failed[0])
             if failed[0].job_def.name == FOUNDATIONS_JOB:
