@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from dataenvgym_dagster.defs.resources import HOME_ENV_VAR, default_home
+from dataenvgym_dagster.sql import add_sql_arguments, sql_command
 
 # The instance settings `dataenvgym` and `make ui` write into an empty or missing dagster.yaml:
 # default local storage, plus run monitoring, so that runs that never start, or never finish
@@ -94,7 +95,7 @@ def run(domain: str, experiment: str | None, force: bool = False) -> int:
         f"\nTest accuracy: iteration 0 {base:.1%} -> iteration {last} {final:.1%} "
         f"(gain {100 * (final - base):+.1f} points) in {time.perf_counter() - started:.0f} s"
     )
-    print(f"Warehouse: duckdb {warehouse.database}  |  UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml")
+    print(f"Query the warehouse: dataenvgym sql (a read-only shell) or dataenvgym sql 'FROM accuracy_by_iteration'  |  UI: make ui")
     return 0
 
 
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("instance", help="create $DAGSTER_HOME with its settings (what `make ui` calls) and print it")
     compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
     compare_parser.add_argument("--domain", default=None)
+    sql_parser = commands.add_parser("sql", help="query the warehouse's tables and views: a read-only shell, or one query")
+    add_sql_arguments(sql_parser)
     arguments = parser.parse_args(argv)
     import duckdb
 
@@ -149,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             return compare(arguments.domain)
         if arguments.command == "doctor":
             return doctor()
+        if arguments.command == "sql":
+            return sql_command(arguments)
         if arguments.command == "instance":
             print(prepare_dagster_home(default_home()))
             return 0

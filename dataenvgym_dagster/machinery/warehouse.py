@@ -6,8 +6,8 @@ into place, so a reader sees the old rows or the new ones, never half, and re-ma
 partition replaces its rows instead of adding to them.
 
 ``warehouse.duckdb`` holds only view definitions over those folders. Runs open it just to
-(re)create views when their definitions change, so a user holding the file open in the
-``duckdb`` CLI never makes a run fail, and concurrent runs never contend for its lock.
+(re)create views when their definitions change, so a user holding the file open in a
+DuckDB client never makes a run fail, and concurrent runs never contend for its lock.
 
 The Parquet folders may also live in an object store (``s3://…``, ``gs://…``, see
 :mod:`~dataenvgym_dagster.machinery.storage`): a partition file is then written locally,
@@ -400,7 +400,7 @@ class Warehouse:
                     raise WarehouseLockedError(
                         f"{self.database} is held open for writing by another process ({error}). "
                         "Table data is safe in Parquet; the views will be updated on the next run. "
-                        "Open the warehouse read-only (duckdb -readonly) to avoid this."
+                        "Query it with `dataenvgym sql` (which never takes its lock), or open it with read_only=True, to avoid this."
                     ) from error
                 time.sleep(0.2)
         stamp.write_text(fingerprint)
