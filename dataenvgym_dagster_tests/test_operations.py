@@ -203,7 +203,7 @@ def damaged_home(tmp_path: Path) -> Path:
     rows = pl.DataFrame({"domain": ["arithmetic"], "split": ["test"], "example_id": ["e1"], "skill": ["a"],
                          "question": ["1+1"], "answer": ["2"], "payload": ["{}"]})
     warehouse.write("benchmark_problems", ["arithmetic", "benchmark_splits"], rows)
-    evaluation = warehouse.tables / "evaluation_results" / "arithmetic" / "skill_list" / "iteration_1_test_evaluation.parquet"
+    evaluation = warehouse.tables / "evaluation_results" / "arithmetic" / "skill_list" / "it1_test_eval.parquet"
     evaluation.parent.mkdir(parents=True)
     shutil.copy(warehouse.tables / "benchmark_problems" / "arithmetic" / "benchmark_splits.parquet", evaluation)
     truncate(evaluation)
@@ -215,8 +215,8 @@ def test_doctor_names_each_damaged_file_with_the_asset_and_partition_to_redo(tmp
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
-    assert "iteration_1_test_evaluation.parquet (evaluation_results) is damaged" in out
-    assert "Re-materialise iteration_1_test_evaluation for partition arithmetic|skill_list" in out
+    assert "it1_test_eval.parquet (evaluation_results) is damaged" in out
+    assert "Re-materialise it1_test_eval for partition arithmetic|skill_list" in out
     assert "benchmark_splits" not in out  # the readable file is not reported
 
 
@@ -225,7 +225,7 @@ def test_compare_over_a_damaged_file_says_which_partition_to_redo_instead_of_cra
     assert main(["compare"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("dataenvgym: a warehouse query failed because of damaged files")
-    assert "iteration_1_test_evaluation for partition arithmetic|skill_list" in error
+    assert "it1_test_eval for partition arithmetic|skill_list" in error
 
 
 def test_a_write_is_verified_as_readers_will_see_it(tmp_path):
@@ -234,7 +234,7 @@ def test_a_write_is_verified_as_readers_will_see_it(tmp_path):
         {"domain": ["arithmetic"], "experiment": ["skill_list"], "iteration": [1], "previous_version": ["a"],
          "version": ["b"], "old_skill": ["x"], "new_skill": ["y"], "share": [1.0]}))
     truncate(path)
-    with pytest.raises(DamagedTableFileError, match="iteration_1_skill_taxonomy for partition arithmetic|skill_list"):
+    with pytest.raises(DamagedTableFileError, match="it1_skill_taxonomy for partition arithmetic|skill_list"):
         warehouse.check()
 
 

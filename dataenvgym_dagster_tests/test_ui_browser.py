@@ -99,11 +99,11 @@ def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagst
 
         # Graph nodes, and the links to other groups, name their iteration (the UI shows a key's last part).
         page.goto(f"{url}/locations/dataenvgym_dagster/asset-groups/foundations")
-        expect(page.get_by_text("iteration_0_student_checkpoint").first).to_be_visible()
+        expect(page.get_by_text("it0_checkpoint").first).to_be_visible()
 
         # The asset graph of iteration 0's job, then "Materialize all" opens the partition dialog.
         page.goto(f"{url}/locations/dataenvgym_dagster/jobs/iteration_0_job")
-        expect(page.get_by_text("iteration_0_student_checkpoint").first).to_be_visible()
+        expect(page.get_by_text("it0_checkpoint").first).to_be_visible()
         page.get_by_role("button", name="Materialize all").first.click()
         dialog = page.locator("[role=dialog]")
         expect(dialog.get_by_text("Partition selection")).to_be_visible()
@@ -123,7 +123,7 @@ def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagst
         expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=240_000)
 
         # The evaluation asset shows its learning curve inline, and the per-skill plot one click away.
-        page.goto(f"{url}/assets/iteration_0_test_evaluation?partition=arithmetic%7Cskill_list")
+        page.goto(f"{url}/assets/it0_test_eval?partition=arithmetic%7Cskill_list")
         inline = page.locator("img[alt='mean test accuracy by iteration']").first
         expect(inline).to_be_visible()
         assert inline.evaluate("image => image.naturalWidth") >= 80  # decoded, not a broken link

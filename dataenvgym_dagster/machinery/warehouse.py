@@ -30,6 +30,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
+from dataenvgym_dagster.asset_names import iteration_asset_name
 from dataenvgym_dagster.machinery.storage import Storage, hidden_temporary
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
@@ -330,6 +331,14 @@ class Warehouse:
         with self.storage.open(*parts) as handle:
             return pl.read_parquet(handle)
 
+    def remove(self, table: str, key: Sequence[str]) -> Path | str | None:
+        """Delete the rows stored under ``key``; the file removed, or ``None`` if there was none."""
+        parts = _file_parts(table, key)
+        if not self.storage.exists(*parts):
+            return None
+        self.storage.remove(*parts)
+        return self.storage.local_path(*parts) if self.storage.is_local else self.storage.url(*parts)
+
     def _store(self, frame: pl.DataFrame, parts: tuple[str, ...]) -> Path | str:
         """Write one partition file atomically: rename into place locally, one upload of a checked file otherwise."""
         if self.storage.is_local:
@@ -477,6 +486,6 @@ def _writer_of(table: str, relative: Path) -> tuple[str, str]:
     if table == "teacher_calls":
         return f"the {parts[2] if len(parts) > 2 else ''} asset that called the teacher", "|".join(parts[:2])
     if table in WRITTEN_BY and len(parts) >= 3:
-        return f"{parts[2]}_{WRITTEN_BY[table]}", "|".join(parts[:2])
+        return iteration_asset_name(int(parts[2].removeprefix("iteration_")), WRITTEN_BY[table]), "|".join(parts[:2])
     *partition, asset = parts
     return asset.replace("__", "/"), "|".join(partition)
