@@ -107,6 +107,19 @@ def compare(domain: str | None) -> int:
     return 0
 
 
+def status() -> int:
+    """What is missing or out of date for each partition the catalogue runs (the UI counts invalid pairs too)."""
+    from dataenvgym_dagster.definitions import build_definitions
+    from dataenvgym_dagster.defs.status import experiment_status
+    from dataenvgym_dagster.experiments import load_catalog
+
+    home = default_home()
+    catalog = load_catalog()
+    for line in experiment_status(build_definitions(catalog, str(home)), _instance(home), catalog):
+        print(line.describe())
+    return 0
+
+
 def doctor() -> int:
     """Name damaged warehouse files (and what to re-materialise) and mark runs whose process died as failed."""
     from dataenvgym_dagster.defs.resources import home_warehouse
@@ -138,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--domain", default="arithmetic")
     run_parser.add_argument("--experiment", default=None, help="default: the domain's default_experiment, else the catalogue's")
     run_parser.add_argument("--force", action="store_true", help="redo every asset, not only missing or stale ones")
+    commands.add_parser("status", help="what is missing or out of date, per domain and per experiment the catalogue runs")
     commands.add_parser("doctor", help="find damaged warehouse files and runs left in progress by a killed process")
     commands.add_parser("instance", help="create $DAGSTER_HOME with its settings (what `make ui` calls) and print it")
     compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
@@ -150,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "compare":
             return compare(arguments.domain)
+        if arguments.command == "status":
+            return status()
         if arguments.command == "doctor":
             return doctor()
         if arguments.command == "sql":
