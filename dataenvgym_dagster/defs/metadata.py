@@ -56,10 +56,9 @@ def duration(seconds: float) -> str:
 
 
 def evaluation_metadata(results: pl.DataFrame, report: GenerationReport) -> dict[str, Any]:
-    per_skill = (
-        results.group_by("skill", maintain_order=True)
-        .agg(n=pl.len(), accuracy=pl.col("correct").mean(), answer_loss=pl.col("answer_loss").mean())
-    )
+    # Three columns fit the UI's metadata value column at 1440 px with long skill names; a fourth was cut
+    # off. Per-skill answer loss is in `dataenvgym run`'s second table and the skill_accuracy view.
+    per_skill = results.group_by("skill", maintain_order=True).agg(n=pl.len(), accuracy=pl.col("correct").mean())
     right = int(results["correct"].sum())
     return {
         "accuracy": MetadataValue.text(f"{percent(right / len(results))} ({right} of {len(results)} right)"),
