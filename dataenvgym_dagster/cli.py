@@ -120,6 +120,16 @@ def status() -> int:
     return 0
 
 
+def schema(environment: str) -> int:
+    """Print the JSON Schemas of an environment's state and plan, its actions and its rules."""
+    import json
+
+    from dataenvgym_dagster.agents import environment_schema
+
+    print(json.dumps(environment_schema(environment), indent=2))
+    return 0
+
+
 def doctor() -> int:
     """Name damaged warehouse files (and what to re-materialise) and mark runs whose process died as failed."""
     from dataenvgym_dagster.defs.resources import home_warehouse
@@ -158,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     compare_parser.add_argument("--domain", default=None)
     sql_parser = commands.add_parser("sql", help="query the warehouse's tables and views: a read-only shell, or one query")
     add_sql_arguments(sql_parser)
+    schema_parser = commands.add_parser("schema", help="print the JSON Schema of an environment's state and plan (for agents)")
+    schema_parser.add_argument("environment", choices=["open_ended", "skill_list", "skill_tree"])
     arguments = parser.parse_args(argv)
     import duckdb
 
@@ -166,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             return compare(arguments.domain)
         if arguments.command == "status":
             return status()
+        if arguments.command == "schema":
+            return schema(arguments.environment)
         if arguments.command == "doctor":
             return doctor()
         if arguments.command == "sql":
