@@ -172,6 +172,6 @@ def test_a_sensor_tick_shows_why_it_did_nothing_as_the_cursor_the_sensor_page_di
     with DagsterInstance.ephemeral() as instance:
         for name in ("register_experiments", "advance_experiments"):
             context = build_sensor_context(instance=instance)
-            definitions.get_sensor_def(name)(context)
+            definitions.resolve_sensor_def(name)(context)
             assert context.cursor, name
         assert context.cursor == "no experiment in the catalogue has `automation: eager`"

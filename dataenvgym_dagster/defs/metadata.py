@@ -68,7 +68,9 @@ def evaluation_metadata(results: pl.DataFrame, report: GenerationReport) -> dict
             f"{quantity(report.prompts_per_second, 'examples/s')} ({duration(report.seconds)})"
         ),
         "per_skill": markdown_table(per_skill, percent=["accuracy"]),
-        "checkpoint_sha256": results["checkpoint_sha256"][0],
+        # A prefix: the full 64 hex digits widened the UI's value column past the window, clipping the
+        # per-skill table (the full hash is in evaluation_results.checkpoint_sha256 and the checkpoint's sha256).
+        "checkpoint_sha256": f"{results['checkpoint_sha256'][0][:16]}…",
     }
 
 
@@ -129,7 +131,8 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
         "learning_curve": MetadataValue.md(learning_curve_thumbnail(curves)),
         "learning_curves_at_a_glance": MetadataValue.md(sparklines(curves)),
         "learning_curves": MetadataValue.md(f"![learning curves](data:image/png;base64,{base64.b64encode(png).decode()})"),
-        "learning_curves_png": MetadataValue.path(str(path)),
+        # No path entry: an absolute path (80+ characters) widened the value column past the window,
+        # clipping the tables beside it; the PNG's place is documented (plots/<domain>/<experiment>/).
     }
 
 
