@@ -147,7 +147,7 @@ def learning_curve_thumbnail(curves: pl.DataFrame, limit: int = INLINE_MARKDOWN_
     values, iterations = mean["accuracy"].to_list(), mean["iteration"].to_list()
     caption = f"mean test accuracy: {percent(values[0])}"
     caption += f" → {percent(values[-1])} (iterations {iterations[0]}–{iterations[-1]})" if len(values) > 1 else f" (iteration {iterations[0]})"
-    for width in (280, 220, 160):
+    for width in (280, 220, 160, 120):
         png = base64.b64encode(accuracy_thumbnail_png(values, iterations, width=width)).decode()
         text = f"![mean test accuracy by iteration](data:image/png;base64,{png})\n\n{caption}"
         if len(text) < limit:

@@ -64,14 +64,18 @@ def accuracy_thumbnail_png(accuracy: list[float], iterations: list[int] | None =
     for fraction, label in ((0.0, "0%"), (0.5, "50%"), (1.0, "100%")):
         draw.line([(left, y(fraction)), (width - right, y(fraction))], fill=2 if fraction == 0 else 1)
         draw.text((left - 4, y(fraction)), label, fill=2, font=font, anchor="rm")
+    every = -(-len(iterations) // 8)  # at most 8 labelled ticks, the last one always
     for index, iteration in enumerate(iterations):
+        if index % every and index != len(iterations) - 1:
+            continue
         draw.line([(x(index), y(0)), (x(index), y(0) + 3)], fill=2)
         draw.text((x(index), y(0) + 4), str(iteration), fill=2, font=font, anchor="mt")
     draw.text(((left + width - right) / 2, height - 1), "iteration", fill=2, font=font, anchor="mb")
     points = [(x(index), y(value)) for index, value in enumerate(accuracy)]
+    many = len(points) > 12  # a thin line without dots: fewer bytes, and dots would merge anyway
     if len(points) > 1:
-        draw.line(points, fill=3, width=2)
-    for px, py in points:
+        draw.line(points, fill=3, width=1 if many else 2)
+    for px, py in [] if many else points:
         draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=3)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True, bits=2)
