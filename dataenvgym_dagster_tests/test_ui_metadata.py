@@ -27,6 +27,7 @@ def test_evaluation_metadata_says_accuracy_in_percent_with_counts_and_speed_with
     assert metadata["accuracy"].value == "50.0 % (2 of 4 right)"
     assert metadata["answer_loss"].value == "0.100 nats/token"
     assert metadata["evaluation_speed"].value == "1,560 examples/s (0.3 s)"
+    assert metadata["evaluation_seconds"] == 0.31  # a number too, rounded, for plots and benchmarks
     assert metadata["per_skill"].value.splitlines() == ["| skill | n | accuracy |", "|---|---|---|", "| a/b | 4 | 50.0 % |"]
 
 

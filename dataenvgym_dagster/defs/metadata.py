@@ -67,6 +67,7 @@ def evaluation_metadata(results: pl.DataFrame, report: GenerationReport) -> dict
         "evaluation_speed": MetadataValue.text(
             f"{quantity(report.prompts_per_second, 'examples/s')} ({duration(report.seconds)})"
         ),
+        "evaluation_seconds": round(report.seconds, 2),  # a number, for plots and benchmarks/stage_timings.py
         "per_skill": markdown_table(per_skill, percent=["accuracy"]),
         # A prefix: the full 64 hex digits widened the UI's value column past the window, clipping the
         # per-skill table (the full hash is in evaluation_results.checkpoint_sha256 and the checkpoint's sha256).
@@ -82,6 +83,7 @@ def training_metadata(report: TrainingReport) -> dict[str, Any]:
         "steps": report.steps,
         "tokens": report.tokens,
         "training_time": MetadataValue.text(duration(report.seconds)),
+        "train_seconds": round(report.seconds, 1),  # a number, for plots and benchmarks/stage_timings.py
         "training_speed": MetadataValue.text(quantity(report.tokens_per_second, "tokens/s")),
         "final_loss": MetadataValue.text(quantity(report.final_loss, "nats/token")),
         "loss_curve": markdown_table(pl.DataFrame(curve, schema=["step", "loss"], orient="row")),
