@@ -13,7 +13,7 @@ from dataenvgym_dagster.sql import add_sql_arguments, sql_command
 
 # The instance settings `dataenvgym` and `make ui` write into an empty or missing dagster.yaml:
 # default local storage, plus run monitoring, so that runs that never start, or never finish
-# cancelling, end as failed instead of hanging in the UI (the daemon of `dagster dev` applies it).
+# cancelling, end as failed instead of hanging in the UI (the daemon of `dg dev`, which `make ui` starts, applies it).
 # Runs whose process was killed are marked failed by `fail_abandoned_runs` (CLI start, sensor tick).
 INSTANCE_SETTINGS = """\
 # Written by dataenvgym (see cli.py). Edit freely: a non-empty file is never overwritten.
