@@ -145,6 +145,7 @@ def test_skill_tree_negative_control_gives_the_most_mastered_tree_the_budget():
 # -- running a suite ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_suite_run_names_a_failed_partition_runs_the_others_and_resumes(tmp_path):
+    from dataenvgym_dagster.defs.loop.iterations import iteration_key
     from dataenvgym_dagster.defs.suites import run_suite
 
     suite = {"domains": ["arithmetic"], "environments": ["skill_list"], "agents": ["weak_skills", "no_state"], "seeds": [0],
@@ -158,12 +159,11 @@ def test_a_suite_run_names_a_failed_partition_runs_the_others_and_resumes(tmp_pa
     progress = run_suite(workspace.defs, workspace.instance, workspace.catalog, "micro", say=lines.append)
     assert progress.done == ["arithmetic|micro.skill_list.no_state_seed0"]
     assert list(progress.failed) == ["arithmetic|micro.skill_list.weak_skills_seed0"]
-    assert progress.failed["arithmetic|micro.skill_list.weak_skills_seed0"].startswith(
-        "iteration_1_student_checkpoint: FileExistsError: [Errno 17] File exists"
-    )
+    checkpoint = iteration_key(1, "student_checkpoint").to_user_string()  # the step that failed
+    assert progress.failed["arithmetic|micro.skill_list.weak_skills_seed0"].startswith(f"{checkpoint}: FileExistsError: [Errno 17] File exists")
     assert any(line.startswith("✗ arithmetic|micro.skill_list.weak_skills_seed0 failed") for line in lines)
     assert lines[-2].startswith("suite micro: 1/2 done, 0 running, 1 failed, 0 to run")
-    assert lines[-1].startswith("  failed: arithmetic|micro.skill_list.weak_skills_seed0: iteration_1_student_checkpoint")
+    assert lines[-1].startswith(f"  failed: arithmetic|micro.skill_list.weak_skills_seed0: {checkpoint}")
 
     blocked.unlink()  # fixed: the next run does only what is missing
     lines.clear()
