@@ -83,7 +83,7 @@ class TeacherResource(ConfigurableResource):
     backoff_max_s: float | None = None
     max_retry_after_s: float | None = None
     structured_output: bool | None = None
-    max_string_length: int | None = Field(None, description="Structured output: maxLength of every string in the schema sent.")
+    max_string_length: int | None = Field(None, description="Structured output: maxLength of every string (digits of every integer) in the schema sent.")
     max_list_length: int | None = Field(None, description="Structured output: maxItems of every array in the schema sent.")
     price_per_million_input_tokens: float | None = Field(None, description="US dollars per million input tokens.")
     price_per_million_output_tokens: float | None = Field(None, description="US dollars per million output tokens.")

@@ -18,10 +18,10 @@ from dataenvgym_dagster.machinery.student.backend import Completion, GenerationR
 from dataenvgym_dagster.machinery.student.settings import StudentSpec
 
 _ENGINES: dict[tuple, object] = {}  # one engine per base model and settings: loading one takes minutes
-_FINGERPRINTED = ("*.safetensors", "*.bin", "*.json")
+_FINGERPRINTED = ("*.safetensors", "*.bin", "*.json")  # the files whose change makes a model or adapter another one
 # The CPU build's KV cache, unless VLLM_CPU_KVCACHE_SPACE (GiB) says otherwise. Without a size it reserves
 # gpu_memory_utilization (0.92) of the machine's memory, and refuses to start where that much is not free.
-CPU_KV_CACHE_BYTES = 1 << 30  # the files whose change makes a model or adapter another one
+CPU_KV_CACHE_BYTES = 1 << 30
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
 
 
