@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -106,6 +107,7 @@ def main() -> int:
             print(f"{label:14s} {backend:26s} {seconds:8.0%}")
         else:
             print(f"{label:14s} {backend:26s} {seconds:8.2f} {rate:10.1f}")
+    shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
