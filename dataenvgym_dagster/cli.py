@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 from dataenvgym_dagster.defs.resources import HOME_ENV_VAR, default_home
+from dataenvgym_dagster.sql import add_sql_arguments, sql_command
 
 # The instance settings `dataenvgym` and `make ui` write into an empty or missing dagster.yaml:
 # default local storage, plus run monitoring, so that runs that never start, or never finish
-# cancelling, end as failed instead of hanging in the UI (the daemon of `dagster dev` applies it).
+# cancelling, end as failed instead of hanging in the UI (the daemon of `dg dev`, which `make ui` starts, applies it).
 # Runs whose process was killed are marked failed by `fail_abandoned_runs` (CLI start, sensor tick).
 INSTANCE_SETTINGS = """\
 # Written by dataenvgym (see cli.py). Edit freely: a non-empty file is never overwritten.
@@ -94,7 +95,7 @@ def run(domain: str, experiment: str | None, force: bool = False) -> int:
         f"\nTest accuracy: iteration 0 {base:.1%} -> iteration {last} {final:.1%} "
         f"(gain {100 * (final - base):+.1f} points) in {time.perf_counter() - started:.0f} s"
     )
-    print(f"Warehouse: duckdb {warehouse.database}  |  UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml")
+    print(f"Query the warehouse: dataenvgym sql (a read-only shell) or dataenvgym sql 'FROM accuracy_by_iteration'  |  UI: make ui")
     return 0
 
 
@@ -103,6 +104,19 @@ def compare(domain: str | None) -> int:
     from dataenvgym_dagster.report import gain_by_policy_markdown
 
     print(gain_by_policy_markdown(home_warehouse(), domain))
+    return 0
+
+
+def status() -> int:
+    """What is missing or out of date for each partition the catalogue runs (the UI counts invalid pairs too)."""
+    from dataenvgym_dagster.definitions import build_definitions
+    from dataenvgym_dagster.defs.status import experiment_status
+    from dataenvgym_dagster.experiments import load_catalog
+
+    home = default_home()
+    catalog = load_catalog()
+    for line in experiment_status(build_definitions(catalog, str(home)), _instance(home), catalog):
+        print(line.describe())
     return 0
 
 
@@ -147,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--domain", default="arithmetic")
     run_parser.add_argument("--experiment", default=None, help="default: the domain's default_experiment, else the catalogue's")
     run_parser.add_argument("--force", action="store_true", help="redo every asset, not only missing or stale ones")
+    commands.add_parser("status", help="what is missing or out of date, per domain and per experiment the catalogue runs")
     commands.add_parser("doctor", help="find damaged warehouse files and runs left in progress by a killed process")
     commands.add_parser("instance", help="create $DAGSTER_HOME with its settings (what `make ui` calls) and print it")
     compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
     compare_parser.add_argument("--domain", default=None)
+    sql_parser = commands.add_parser("sql", help="query the warehouse's tables and views: a read-only shell, or one query")
+    add_sql_arguments(sql_parser)
     schema_parser = commands.add_parser("schema", help="print the JSON Schema of an environment's state and plan (for agents)")
     schema_parser.add_argument("environment", choices=["open_ended", "skill_list", "skill_tree"])
     arguments = parser.parse_args(argv)
@@ -159,10 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "compare":
             return compare(arguments.domain)
+        if arguments.command == "status":
+            return status()
         if arguments.command == "schema":
             return schema(arguments.environment)
         if arguments.command == "doctor":
             return doctor()
+        if arguments.command == "sql":
+            return sql_command(arguments)
         if arguments.command == "instance":
             print(prepare_dagster_home(default_home()))
             return 0
