@@ -271,6 +271,7 @@ def main(argv: list[str]) -> int:
     own_namespace = os.getpid() == 1
     limits = json.loads(argv[-1])
     _terminal_builtins()
+    sys.argv = [PROGRAM_FILE]  # as for ``python solution.py``; the runner's own arguments are not the program's
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)

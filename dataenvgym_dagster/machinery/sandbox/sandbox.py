@@ -232,7 +232,9 @@ def bwrap_arguments(bwrap: str, limits: Limits) -> list[str]:
         arguments += ["--ro-bind", prefix, prefix]
     arguments += [
         "--proc", "/proc", "--dev", "/dev",
+        # The only writable places, each sized by the file-size limit (and charged to the cgroup's memory).
         "--size", str(limits.file_size_mb * 2**20), "--tmpfs", "/tmp",
+        "--size", str(limits.file_size_mb * 2**20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
         "--ro-bind", str(RUNNER), "/sandbox/runner.py", "--ro-bind", str(PLAIN_DATA), "/sandbox/plain_data.py",
         "--remount-ro", "/", "--chdir", "/tmp",
     ]
@@ -361,11 +363,12 @@ class SandboxSession:
             except ValueError:
                 reply = Reply(status="error", error=f"the sandbox sent a malformed reply: {line[:200]!r}")
         except _Gone as gone:
-            self.ended = gone.reply
+            self.ended = reply = gone.reply
             self._stop()
-            return gone.reply
-        if reply.status == "killed" and self.cgroup and self.cgroup.oom_kills():
-            reply = reply.model_copy(update={"status": "memory_exceeded", "error": "the memory limit was hit: " + reply.error})
+        if self.cgroup and reply.status != "memory_exceeded" and self.cgroup.oom_kills():
+            # Whichever process hit the limit (one the program left behind too), and whatever it led to.
+            reply = Reply(status="memory_exceeded", error=f"the memory limit of {self.limits.memory_mb} MiB was hit ({reply.status})")
+            self.ended = self.ended and reply
         return reply
 
     def _send(self, data: bytes, deadline: float) -> None:
