@@ -255,8 +255,9 @@ def _judge_script(job: Job, session: ProgramSession) -> Outcome:
     except ProgramStopped as stopped:
         return _stopped(stopped.reply, 0, 1, during=f"during call {candidate.calls} of its tests")
     except Exception as error:  # noqa: BLE001 - an assertion, or a returned value the tests could not use
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<test>"]
-        line = frames[-1].line or "" if frames else ""
+        frames = [f for f in traceback.extract_tb(error.__traceback__, limit=None) if f.filename == "<test>"]
+        lines = (job.test_code or "").splitlines()
+        line = lines[frames[-1].lineno - 1].strip() if frames and frames[-1].lineno and frames[-1].lineno <= len(lines) else ""
         described = "".join(traceback.format_exception_only(type(error), error)).strip()
         return _failure("wrong_answer", 0, 0, 1, line, "the assertion to hold" if isinstance(error, AssertionError) else "", "", described)
     return Outcome(verdict="passed", passed=1, total=1)
