@@ -176,7 +176,7 @@ def test_wrong_programs_cannot_make_themselves_pass(sandbox):
             f"import os\nfor fd in range(3, 256):\n    try:\n        os.write(fd, b'{forged_reply}')\n    except OSError:\n        pass\n"
             + WRONG_ADD, "wrong_answer"),
         "the runner's functions patched": (
-            "import sys\nrunner = sys.modules['__main__']\n"
+            "import sys\nrunner = sys.modules['runner']\n"
             "runner.Runner.call = lambda self, request: {'status': 'ok', 'value': True}\n"
             "runner.Runner.load = lambda self, request: {'status': 'ok'}\n" + WRONG_ADD, "wrong_answer"),
         "the judge's comparisons patched": (

@@ -1,21 +1,22 @@
 """Values that cross the sandbox's boundary as plain data, never as objects.
 
-Standard library only: the sandbox's runner loads this very file inside the sandbox (it encodes
-return values and decodes arguments there), and the trusted judge uses it outside (it encodes
-arguments and decodes return values). Only ``None``, ``bool``, ``int``, ``float``, ``str``,
-``bytes``, ``list``, ``tuple``, ``set``, ``frozenset`` and ``dict`` of exactly those types
-(no subclasses) cross; JSON carries them, with a one-key object tagging what JSON lacks::
+Standard library only, and no imports at all on the path the sandbox uses: the sandbox's runner
+loads this very file inside the sandbox (it encodes return values and decodes arguments there),
+and the trusted judge uses it outside (it encodes arguments and decodes return values). Only
+``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, ``list``, ``tuple``, ``set``,
+``frozenset`` and ``dict`` of exactly those types (no subclasses) cross, as data made of JSON's
+types (``None``, ``bool``, ``int``, finite ``float``, ``str``, ``list``, ``dict``), a one-key
+dict tagging what JSON lacks::
 
     (1, 2) -> {"tuple": [1, 2]}      {3} -> {"set": [3]}        b"a" -> {"bytes": "61"}
-    {1: 2} -> {"dict": [[1, 2]]}     [1, "a"] -> [1, "a"]        float("nan") -> NaN
+    {1: 2} -> {"dict": [[1, 2]]}     [1, "a"] -> [1, "a"]        float("nan") -> {"float": "nan"}
 
-So whatever the program returns, the judge compares values it built itself from data: an
-object whose ``__eq__`` is always true cannot reach it.
+On the wire the data is a Python literal (``repr``), read back with ``ast.literal_eval`` and
+checked type by type. So whatever the program returns, the judge compares values it built
+itself from data: an object whose ``__eq__`` is always true cannot reach it.
 """
 
 from __future__ import annotations
-
-import json
 
 MAX_DEPTH = 100  # nesting of containers, both ways
 
@@ -31,8 +32,10 @@ _TYPES = {name: kind for kind, name in _SEQUENCES.items()}
 def encode(value: object, depth: int = 0) -> object:
     """``value`` as JSON-ready data; :class:`NotPlainData` names the first thing that is not."""
     kind = type(value)
-    if value is None or kind in (bool, int, float, str):
+    if value is None or kind in (bool, int, str):
         return value
+    if kind is float:
+        return value if value - value == 0 else {"float": repr(value)}  # inf and nan are not literals
     if depth >= MAX_DEPTH:
         raise NotPlainData(f"nested deeper than {MAX_DEPTH} levels")
     if kind is list:
@@ -56,6 +59,8 @@ def decode(data: object, depth: int = 0) -> object:
         raise NotPlainData(f"nested deeper than {MAX_DEPTH} levels")
     if kind is list:
         return [decode(item, depth + 1) for item in data]
+    if kind is dict and len(data) == 1 and data.get("float") in ("nan", "inf", "-inf"):
+        return float(data["float"])
     if kind is dict and len(data) == 1:
         (tag, items), = data.items()
         try:
@@ -67,18 +72,27 @@ def decode(data: object, depth: int = 0) -> object:
                 return bytes.fromhex(items)
         except (TypeError, ValueError) as error:  # an unhashable key, a pair that is not two items
             raise NotPlainData(f"malformed {tag}: {error}") from None
-    raise NotPlainData(f"{json.dumps(data)[:80]} is not encoded plain data")
+    raise NotPlainData(f"{repr(data)[:80]} is not encoded plain data")
 
 
 def dumps(value: object) -> str:
-    """One line of JSON for ``value`` (see :func:`encode`)."""
-    return json.dumps(encode(value), separators=(",", ":"))
+    """One line, a Python literal, for ``value`` (see :func:`encode`)."""
+    try:
+        return repr(encode(value))
+    except ValueError as error:  # an int past the interpreter's digit limit
+        raise NotPlainData(str(error)) from None
+
+
+def read_literal(text: str) -> object:
+    """The data of one Python literal line (``ast.literal_eval``); :class:`NotPlainData` for anything else."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as error:
+        raise NotPlainData(f"not a literal: {str(error)[:120]}") from None
 
 
 def loads(text: str) -> object:
     """The value of a line :func:`dumps` wrote; :class:`NotPlainData` for anything else."""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as error:  # ValueError covers ints past the digit limit
-        raise NotPlainData(f"not JSON: {str(error)[:120]}") from None
-    return decode(data)
+    return decode(read_literal(text))

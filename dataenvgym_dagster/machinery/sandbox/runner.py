@@ -1,13 +1,17 @@
 """Inside the sandbox: loads one untrusted program and answers the judge's requests with data.
 
-Standard library only, started as ``python -I -S runner.py --requests-fd R --replies-fd W [--lib DIR] LIMITS``
-inside bubblewrap, where it is PID 1 of the program's own PID namespace. It decides no verdict:
+Standard library only, started as ``python -I -S -c "import runner; runner.main()" --requests-fd R
+--replies-fd W [--lib DIR] LIMITS`` (``LIMITS``: ``name=value,...``; imported, not run as a script,
+so that its bytecode is cached) inside bubblewrap, where it is PID 1 of the program's own PID namespace. It decides no verdict:
 it sends back what the program produced (stdout, exit status, a return value as plain data,
 an exception's text) and the judge outside compares. Whatever the program does to this
 process, it can only change the data sent back, never the expected answers, which never enter
 the sandbox.
 
-Requests (one JSON line each on R; one JSON reply line on W):
+Requests arrive on R, each a 4-byte big-endian length and a ``marshal``-ed dict (written by the
+trusted side: safe to read here); each reply is one line on W, a Python literal of plain data
+that the judge reads with ``ast.literal_eval``. Nothing heavier than built-in modules is imported
+before the program runs (``json`` alone would double the start-up time of every sandbox):
 
 * ``{"op": "load", "program": ..., "module": name}``: compile; unless ``name`` is ``__main__``,
   run the program as a module of that name (its ``if __name__ == "__main__":`` block is skipped).
@@ -21,18 +25,27 @@ from __future__ import annotations
 
 import builtins
 import io
-import json
+import marshal
 import os
 import resource
-import signal
 import sys
 import types
+
+import _signal as signal  # the C module: ``signal`` imports enum, which costs each sandbox more than the interpreter's start
 
 sys.path.insert(0, sys.argv[sys.argv.index("--lib") + 1] if "--lib" in sys.argv else "/sandbox")  # where plain_data.py is
 import plain_data  # noqa: E402
 
 ERROR_CHARACTERS = 2000  # of a traceback or stderr; the judge truncates again
 PROGRAM_FILE = "/tmp/solution.py"
+SIGNAL_NAMES = {getattr(signal, name): name for name in sorted(dir(signal), reverse=True) if name.startswith("SIG") and "_" not in name}
+_source = ""  # the program's text, for tracebacks (registered with linecache only when one is printed)
+
+
+def _register_source() -> None:
+    import linecache
+
+    linecache.cache[PROGRAM_FILE] = (len(_source), None, _source.splitlines(True), PROGRAM_FILE)
 
 
 class _Null(io.TextIOBase):
@@ -67,6 +80,7 @@ def _tail(text: str) -> str:
 def _exception(error: BaseException) -> dict:
     import traceback
 
+    _register_source()
     if isinstance(error, MemoryError):
         return {"status": "memory_exceeded", "error": "MemoryError: the memory limit was hit"}
     if isinstance(error, SystemExit):
@@ -84,10 +98,9 @@ class Runner:
         self.output_limit = limits["output_kb"] * 1024
 
     def load(self, request: dict) -> dict:
+        global _source
         source, name = request["program"], request["module"]
-        import linecache
-
-        linecache.cache[PROGRAM_FILE] = (len(source), None, source.splitlines(True), PROGRAM_FILE)
+        _source = source
         try:
             self.code = compile(source, PROGRAM_FILE, "exec")
         except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError) as error:
@@ -129,14 +142,17 @@ class Runner:
         finally:
             sys.stdout = saved
         try:
-            encoded = plain_data.dumps(value)
+            encoded = plain_data.encode(value)
+            size = len(repr(encoded))
         except plain_data.NotPlainData as error:
             return {"status": "not_plain_data", "error": f"the return value is not plain data: {error}"}
         except RecursionError:
             return {"status": "not_plain_data", "error": "the return value refers to itself"}
-        if len(encoded) > self.output_limit:
+        except ValueError as error:  # an int past the digit limit
+            return {"status": "not_plain_data", "error": f"the return value is not plain data: {error}"}
+        if size > self.output_limit:
             return {"status": "output_limit", "error": f"the return value is over {self.output_limit} bytes as data"}
-        return {"status": "ok", "value": json.loads(encoded)}
+        return {"status": "ok", "value": encoded}
 
     def main(self, request: dict) -> dict:
         """The program as ``__main__`` in a forked process: fresh stdin, stdout and stderr files."""
@@ -164,7 +180,7 @@ class Runner:
         if os.WIFSIGNALED(status):
             number = os.WTERMSIG(status)
             kind = "timeout" if number == signal.SIGXCPU else "killed"
-            return {"status": kind, "stdout": out, "error": f"killed by {signal.Signals(number).name}" + (f"; stderr: {err.strip()}" if err.strip() else "")}
+            return {"status": kind, "stdout": out, "error": f"killed by {SIGNAL_NAMES.get(number, number)}" + (f"; stderr: {err.strip()}" if err.strip() else "")}
         if os.WEXITSTATUS(status) == 1 and err.rstrip().endswith("MemoryError"):
             return {"status": "memory_exceeded", "stdout": out, "error": "MemoryError: the memory limit was hit"}
         return {"status": "ok", "stdout": out, "exit_status": os.WEXITSTATUS(status), "error": err.strip()}
@@ -201,6 +217,7 @@ class Runner:
         except BaseException:  # noqa: BLE001 - printed as Python prints an uncaught exception
             import traceback
 
+            _register_source()
             error_type, error, trace = sys.exc_info()
             traceback.print_exception(error_type, error, trace.tb_next if trace else None)
             status = 1
@@ -240,14 +257,16 @@ class Runner:
     def serve(self, requests: int, replies: int) -> None:
         self.requests, self.replies = requests, replies
         reader = os.fdopen(requests, "rb", buffering=1 << 16, closefd=False)
-        for line in reader:
+        while True:
+            header = reader.read(4)
+            if len(header) < 4:
+                return
+            request = marshal.loads(reader.read(int.from_bytes(header, "big")))
             try:
-                request = json.loads(line)
                 reply = getattr(self, request["op"])(request)
             except BaseException as error:  # noqa: BLE001 - a broken runner must still answer
                 reply = _exception(error)
-            data = (json.dumps(reply, separators=(",", ":")) + "\n").encode()
-            view = memoryview(data)
+            view = memoryview((repr(reply) + "\n").encode("utf-8", "backslashreplace"))
             while view:
                 view = view[os.write(replies, view) :]
 
@@ -265,11 +284,12 @@ def _exit_status(done: SystemExit) -> int:
     return 1
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
     requests = int(argv[argv.index("--requests-fd") + 1])
     replies = int(argv[argv.index("--replies-fd") + 1])
     own_namespace = os.getpid() == 1
-    limits = json.loads(argv[-1])
+    limits = {name: float(value) if "." in value else int(value) for name, value in (item.split("=") for item in argv[-1].split(","))}
     _terminal_builtins()
     sys.argv = [PROGRAM_FILE]  # as for ``python solution.py``; the runner's own arguments are not the program's
     null = os.open(os.devnull, os.O_RDWR)

@@ -27,9 +27,11 @@ open, the invoking user's files; never for untrusted code).
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import logging
+import marshal
 import os
+import py_compile
 import select
 import shutil
 import signal
@@ -236,9 +238,31 @@ def bwrap_arguments(bwrap: str, limits: Limits) -> list[str]:
         "--size", str(limits.file_size_mb * 2**20), "--tmpfs", "/tmp",
         "--size", str(limits.file_size_mb * 2**20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
         "--ro-bind", str(RUNNER), "/sandbox/runner.py", "--ro-bind", str(PLAIN_DATA), "/sandbox/plain_data.py",
-        "--remount-ro", "/", "--chdir", "/tmp",
     ]
-    return arguments
+    for cached in _bytecode():
+        arguments += ["--ro-bind", str(cached), f"/sandbox/__pycache__/{cached.name}"]
+    return [*arguments, "--remount-ro", "/", "--chdir", "/tmp"]
+
+
+@cache
+def _bytecode() -> tuple[Path, ...]:
+    """The runner's and plain_data's compiled bytecode, made once per process (the sandbox cannot
+    write it, and compiling them in every sandbox would cost more than starting the interpreter).
+    Python checks each against its source's size and time, so a stale one is only ignored."""
+    compiled = []
+    for source in (RUNNER, PLAIN_DATA):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        try:
+            py_compile.compile(str(source), cfile=str(cached), doraise=True)
+            compiled.append(cached)
+        except (OSError, py_compile.PyCompileError) as error:  # a read-only installation: compiled in each sandbox
+            _log.info("cannot cache the bytecode of %s (%s)", source, error)
+    return tuple(compiled)
+
+
+def runner_command(lib: str) -> list[str]:
+    """The interpreter running the runner from ``lib`` (imported, so that its bytecode is cached)."""
+    return [python_executable(), "-I", "-S", "-c", f"import sys; sys.path.insert(0, {lib!r}); import runner; runner.main()"]
 
 
 def _probe(command: Sequence[str]) -> str:
@@ -310,11 +334,11 @@ class SandboxSession:
         try:
             if self.cgroup:
                 self.cgroup.limit(limits)
-            runner_limits = {**limits.model_dump(), "nproc": isolation.name != "bubblewrap"}
-            runner = ["-I", "-S", "/sandbox/runner.py" if isolation.bwrap else str(RUNNER), "--requests-fd", str(requests_read),
+            runner_limits = {**limits.model_dump(), "nproc": int(isolation.name != "bubblewrap")}
+            runner = [*runner_command("/sandbox" if isolation.bwrap else str(RUNNER.parent)), "--requests-fd", str(requests_read),
                       "--replies-fd", str(replies_write), "--lib", "/sandbox" if isolation.bwrap else str(PLAIN_DATA.parent),
-                      json.dumps(runner_limits)]
-            command = [*bwrap_arguments(isolation.bwrap, limits), python_executable(), *runner] if isolation.bwrap else [python_executable(), *runner]
+                      ",".join(f"{name}={value}" for name, value in runner_limits.items())]
+            command = [*bwrap_arguments(isolation.bwrap, limits), *runner] if isolation.bwrap else runner
             if self.cgroup:  # join the cgroup before bubblewrap starts: everything it forks is inside
                 command = ["/bin/sh", "-c", 'for f; do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; shift; exec "$@"',
                            "sh", *map(str, self.cgroup.procs), "--", *command]
@@ -356,12 +380,16 @@ class SandboxSession:
             return self.ended
         deadline = min(time.monotonic() + seconds, self.started + self.limits.wall_seconds + STARTUP_SECONDS)
         try:
-            self._send((json.dumps(request) + "\n").encode(), deadline)
+            payload = marshal.dumps(request)
+            self._send(len(payload).to_bytes(4, "big") + payload, deadline)
             line = self._receive(deadline)
             try:
-                reply = Reply.model_validate_json(line)
-            except ValueError:
-                reply = Reply(status="error", error=f"the sandbox sent a malformed reply: {line[:200]!r}")
+                data = plain_data.read_literal(line.decode("utf-8", "replace"))
+                if type(data) is not dict:
+                    raise plain_data.NotPlainData(f"a {type(data).__name__}, not a dict")
+                reply = Reply.model_validate(data)
+            except (plain_data.NotPlainData, ValueError) as error:
+                reply = Reply(status="error", error=f"the sandbox sent a malformed reply ({str(error)[:100]}): {line[:200]!r}")
         except _Gone as gone:
             self.ended = reply = gone.reply
             self._stop()
