@@ -106,6 +106,16 @@ def compare(domain: str | None) -> int:
     return 0
 
 
+def schema(environment: str) -> int:
+    """Print the JSON Schemas of an environment's state and plan, its actions and its rules."""
+    import json
+
+    from dataenvgym_dagster.agents import environment_schema
+
+    print(json.dumps(environment_schema(environment), indent=2))
+    return 0
+
+
 def doctor() -> int:
     """Name damaged warehouse files (and what to re-materialise) and mark runs whose process died as failed."""
     from dataenvgym_dagster.defs.resources import home_warehouse
@@ -141,12 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("instance", help="create $DAGSTER_HOME with its settings (what `make ui` calls) and print it")
     compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
     compare_parser.add_argument("--domain", default=None)
+    schema_parser = commands.add_parser("schema", help="print the JSON Schema of an environment's state and plan (for agents)")
+    schema_parser.add_argument("environment", choices=["open_ended", "skill_list", "skill_tree"])
     arguments = parser.parse_args(argv)
     import duckdb
 
     try:
         if arguments.command == "compare":
             return compare(arguments.domain)
+        if arguments.command == "schema":
+            return schema(arguments.environment)
         if arguments.command == "doctor":
             return doctor()
         if arguments.command == "instance":

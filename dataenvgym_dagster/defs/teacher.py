@@ -18,6 +18,7 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
+from dataenvgym_dagster.agents.loading import build_engine
 from dataenvgym_dagster.defs.resources import default_home, open_storage
 from dataenvgym_dagster.domain.discovery import GoldSkillDiscoverer, SkillDiscoverer
 from dataenvgym_dagster.domain.discovery_llm import LlmSkillDiscoverer
@@ -94,7 +95,7 @@ class TeacherResource(ConfigurableResource):
         if settings.teacher == "llm":
             chat = self.chat(domain.name, experiment=experiment, iteration=iteration, log=log)
             return LlmTeacher(domain, chat, examples_per_call=self.setting("examples_per_call") or EXAMPLES_PER_CALL)
-        raise ValueError(f"experiment {experiment!r} names teacher {settings.teacher!r}, which this resource cannot build")
+        return build_engine(settings.teacher, domain, settings.teacher_options, experiment=experiment, iteration=iteration)
 
     def discoverer(
         self, domain: Domain, settings: ExperimentSettings, *, experiment: str, iteration: int, log: Log

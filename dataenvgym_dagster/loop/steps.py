@@ -15,11 +15,13 @@ from pathlib import Path
 import polars as pl
 
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills, SkillDiscoverer, skill_mapping
+from dataenvgym_dagster.agents.loading import AgentError, engine_info, load_policy, run_policy
 from dataenvgym_dagster.domain.environments import Observation, PolicyContext, get_environment
 from dataenvgym_dagster.domain.environments.base import EnvironmentState, SubskillProposer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import SPLITS, BenchmarkFormatError, Domain
 from dataenvgym_dagster.domain.quality import check_examples
+from dataenvgym_dagster.domain.teachers.chat import TeacherChat
 from dataenvgym_dagster.domain.teachers.protocol import DataGenerationEngine, GenerationResult
 from dataenvgym_dagster.domain.types import EvaluationRecord, Problem, StudentText, TrainingExample
 from dataenvgym_dagster.experiments.config import (
@@ -328,20 +330,37 @@ def environment_state(
     return get_environment(settings.environment).observe(observation)
 
 
-def data_generation_plan(state: EnvironmentState, settings: ExperimentSettings, proposer: SubskillProposer | None) -> DataGenerationPlan:
-    """The experiment's policy's plan for this iteration's data budget."""
-    spec = get_environment(settings.environment).policies[settings.policy]
-    context = PolicyContext(budget=settings.data_budget, seed=iteration_seed(settings, state.iteration), proposer=proposer)
-    return spec.policy(state, context)
+def data_generation_plan(
+    state: EnvironmentState, settings: ExperimentSettings, proposer: SubskillProposer | None, chat: TeacherChat | None = None
+) -> DataGenerationPlan:
+    """The experiment's policy's plan for this iteration's data budget, once the environment accepts it.
+
+    Raises :class:`AgentError` (the policy cannot be loaded, raises or returns something else) or
+    :class:`PlanRefusedError` (the plan breaks the environment's rules), each naming the agent,
+    the partition and the iteration.
+    """
+    try:
+        loaded = load_policy(settings.environment, settings.policy)
+    except AgentError as error:
+        raise AgentError(f"{error} (experiment {state.experiment!r}, domain {state.domain}, iteration {state.iteration})") from error
+    context = PolicyContext(
+        budget=settings.data_budget, seed=iteration_seed(settings, state.iteration), proposer=proposer, chat=chat,
+    )
+    return run_policy(loaded, settings.environment, state, context)
 
 
 def experiment_row(domain: str, experiment: str, name: str, settings: ExperimentSettings) -> pl.DataFrame:
-    """The ``experiment_runs`` row: what an experiment partition ran, for comparisons in SQL."""
+    """The ``experiment_runs`` row: what an experiment partition ran (agents by name and version), for comparisons in SQL."""
+    try:
+        policy = load_policy(settings.environment, settings.policy)
+        teacher = engine_info(settings.teacher)
+    except AgentError as error:
+        raise AgentError(f"{error} (experiment {experiment!r}, domain {domain}, iteration 0)") from error
     return pl.DataFrame(
         [{
             "domain": domain, "experiment": experiment, "name": name, "environment": settings.environment,
-            "policy": settings.policy, "uses_state": settings.uses_state, "teacher": settings.teacher,
-            "discoverer": settings.discoverer, "seed": settings.seed, "data_budget": settings.data_budget,
+            "policy": settings.policy, "policy_version": policy.info.version, "uses_state": policy.uses_state,
+            "teacher": settings.teacher, "teacher_version": teacher.version, "discoverer": settings.discoverer, "seed": settings.seed, "data_budget": settings.data_budget,
             "recipe": str(settings.training.recipe), "settings": settings.model_dump_json(),
         }],
         schema=TABLES["experiment_runs"],

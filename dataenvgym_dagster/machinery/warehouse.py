@@ -58,7 +58,7 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     },
     "policy_actions": {
         "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "environment": pl.String,
-        "policy": pl.String, "skill": pl.String, "action": pl.String, "reward": pl.Float64,
+        "policy": pl.String, "policy_version": pl.String, "skill": pl.String, "action": pl.String, "reward": pl.Float64,
         "observed_accuracy": pl.Float64, "detail": pl.String,
     },
     "skill_taxonomies": {
@@ -71,12 +71,12 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     },
     "experiment_runs": {
         "domain": pl.String, "experiment": pl.String, "name": pl.String, "environment": pl.String,
-        "policy": pl.String, "uses_state": pl.Boolean, "teacher": pl.String, "discoverer": pl.String,
-        "seed": pl.Int64, "data_budget": pl.Int64, "recipe": pl.String, "settings": pl.String,
+        "policy": pl.String, "policy_version": pl.String, "uses_state": pl.Boolean, "teacher": pl.String,
+        "teacher_version": pl.String, "discoverer": pl.String, "seed": pl.Int64, "data_budget": pl.Int64, "recipe": pl.String, "settings": pl.String,
     },
     "data_generation_plans": {
         "domain": pl.String, "experiment": pl.String, "iteration": pl.Int32, "environment": pl.String,
-        "policy": pl.String, "entry_id": pl.String, "skill": pl.String, "parent_skill": pl.String,
+        "policy": pl.String, "policy_version": pl.String, "entry_id": pl.String, "skill": pl.String, "parent_skill": pl.String,
         "count": pl.Int64, "similar_to": pl.Int64, "rationale": pl.String,
     },
     "generated_examples": {
