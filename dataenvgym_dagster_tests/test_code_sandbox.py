@@ -369,3 +369,13 @@ def test_without_bubblewrap_the_sandbox_refuses_unless_told_to_run_with_limits_o
             "passed", "exited_before_tests"]
     finally:
         isolation.cache_clear()
+
+
+def test_a_sandbox_that_cannot_start_is_an_error_not_a_verdict(sandbox, monkeypatch):
+    from dataenvgym_dagster.machinery.sandbox import sandbox as module
+
+    working = module.bwrap_arguments
+    monkeypatch.setattr(module, "bwrap_arguments", lambda bwrap, limits: [*working(bwrap, limits), "--no-such-option"])
+    with pytest.raises(SandboxUnavailableError, match="the sandbox failed to start .*no-such-option"):
+        sandbox.run(stdin_job(GOOD))
+    assert not _runner_processes() and not _program_cgroups(sandbox)

@@ -80,15 +80,11 @@ class Reply(BaseModel):
     def ok(self) -> bool:
         return self.status == "ok"
 
-    @property
-    def final(self) -> bool:
-        """Whether the sandbox is gone after this reply (no more requests can be answered)."""
-        return self.status in ("exited", "timeout", "memory_exceeded", "killed")
-
 
 class ProgramSession(Protocol):
     """One untrusted program in a sandbox of its own. Every method returns a reply and never raises
-    for anything the program does; after a :attr:`Reply.final` reply every later one is final too."""
+    for anything the program does; once the sandbox is gone (``timeout``, ``killed`` ...) every
+    later request gets the same reply."""
 
     def load(self, program: str, module: str) -> Reply:
         """Compile ``program``; unless ``module`` is ``__main__``, also run it as a module of that name."""

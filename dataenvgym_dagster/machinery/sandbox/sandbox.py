@@ -353,6 +353,8 @@ class SandboxSession:
             raise
         os.close(requests_read)
         os.close(replies_write)
+        os.set_blocking(self._requests, False)  # a runner that stops reading must not hold this thread past the deadline
+        self._answered = False
 
     # -- the ProgramSession interface --
     def load(self, program: str, module: str) -> Reply:
@@ -383,6 +385,7 @@ class SandboxSession:
             payload = marshal.dumps(request)
             self._send(len(payload).to_bytes(4, "big") + payload, deadline)
             line = self._receive(deadline)
+            self._answered = True
             try:
                 data = plain_data.read_literal(line.decode("utf-8", "replace"))
                 if type(data) is not dict:
@@ -405,10 +408,11 @@ class SandboxSession:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _Gone(Reply(status="timeout", error="time limit exceeded"))
-            _, writable, _ = select.select([], [self._requests], [], left)
-            if writable:
+            if _wait_for(self._requests, select.POLLOUT, left):
                 try:
                     view = view[os.write(self._requests, view[: 1 << 16]) :]
+                except BlockingIOError:
+                    continue
                 except BrokenPipeError:
                     raise _Gone(self._why_ended()) from None
 
@@ -418,8 +422,7 @@ class SandboxSession:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _Gone(Reply(status="timeout", error="time limit exceeded"))
-            ready, _, _ = select.select([self._replies], [], [], left)
-            if ready:
+            if _wait_for(self._replies, select.POLLIN, left):
                 chunk = os.read(self._replies, 1 << 16)
                 if not chunk:
                     raise _Gone(self._why_ended())
@@ -443,8 +446,10 @@ class SandboxSession:
             return Reply(status="killed", error=f"killed by {name}")
         self._stderr.seek(0)
         complaint = self._stderr.read(2000).decode("utf-8", "replace").strip()
-        if complaint.startswith("bwrap:"):  # bubblewrap itself failed: not the program's doing
-            raise SandboxUnavailableError(f"bubblewrap failed to start a sandbox: {complaint[:500]}")
+        if complaint and not self._answered:
+            # Only the sandbox's own start (sh, bubblewrap, the interpreter) writes there: the runner
+            # points stderr at /dev/null before any of the program runs. Not the program's doing.
+            raise SandboxUnavailableError(f"the sandbox failed to start (exit status {status}): {complaint[:500]}")
         return Reply(status="exited", error=f"exit status {status}" if status is not None else "")
 
     def _stop(self) -> None:
@@ -470,6 +475,13 @@ class SandboxSession:
         self._stderr.close()
         if self._scratch:
             self._scratch.cleanup()
+
+
+def _wait_for(fd: int, event: int, seconds: float) -> bool:
+    """Whether ``fd`` is ready for ``event`` (or closed) within ``seconds`` (poll: any descriptor number)."""
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(max(1, int(seconds * 1000))))
 
 
 # Nothing of this process's environment (API keys included): bubblewrap clears it anyway, and
