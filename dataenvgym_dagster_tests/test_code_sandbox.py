@@ -19,7 +19,7 @@ import pytest
 
 from dataenvgym_dagster.domain.code import plain_data
 from dataenvgym_dagster.domain.code.execution import Limits, TestCase
-from dataenvgym_dagster.domain.code.judging import Job, Outcome, same_output, same_value
+from dataenvgym_dagster.domain.code.judging import Job, Outcome, same_output, same_value, truncate
 from dataenvgym_dagster.machinery.sandbox import Sandbox, SandboxUnavailableError, isolation
 
 LIMITS = Limits(test_seconds=2.0, wall_seconds=8.0, memory_mb=256, file_size_mb=16, processes=16, output_kb=256)
@@ -379,3 +379,8 @@ def test_a_sandbox_that_cannot_start_is_an_error_not_a_verdict(sandbox, monkeypa
     with pytest.raises(SandboxUnavailableError, match="the sandbox failed to start .*no-such-option"):
         sandbox.run(stdin_job(GOOD))
     assert not _runner_processes() and not _program_cgroups(sandbox)
+
+
+def test_verdict_text_never_carries_a_host_secret_even_if_one_got_in(monkeypatch):
+    monkeypatch.setenv("TEACHER_API_KEY", "sk-host-secret-123456")
+    assert truncate("leaked sk-host-secret-123456 here") == "leaked [TEACHER_API_KEY redacted] here"
