@@ -45,15 +45,24 @@ def humaneval_job(program: str) -> Job:
 
 
 def _runner_processes() -> list[int]:
-    found = []
+    """Processes this test process started (sandboxes, and whatever ran in them) that are still there.
+
+    One that left the tree (orphaned, re-parented) would still be in its program's cgroup, which
+    could then not be removed: :func:`_program_cgroups` catches those.
+    """
+    parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"/sandbox/runner.py" in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 pass
-    return found
+    ours, grew = {os.getpid()}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in ours} - ours
+        ours |= more
+        grew = bool(more)
+    return sorted(ours - {os.getpid()})
 
 
 def _program_cgroups(sandbox: Sandbox) -> list[Path]:

@@ -48,16 +48,6 @@ def _register_source() -> None:
     linecache.cache[PROGRAM_FILE] = (len(_source), None, _source.splitlines(True), PROGRAM_FILE)
 
 
-class _Null(io.TextIOBase):
-    """Where a functional program's prints go: nowhere (its return values are what counts)."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-
 def _terminal_builtins() -> None:
     """``exit``, ``quit`` and ``help`` as ``site`` defines them at a terminal (``-S`` skips site)."""
     import _sitebuiltins
@@ -112,21 +102,15 @@ class Runner:
         module = types.ModuleType(name)
         module.__file__ = PROGRAM_FILE
         sys.modules[name] = module
-        saved = sys.stdout
-        sys.stdout = _Null()
-        try:
+        try:  # what it prints goes to /dev/null: its return values are what counts
             exec(self.code, module.__dict__)  # noqa: S102 - running the untrusted program is this process's purpose
         except BaseException as error:  # noqa: BLE001 - every way a program ends is data for the judge
             return _exception(error)
-        finally:
-            sys.stdout = saved
         self.module = module
         return {"status": "ok"}
 
     def call(self, request: dict) -> dict:
         name, scope = request["function"], self.module.__dict__ if self.module else {}
-        saved = sys.stdout
-        sys.stdout = _Null()
         try:
             solution = scope.get("Solution")
             if isinstance(solution, type) and hasattr(solution, name):
@@ -139,8 +123,6 @@ class Runner:
             value = target(*arguments)
         except BaseException as error:  # noqa: BLE001
             return _exception(error)
-        finally:
-            sys.stdout = saved
         try:
             encoded = plain_data.encode(value)
             size = len(repr(encoded))
@@ -297,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(null, fd)
     os.close(null)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a stdin over the file-size limit is an error, not the runner's death
     _limit(resource.RLIMIT_CORE, 0)
     _limit(resource.RLIMIT_AS, limits["memory_mb"] * 2**20)
     _limit(resource.RLIMIT_FSIZE, limits["file_size_mb"] * 2**20)
