@@ -11,7 +11,8 @@ process per test). Baseline: ``subprocess.run([python, "-c", program], input=...
 
 Both run ``--workers`` at a time (threads). The per-program cost of the isolation is the
 difference in seconds per program (1 / rate), and an empty sandbox's start and end is timed
-beside a bare interpreter start.
+beside a bare interpreter start; bare interpreter starts ``--workers`` at a time give the
+ceiling for any design that starts one interpreter per program.
 
     .venv/bin/python benchmarks/code_sandbox.py [--rounds 3] [--workers 4]
 """
@@ -111,6 +112,9 @@ def main() -> None:
                 "stdin batch, bare subprocess loop": rate(len(lcb_jobs), lambda: list(pool.map(bare_stdin, lcb_jobs))),
                 "empty sandbox start + end, sequential": rate(20, lambda: empty_sandboxes(20)),
                 "bare interpreter start, sequential": rate(20, lambda: bare_interpreters(20)),
+                # The ceiling for one fresh interpreter per program on this machine right now.
+                f"bare interpreter starts, {arguments.workers} at a time": rate(
+                    20 * arguments.workers, lambda: list(pool.map(bare_interpreters, [20] * arguments.workers))),
             }
         for name, value in measured.items():
             rates.setdefault(name, []).append(value)
