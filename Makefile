@@ -59,7 +59,7 @@ teacher-benchmark: install  ## the LLM teacher client's throughput against the l
 gpu-check: install-gpu  ## on a GPU machine: train and evaluate a Gemma-2-2B-sized student, print tokens/s, MFU, vLLM vs HF
 	$(PYTHON) benchmarks/gpu_check.py
 
-code-sandbox-benchmark: install  ## sandboxed executions/s of HumanEval's canonical solutions vs a bare subprocess loop
+code-sandbox-benchmark: install  ## sandboxed executions/s (HumanEval canonical solutions, a LiveCodeBench-style stdin batch) vs bare subprocess loops
 	$(PYTHON) benchmarks/code_sandbox.py
 
 cluster-benchmark: install  ## a batch of micro experiments, local profile vs cluster profile with 2 workers
