@@ -21,9 +21,9 @@ from pydantic import BaseModel, Field, field_validator
 from dataenvgym_dagster.domain.benchmark import ProceduralSource
 from dataenvgym_dagster.domain.code.execution import Limits, ProgramExecutor, default_executor
 from dataenvgym_dagster.domain.code.humaneval import HumanEvalSource
+from dataenvgym_dagster.domain.code.judging import judge_all
 from dataenvgym_dagster.domain.code.livecodebench import LiveCodeBenchSource
 from dataenvgym_dagster.domain.code.procedural import GENERATORS, TIERS, render
-from dataenvgym_dagster.domain.code.judging import judge_all
 from dataenvgym_dagster.domain.code.programs import CodePayload, job_of, payload_dict, program_of
 from dataenvgym_dagster.domain.skills import SkillTaxonomy
 from dataenvgym_dagster.domain.types import Draft, Problem, Score, StudentText
