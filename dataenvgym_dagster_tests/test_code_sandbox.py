@@ -333,6 +333,10 @@ def test_programs_see_nothing_of_the_host_and_leave_nothing_on_it(sandbox, liste
         "SysV IPC objects": (
             "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nkey, create = 0x5EED, 0o1000 | 0o666\n"
             "found = [libc.shmget(key, 4096, create), libc.semget(key, 1, create), libc.msgget(key, create)]\n" + show),
+        "a host sysctl rewritten (with its own value)": (
+            "found = []\nfor path in ('/proc/sys/kernel/printk_ratelimit', '/proc/sys/vm/overcommit_ratio'):\n    try:\n"
+            "        value = open(path).read()\n        with open(path, 'w') as f:\n            f.write(value)\n"
+            "        found.append('wrote ' + path)\n    except OSError as error:\n        found.append(error.strerror)\n" + show),
         "every writable place filled": (
             "import os\nfound = {}\nfor d in ('/tmp', '/dev/shm', '/dev', '/', '/proc', '/sandbox'):\n    n = 0\n    try:\n"
             "        for i in range(64):\n            with open(os.path.join(d, f'fill{i}'), 'wb') as f:\n"
@@ -350,6 +354,7 @@ def test_programs_see_nothing_of_the_host_and_leave_nothing_on_it(sandbox, liste
     assert "wrote" not in actual["files written outside its directory"] and not outside.exists()
     assert not Path(f"/run/lock/{marker}").exists() and not Path(f"/var/tmp/{marker}").exists() and not Path(f"/{marker}").exists()
     assert _sysv_keys() == ipc_before, "IPC objects were created on the host"
+    assert "wrote" not in actual["a host sysctl rewritten (with its own value)"]
     mebibytes = ast.literal_eval(actual["every writable place filled"].strip())  # two private 16 MiB tmpfs, nothing else
     assert mebibytes["/tmp"] <= 16 and mebibytes["/dev/shm"] <= 16 and sum(mebibytes.values()) == mebibytes["/tmp"] + mebibytes["/dev/shm"]
 

@@ -233,7 +233,9 @@ def bwrap_arguments(bwrap: str, limits: Limits) -> list[str]:
     if not prefix.startswith("/usr/"):
         arguments += ["--ro-bind", prefix, prefix]
     arguments += [
-        "--proc", "/proc", "--dev", "/dev",
+        # bubblewrap started by root maps the sandbox's uid to root outside, and the kernel lets the
+        # global root uid write sysctls without a capability: /proc/sys must be read-only.
+        "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
         # The only writable places, each sized by the file-size limit (and charged to the cgroup's memory).
         "--size", str(limits.file_size_mb * 2**20), "--tmpfs", "/tmp",
         "--size", str(limits.file_size_mb * 2**20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
