@@ -30,6 +30,8 @@ from typing import Any
 import yaml
 from dagster import DagsterInstance, ExecutorDefinition, in_process_executor
 
+from dataenvgym_dagster.defs.instance import PARTITION_TAG
+
 PROFILE_ENV_VAR = "DATAENVGYM_PROFILE"
 PROFILES = ("local", "cluster", "k8s")
 GPU_POOL = "gpu"
@@ -45,6 +47,7 @@ RUN_RETRIES_ENV_VAR = "DATAENVGYM_RUN_RETRIES"
 DEFAULT_BROKER = "redis://localhost:6379/0"
 DEFAULT_BACKEND = "redis://localhost:6379/1"
 DEFAULT_POOL_LIMITS = {GPU_POOL: 1, TEACHER_POOL: 8}
+ONE_RUN_PER_PARTITION = {"key": PARTITION_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 
 
 def profile(environ: Mapping[str, str] = os.environ) -> str:
@@ -114,7 +117,8 @@ class ClusterSettings:
             "storage": {"postgres": {"postgres_url": {"env": POSTGRES_URL_ENV_VAR}}},
             "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
             "concurrency": {
-                "runs": {"max_concurrent_runs": self.max_concurrent_runs},
+                # One run per partition at a time, whoever launched it (defs/turns.py).
+                "runs": {"max_concurrent_runs": self.max_concurrent_runs, "tag_concurrency_limits": [ONE_RUN_PER_PARTITION]},
                 # Op granularity: a run starts, and only its gpu steps wait for a slot.
                 "pools": {"granularity": "op"},
             },
