@@ -165,3 +165,54 @@ def test_a_run_launched_by_the_daemon_is_named_and_waited_for_when_asked(tmp_pat
     with partition_turn(instance, "arithmetic|skill_list", True, said.append, tmp_path):
         assert instance.get_run_by_id(queued.run_id).status == DagsterRunStatus.FAILURE
     assert said == [f"== waiting for {described} to finish arithmetic|skill_list"]
+
+
+def materialisations(home: Path) -> dict[str, int]:
+    """How many times each asset of the home was materialised, per partition."""
+    from dagster import AssetRecordsFilter
+
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        counts = {}
+        for key in instance.get_asset_keys():
+            records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=100).records
+            for record in records:
+                name = f"{key.to_user_string()}[{record.partition_key}]"
+                counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+@pytest.mark.slow
+def test_runs_of_one_experiment_started_at_the_same_moment_do_its_work_once(tmp_path):
+    from dataenvgym_dagster.machinery.warehouse import Warehouse
+    from dataenvgym_dagster_tests.openai_server import OpenAITestServer
+    from dataenvgym_dagster_tests.test_llm_teacher_loop import LLM_EXPERIMENT
+
+    write_catalog(tmp_path / "experiments.yaml", {"experiments": {"llm": LLM_EXPERIMENT}, "default_experiment": "llm"})
+    with OpenAITestServer() as server:
+        teacher = {"DATAENVGYM_TEACHER_BASE_URL": server.base_url, "DATAENVGYM_TEACHER_MODEL": "test-teacher",
+                   "DATAENVGYM_TEACHER_API_KEY": "sk-test"}
+        # On a fresh home: two plain runs and one that waits, all at once (the instance is created once, too).
+        processes = at_once(tmp_path, [["run"], ["run"], ["run", "--wait"]], **teacher)
+        outputs = [process.communicate(timeout=1800) for process in processes]
+        requests = server.requests
+    codes = [process.returncode for process in processes]
+    assert codes[2] == 0, outputs[2][1][-3000:]
+    worked = [i for i, (out, _) in enumerate(outputs) if "all 18 assets" in out]
+    assert len(worked) == 1 and codes[worked[0]] == 0, outputs
+    for index in (0, 1):
+        if index in worked:
+            continue
+        assert codes[index] == 3, outputs[index]
+        error = outputs[index][1]
+        assert error.count("\n") == 1 and error.startswith("dataenvgym: arithmetic|llm is already being materialised by ")
+        assert "let it finish" in error and "--wait" in error
+    if 2 not in worked:
+        assert outputs[2][0].count("up to date, nothing to do") == 2 and "== waiting for " in outputs[2][0]
+
+    home = tmp_path / "home"
+    assert all(len(versions) == 1 for versions in version_rows(home / "dagster").values())
+    assert set(materialisations(home).values()) == {1}  # every asset of every partition, once
+    with Warehouse(home).connect() as connection:
+        calls = connection.sql("SELECT prompt_hash, cache_hit FROM teacher_calls").pl()
+    assert calls.height > 0 and not calls["cache_hit"].any()
+    assert calls["prompt_hash"].n_unique() == calls.height == requests  # each prompt paid once
