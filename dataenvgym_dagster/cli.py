@@ -29,7 +29,7 @@ def _instance(home: Path, cause_of_death: str | None = None):
 
 def run(domain: str, experiment: str | None, force: bool = False, wait: bool = False) -> int:
     from dataenvgym_dagster.definitions import build_definitions
-    from dataenvgym_dagster.defs.jobs import run_experiment
+    from dataenvgym_dagster.defs.jobs import check_benchmark, run_experiment
     from dataenvgym_dagster.experiments import load_catalog
     from dataenvgym_dagster.defs.resources import home_warehouse
     from dataenvgym_dagster.machinery.locks import full_disk_message, is_disk_full
@@ -39,6 +39,7 @@ def run(domain: str, experiment: str | None, force: bool = False, wait: bool = F
     experiment = experiment or catalog.domain(domain).default_experiment or catalog.default_experiment
     catalog.check_pair(domain, experiment)  # fail early with the known names and the experiment's domains
     home = default_home()
+    check_benchmark(catalog, domain, home, force)  # a missing benchmark file is said before anything is written
     definitions = build_definitions(catalog, str(home))
     instance = _instance(home)
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

@@ -179,6 +179,20 @@ def run_experiment(
     return results
 
 
+def check_benchmark(catalog: ExperimentCatalog, domain: str, home: Path, force: bool = False) -> None:
+    """Load ``domain``'s benchmark once before anything is written, unless the home already holds it:
+    a missing or malformed benchmark file raises ``BenchmarkFormatError`` (the path and the expected
+    layout) before the home, a run, the pretraining corpus or a base student exist."""
+    from dataenvgym_dagster.defs.resources import default_storage, open_storage
+    from dataenvgym_dagster.domain.registry import get_domain
+    from dataenvgym_dagster.loop.steps import benchmark_splits
+
+    storage = open_storage(default_storage(home), home)
+    if not force and storage.exists("warehouse", "benchmark_problems", domain, "benchmark_splits.parquet"):
+        return
+    benchmark_splits(get_domain(domain), catalog.domain(domain).benchmark)
+
+
 # -- runs whose process died -------------------------------------------------------------------
 def _process_alive_since(pid: int, started: float) -> bool:
     """Whether process ``pid`` exists and was started no later than ``started`` (epoch seconds).
