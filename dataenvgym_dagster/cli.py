@@ -94,10 +94,11 @@ def compare(domain: str | None) -> int:
 def doctor(repair: bool = False) -> int:
     """Name what is wrong with the home, one line each with the fix: a full disk, damaged instance storage,
     damaged warehouse files and plots, runs whose process died (marked failed, with the cause)."""
-    from dataenvgym_dagster.defs.instance import damaged_instance_files, repair_version_tables
+    from dataenvgym_dagster.defs.instance import damaged_instance_files, release_space_reserve, repair_version_tables
     from dataenvgym_dagster.defs.metadata import damaged_plots
     from dataenvgym_dagster.defs.resources import home_warehouse
-    from dataenvgym_dagster.machinery.locks import disk_is_full, full_disk_message
+    from dataenvgym_dagster.defs.turns import failed_partitions
+    from dataenvgym_dagster.machinery.locks import disk_is_full, full_disk_message, is_disk_full
 
     home = default_home()
     dagster_home = prepare_dagster_home(home)
@@ -108,10 +109,19 @@ def doctor(repair: bool = False) -> int:
     if repair:
         for path in repair_version_tables(dagster_home):
             print(f"{path}: repaired (kept Dagster's current schema version only)")
-    damaged_instance = damaged_instance_files(dagster_home)
-    problems += [damage.describe() for damage in damaged_instance]
-    if not damaged_instance:
-        _instance(home, cause_of_death=full_disk_message(home) if full else None)
+    # On a full disk SQLite cannot even read its files: the space kept for that is given back first.
+    if full:
+        release_space_reserve(dagster_home)
+    try:
+        damaged_instance = damaged_instance_files(dagster_home)
+        problems += [damage.describe() for damage in damaged_instance]
+        if not damaged_instance:
+            instance = _instance(home, cause_of_death=f"the disk holding {home} was full" if full else None)
+            problems += failed_partitions(instance)
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        problems.append("the run history cannot be read until some space is freed")
     problems += [damage.describe() for damage in home_warehouse(home).damaged_files()]
     problems += damaged_plots(home)
     for problem in problems:

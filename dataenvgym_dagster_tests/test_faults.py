@@ -216,3 +216,117 @@ def test_runs_of_one_experiment_started_at_the_same_moment_do_its_work_once(tmp_
         calls = connection.sql("SELECT prompt_hash, cache_hit FROM teacher_calls").pl()
     assert calls.height > 0 and not calls["cache_hit"].any()
     assert calls["prompt_hash"].n_unique() == calls.height == requests  # each prompt paid once
+
+
+# -- a full disk -----------------------------------------------------------------------------------
+def cli(root: Path, *arguments: str, home: Path | None = None) -> subprocess.CompletedProcess:
+    env = cli_env(root)
+    if home is not None:
+        env["DATAENVGYM_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "dataenvgym_dagster", *arguments], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs (the micro experiment's home needs about 3.5 MiB), unmounted afterwards; needs root."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)]).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_said_in_one_line_and_the_rerun_after_freeing_space_equals_a_clean_run(tmp_path, small_disk):
+    from dataenvgym_dagster_tests.test_crash_drills import tables
+
+    write_catalog(tmp_path / "experiments.yaml")
+    assert cli(tmp_path, "run", home=tmp_path / "clean").returncode == 0
+    home = small_disk / "home"
+
+    failed = cli(tmp_path, "run", home=home)
+    assert failed.returncode == 2
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"dataenvgym: no space left on the disk holding {home} (") and "free of 3.0 MiB" in last
+    assert "Traceback" not in failed.stderr and "Stack Trace" not in failed.stderr
+    # No torn file where readers look.
+    assert not [p for p in home.rglob("*") if p.is_file() and p.suffix in (".parquet", ".png") and p.name.startswith(".") is False
+                and not _readable(p)]
+
+    # doctor works on the full disk and names the cause; the run is marked failed with it, not as "killed".
+    doctor = cli(tmp_path, "doctor", home=home)
+    assert doctor.returncode == 1 and doctor.stdout.startswith(f"no space left on the disk holding {home}"), doctor
+    died = [line for line in doctor.stdout.splitlines() if line.startswith("arithmetic|skill_list: its latest run")]
+    assert len(died) == 1 and "failed: no space left on the disk holding" in died[0], doctor.stdout
+    assert "SIGKILL" not in doctor.stdout and "Traceback" not in doctor.stdout + doctor.stderr
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    rerun = cli(tmp_path, "run", home=home)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    clean, after = tables(tmp_path / "clean"), tables(home)
+    for table, frame in clean.items():
+        assert after[table].equals(frame), table
+
+
+def _readable(path: Path) -> bool:
+    if path.suffix == ".png":
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                image.load()
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# -- a missing benchmark file, a broken catalogue --------------------------------------------------
+def test_a_missing_benchmark_file_is_said_in_one_line_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    experiments = {"e": {"policy": "weak_skills", "data_budget": 16}}
+    domains = {"tool_use": {"benchmark": {"source": "mnms", "path": str(tmp_path / "data" / "mnms")}}}
+    monkeypatch.setenv("DATAENVGYM_EXPERIMENTS", str(write_catalog(
+        tmp_path / "experiments.yaml", {"domains": domains, "experiments": experiments, "default_experiment": "e"})))
+    monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["run", "--domain", "tool_use"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith(f"dataenvgym: MnMs file {tmp_path / 'data' / 'mnms' / 'test_human_verified_filtered.json'} does not exist")
+    assert "test_human_verified_filtered.json and test_human_verified.json" in error  # the expected layout
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"data_budget": -5}, "experiments.skill_list.data_budget (line {line}): must be greater than 0, not -5"),
+    ({"teacher": "gpt"}, "experiments.skill_list.teacher (line {line}): gpt is not allowed; allowed values: offline, llm"),
+    ({"policy": "oracle"}, "experiments.skill_list (line {line}): policy 'oracle' does not exist for environment 'skill_list'"),
+])
+def test_an_invalid_catalogue_entry_is_said_in_one_line_with_its_field_and_line(tmp_path, monkeypatch, capsys, change, expected):
+    experiments = {"skill_list": {**yaml.safe_load(yaml.safe_dump({"policy": "weak_skills", "data_budget": 96})), **change}}
+    path = write_catalog(tmp_path / "experiments.yaml", {"experiments": experiments})
+    field = next(iter(change)) if "policy" not in change else "skill_list"
+    line = next(number for number, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith(f"{field}:"))
+    monkeypatch.setenv("DATAENVGYM_EXPERIMENTS", str(path))
+    monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
+    assert main(["run"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "input_value" not in error and "pydantic.dev" not in error
+    assert error.startswith(f"dataenvgym: experiment catalogue {path} is invalid: {expected.format(line=line)}")
+
+
+def test_an_unknown_experiment_is_named_without_stray_quotes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATAENVGYM_EXPERIMENTS", str(write_catalog(tmp_path / "experiments.yaml")))
+    monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
+    assert main(["run", "--experiment", "nope"]) == 2
+    assert capsys.readouterr().err == "dataenvgym: unknown experiment 'nope'; this catalogue has: skill_list, skill_list_no_state\n"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataenvgym_dagster.defs.resources import HOME_ENV_VAR
-from dataenvgym_dagster.machinery.locks import file_lock, free_space, full_disk_message, is_disk_full
+from dataenvgym_dagster.machinery.locks import FULL_BELOW_BYTES, file_lock, free_space, full_disk_message, is_disk_full
 from dataenvgym_dagster.machinery.storage import replace_file
 
 PARTITION_TAG = "dagster/partition"  # Dagster's run tag naming a run's partition
@@ -115,14 +115,14 @@ def open_instance(home: Path):
 # A few MiB kept beside the instance's storage, given back when the disk fills up so that the run
 # that died of it can still be marked failed with that cause (SQLite needs room to record anything).
 RESERVE_FILE = ".space-reserve"
-RESERVE_BYTES = 4 * 1024 * 1024
+RESERVE_BYTES = 1024 * 1024
 
 
 def keep_space_reserve(dagster_home: Path) -> None:
     """Write the reserve if it is missing and the disk has room to spare; nothing otherwise."""
     reserve = dagster_home / RESERVE_FILE
     try:
-        if not reserve.exists() and free_space(dagster_home)[0] > 16 * RESERVE_BYTES:
+        if not reserve.exists() and free_space(dagster_home)[0] > 2 * RESERVE_BYTES:
             replace_file(reserve, bytes(RESERVE_BYTES))
     except OSError:
         pass
@@ -177,6 +177,8 @@ def damaged_instance_files(dagster_home: Path) -> list[InstanceDamage]:
                 tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 versions = [row[0] for row in connection.execute("SELECT version_num FROM alembic_version")] if "alembic_version" in tables else []
         except sqlite3.DatabaseError as error:
+            if is_disk_full(error) or free_space(path)[0] < FULL_BELOW_BYTES:
+                raise OSError(28, full_disk_message(path)) from error  # not damage: SQLite needs room to read
             damage.append(InstanceDamage(path, f"not a readable SQLite file ({error})", f"restore it from a backup, {aside}"))
             continue
         if len(versions) > 1:

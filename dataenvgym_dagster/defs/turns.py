@@ -84,3 +84,22 @@ def partition_turn(
             yield
     except LockBusy as busy:
         raise _busy(partition, _describe_holder(instance, partition, busy.holder)) from None
+
+
+def failed_partitions(instance: DagsterInstance, limit: int = 200) -> list[str]:
+    """One line per partition whose latest run failed: the run, and why (the run's own failure message)."""
+    from dagster import DagsterEventType, DagsterRunStatus
+
+    latest: dict[str, object] = {}
+    for run in instance.get_runs(limit=limit):  # newest first
+        partition = run.tags.get(PARTITION_TAG)
+        if partition is not None and partition not in latest:
+            latest[partition] = run
+    lines = []
+    for partition, run in sorted(latest.items()):
+        if run.status != DagsterRunStatus.FAILURE:
+            continue
+        records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE).records
+        why = records[-1].event_log_entry.message.splitlines()[0] if records else "see its log"
+        lines.append(f"{partition}: its latest run {run.run_id} failed: {why}")
+    return lines

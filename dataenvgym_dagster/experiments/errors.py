@@ -16,18 +16,20 @@ MAX_LISTED = 3
 
 
 def _node_at(root: yaml.Node | None, location: Sequence[Any]) -> yaml.Node | None:
-    """The deepest YAML node along ``location`` (mapping keys and sequence indices)."""
-    node = root
+    """The YAML node of the deepest key (or sequence item) along ``location``: where the field is written."""
+    node, found = root, root
     for part in location:
         child = None
         if isinstance(node, yaml.MappingNode):
-            child = next((value for key, value in node.value if getattr(key, "value", None) == str(part)), None)
+            pair = next(((key, value) for key, value in node.value if getattr(key, "value", None) == str(part)), None)
+            if pair is not None:
+                found, child = pair
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            child = node.value[part]
+            found = child = node.value[part]
         if child is None:
             break
         node = child
-    return node
+    return found
 
 
 def _line(text: str | None, location: Sequence[Any]) -> str:

@@ -104,11 +104,11 @@ def free_space(path: Path) -> tuple[int, int]:
     return usage.free, usage.total
 
 
-FULL_BELOW_BYTES = 1024 * 1024
+FULL_BELOW_BYTES = 2 * 1024 * 1024
 
 
 def disk_is_full(path: Path) -> bool:
-    """Whether the file system holding ``path`` has less than 1 MiB free (a write of any size may fail)."""
+    """Whether the file system holding ``path`` has less than 2 MiB free (a write of any size may fail)."""
     return free_space(path)[0] < FULL_BELOW_BYTES
 
 
