@@ -330,3 +330,34 @@ def test_an_unknown_experiment_is_named_without_stray_quotes(tmp_path, monkeypat
     monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
     assert main(["run", "--experiment", "nope"]) == 2
     assert capsys.readouterr().err == "dataenvgym: unknown experiment 'nope'; this catalogue has: skill_list, skill_list_no_state\n"
+
+
+# -- atomic artefacts ------------------------------------------------------------------------------
+def test_doctor_names_a_torn_learning_curve_plot_and_what_to_redo(tmp_path, monkeypatch, capsys):
+    from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png
+
+    plot = tmp_path / "home" / "plots" / "arithmetic" / "skill_list" / "learning_curves_iteration_2.png"
+    plot.parent.mkdir(parents=True)
+    plot.write_bytes(accuracy_thumbnail_png([0.1, 0.5, 0.7])[:40])  # what a plain write left on a full disk
+    monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert f"{plot} (learning curves) is damaged" in out
+    assert "Re-materialise iteration_2_test_evaluation for partition arithmetic|skill_list" in out
+
+
+def test_the_learning_curve_plot_is_written_atomically(tmp_path, monkeypatch):
+    import dataenvgym_dagster.machinery.storage as storage
+    from dataenvgym_dagster.defs.metadata import learning_curve_metadata
+    from dataenvgym_dagster.machinery.warehouse import Warehouse
+    import polars as pl
+
+    replaced = []
+    real = os.replace
+    monkeypatch.setattr(storage.os, "replace", lambda source, target: (replaced.append(Path(target).name), real(source, target)))
+    results = pl.DataFrame({"domain": ["arithmetic"] * 2, "experiment": ["e"] * 2, "iteration": [0, 0],
+                            "skill": ["a", "b"], "correct": [True, False]})
+    learning_curve_metadata(Warehouse(tmp_path / "home"), results, tmp_path / "plots")
+    assert "learning_curves_iteration_0.png" in replaced
+    assert [p.name for p in (tmp_path / "plots" / "arithmetic" / "e").iterdir()] == ["learning_curves_iteration_0.png"]

@@ -31,6 +31,7 @@ import yaml
 from dagster import DagsterInstance, ExecutorDefinition, in_process_executor
 
 from dataenvgym_dagster.defs.instance import PARTITION_TAG
+from dataenvgym_dagster.machinery.storage import replace_file
 
 PROFILE_ENV_VAR = "DATAENVGYM_PROFILE"
 PROFILES = ("local", "cluster", "k8s")
@@ -164,9 +165,9 @@ def step_tags(pool: str | None, environ: Mapping[str, str] = os.environ) -> dict
 def write_instance(dagster_home: Path, settings: ClusterSettings) -> Path:
     """Write the cluster ``dagster.yaml`` and the workers' ``celery.yaml`` into ``dagster_home``."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "celery.yaml").write_text(yaml.safe_dump(settings.worker_config(), sort_keys=False))
+    replace_file(dagster_home / "celery.yaml", yaml.safe_dump(settings.worker_config(), sort_keys=False).encode())
     path = dagster_home / "dagster.yaml"
-    path.write_text(yaml.safe_dump(settings.instance_config(), sort_keys=False))
+    replace_file(path, yaml.safe_dump(settings.instance_config(), sort_keys=False).encode())
     return path
 
 

@@ -30,7 +30,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
-from dataenvgym_dagster.machinery.storage import Storage, hidden_temporary
+from dataenvgym_dagster.machinery.storage import Storage, hidden_temporary, replace_file
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
     # ``payload``: JSON text with what a domain needs beyond question and answer (solution, tests, image, plan).
@@ -403,7 +403,7 @@ class Warehouse:
                         "Open the warehouse read-only (duckdb -readonly) to avoid this."
                     ) from error
                 time.sleep(0.2)
-        stamp.write_text(fingerprint)
+        replace_file(stamp, fingerprint.encode())
         return True
 
     def damaged_files(self) -> list[DamagedFile]:
