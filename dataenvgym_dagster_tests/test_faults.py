@@ -361,3 +361,35 @@ def test_the_learning_curve_plot_is_written_atomically(tmp_path, monkeypatch):
     learning_curve_metadata(Warehouse(tmp_path / "home"), results, tmp_path / "plots")
     assert "learning_curves_iteration_0.png" in replaced
     assert [p.name for p in (tmp_path / "plots" / "arithmetic" / "e").iterdir()] == ["learning_curves_iteration_0.png"]
+
+
+# -- sensors ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sensor", ["register_experiments", "advance_experiments"])
+def test_a_sensor_that_cannot_read_the_catalogue_fails_its_tick_naming_file_and_line(tmp_path, sensor):
+    from dagster import build_sensor_context
+
+    from dataenvgym_dagster.experiments.config import CatalogError
+
+    from .conftest import make_workspace
+
+    workspace = make_workspace(tmp_path)
+    catalogue = tmp_path / "experiments.yaml"
+    catalogue.write_text(catalogue.read_text().replace("data_budget: 96", "data_budget: -1", 1))
+    definition = workspace.defs.resolve_sensor_def(sensor)
+    with pytest.raises(CatalogError) as failed:  # the daemon records a raised error as a failed tick
+        definition.evaluate_tick(build_sensor_context(instance=workspace.instance, definitions=workspace.defs))
+    message = str(failed.value)
+    assert "\n" not in message and message.startswith(f"experiment catalogue {catalogue} is invalid: experiments.")
+    assert ".data_budget (line " in message and "must be greater than 0, not -1" in message
+
+
+def test_a_registration_tick_says_what_it_registered(tmp_path):
+    from dagster import build_sensor_context
+
+    from .conftest import make_workspace
+
+    workspace = make_workspace(tmp_path)
+    data = workspace.defs.resolve_sensor_def("register_experiments").evaluate_tick(
+        build_sensor_context(instance=workspace.instance, definitions=workspace.defs))
+    assert data.skip_message == "registered skill_list, skill_list_no_state"
+    assert [list(r.partition_keys) for r in data.dynamic_partitions_requests] == [["skill_list", "skill_list_no_state"]]

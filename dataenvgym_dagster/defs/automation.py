@@ -7,7 +7,8 @@ launches the next stage that is not materialised yet: the domain's foundations, 
 progress (so never the same partition twice at once), stops the chain at the first failed run
 with the reason in the sensor's tick, and ends when the last iteration is materialised. Each
 tick also marks runs whose process was killed as failed, so they neither show as in progress
-forever nor hold their partition.
+forever nor hold their partition. A catalogue it cannot read fails the tick, naming the file,
+line and field, rather than skipping it quietly.
 
 A sensor rather than automation conditions on the assets: whether an experiment advances is a
 per-partition choice in the catalogue, and a condition applies to every partition of an asset.
@@ -44,7 +45,6 @@ from dataenvgym_dagster.defs.jobs import (
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
 from dataenvgym_dagster.defs.partitions import EXPERIMENTS, loop_partition_key, registered_experiments
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
-from dataenvgym_dagster.experiments.config import CatalogError
 from dataenvgym_dagster.experiments.registration import RELOAD, plan_registration
 
 SENSOR = "advance_experiments"
@@ -139,10 +139,7 @@ def advance_experiments_sensor(
         # Runs whose process was killed would otherwise show as in progress, and hold their partition.
         for run_id in fail_abandoned_runs(context.instance):
             context.log.warning(f"marked run {run_id} as failed: its process was killed before it finished")
-        try:
-            catalog = load_catalog(experiments_file)
-        except CatalogError as error:
-            return SkipReason(f"nothing advanced: {error}")
+        catalog = load_catalog(experiments_file)  # unreadable: the tick fails, naming the file, line and field
         pairs = automated(catalog)
         if not pairs:
             return SkipReason("no experiment in the catalogue has `automation: eager`")
