@@ -121,7 +121,7 @@ def automated(catalog: ExperimentCatalog) -> list[tuple[str, str]]:
 
 def advance_experiments_sensor(
     loaded: ExperimentCatalog, groups: dict[str, list[AssetKey]], jobs: list, experiments_file: Path | None = None,
-    interval_seconds: int = 10,
+    interval_seconds: int = 2,
 ):
     """The sensor; ``loaded`` is the catalogue the definitions were built from, ``experiments_file`` the one
     each tick re-reads (so an experiment added to it advances without a restart); ``groups`` maps each
@@ -130,6 +130,8 @@ def advance_experiments_sensor(
     @sensor(
         name=SENSOR,
         jobs=jobs,
+        # A tick is cheap (the catalogue and a few run queries); every second of interval is paid by each
+        # stage of an automated experiment, waiting for the next tick after the previous run ended.
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description="Advances every experiment with `automation: eager` in the catalogue, one iteration per run; "

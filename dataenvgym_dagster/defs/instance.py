@@ -30,7 +30,8 @@ PARTITION_TAG = "dagster/partition"  # Dagster's run tag naming a run's partitio
 # default local storage, plus run monitoring, so that runs that never start, or never finish
 # cancelling, end as failed instead of hanging in the UI (the daemon of `dagster dev` applies it).
 # Runs whose process was killed are marked failed by `fail_abandoned_runs` (CLI start, sensor tick).
-# The run queue (Dagster's default run coordinator) starts at most one run per partition at a time.
+# The run queue (Dagster's default run coordinator) starts at most one run per partition at a time,
+# and looks at its queue every second rather than every 5 s (a launch waited 2.5 s on average).
 INSTANCE_SETTINGS = f"""\
 # Written by dataenvgym (see defs/instance.py). Edit freely: an edited file is never overwritten.
 run_monitoring:
@@ -38,6 +39,8 @@ run_monitoring:
   start_timeout_seconds: 180
   cancel_timeout_seconds: 180
   poll_interval_seconds: 30
+run_queue:
+  dequeue_interval_seconds: 1
 concurrency:
   runs:
     tag_concurrency_limits:
