@@ -91,6 +91,16 @@ def compare(domain: str | None) -> int:
     return 0
 
 
+def schema(environment: str) -> int:
+    """Print the JSON Schemas of an environment's state and plan, its actions and its rules."""
+    import json
+
+    from dataenvgym_dagster.agents import environment_schema
+
+    print(json.dumps(environment_schema(environment), indent=2))
+    return 0
+
+
 def doctor(repair: bool = False) -> int:
     """Name what is wrong with the home, one line each with the fix: a full disk, damaged instance storage,
     damaged warehouse files and plots, runs whose process died (marked failed, with the cause)."""
@@ -154,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("instance", help="create $DAGSTER_HOME with its settings and storage (what `make ui` calls) and print it")
     compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
     compare_parser.add_argument("--domain", default=None)
+    schema_parser = commands.add_parser("schema", help="print the JSON Schema of an environment's state and plan (for agents)")
+    schema_parser.add_argument("environment", choices=["open_ended", "skill_list", "skill_tree"])
     arguments = parser.parse_args(argv)
     import duckdb
 
@@ -163,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "compare":
             return compare(arguments.domain)
+        if arguments.command == "schema":
+            return schema(arguments.environment)
         if arguments.command == "doctor":
             return doctor(arguments.repair)
         if arguments.command == "instance":

@@ -105,7 +105,8 @@ def write_run(warehouse, experiment: str, environment: str, policy: str, seed: i
         "experiment_runs", ["arithmetic", experiment, "config"],
         pl.DataFrame([{
             "domain": "arithmetic", "experiment": experiment, "name": experiment.rsplit("_seed", 1)[0], "environment": environment,
-            "policy": policy, "uses_state": policy != "no_state", "teacher": "offline", "discoverer": "gold", "seed": seed,
+            "policy": policy, "policy_version": "v1", "uses_state": policy != "no_state", "teacher": "offline",
+            "teacher_version": "v1", "discoverer": "gold", "seed": seed,
             "data_budget": 100, "recipe": "continue_with_replay", "settings": "{}",
         }]),
     )

@@ -18,6 +18,7 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
+from dataenvgym_dagster.agents.loading import build_engine
 from dataenvgym_dagster.defs.resources import default_home, open_storage
 from dataenvgym_dagster.domain.discovery import GoldSkillDiscoverer, SkillDiscoverer
 from dataenvgym_dagster.domain.discovery_llm import LlmSkillDiscoverer
@@ -87,14 +88,15 @@ class TeacherResource(ConfigurableResource):
     questions_per_call: int | None = Field(None, description=f"Questions labelled per call (default {QUESTIONS_PER_CALL}).")
 
     def engine(
-        self, domain: Domain, settings: ExperimentSettings, *, experiment: str, iteration: int, log: Log
+        self, domain: Domain, settings: ExperimentSettings, *, experiment: str, iteration: int, log: Log, target: str = "answer"
     ) -> DataGenerationEngine:
+        """The experiment's engine; ``target`` is the student's (with ``solution`` the LLM teacher writes worked solutions)."""
         if settings.teacher == "offline":
             return OfflineTeacher(domain)
         if settings.teacher == "llm":
             chat = self.chat(domain.name, experiment=experiment, iteration=iteration, log=log)
-            return LlmTeacher(domain, chat, examples_per_call=self.setting("examples_per_call") or EXAMPLES_PER_CALL)
-        raise ValueError(f"experiment {experiment!r} names teacher {settings.teacher!r}, which this resource cannot build")
+            return LlmTeacher(domain, chat, examples_per_call=self.setting("examples_per_call") or EXAMPLES_PER_CALL, target=target)
+        return build_engine(settings.teacher, domain, settings.teacher_options, experiment=experiment, iteration=iteration)
 
     def discoverer(
         self, domain: Domain, settings: ExperimentSettings, *, experiment: str, iteration: int, log: Log

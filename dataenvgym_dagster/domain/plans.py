@@ -56,7 +56,11 @@ class PolicyAction(BaseModel):
 
 
 class DataGenerationPlan(BaseModel):
-    """The policy's action for one iteration."""
+    """The policy's action for one iteration: entries for the engine, and the decisions behind them.
+
+    ``policy`` and ``policy_version`` are stamped by the loop with the agent's catalogue name and
+    version (whatever the agent wrote there); ``total`` may not exceed the iteration's budget.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -65,6 +69,7 @@ class DataGenerationPlan(BaseModel):
     iteration: int
     environment: str = "skill_list"
     policy: str
+    policy_version: str = Field("", description="The agent's version: its package version or a content hash of its source.")
     entries: tuple[PlanEntry, ...]
     actions: tuple[PolicyAction, ...] = ()
 
@@ -75,7 +80,7 @@ class DataGenerationPlan(BaseModel):
     def _key(self) -> dict[str, object]:
         return {
             "domain": self.domain, "experiment": self.experiment, "iteration": self.iteration,
-            "environment": self.environment, "policy": self.policy,
+            "environment": self.environment, "policy": self.policy, "policy_version": self.policy_version,
         }
 
     def warehouse_rows(self) -> list[dict[str, object]]:
@@ -105,3 +110,10 @@ class DataGenerationPlan(BaseModel):
             }
             for action in self.actions
         ]
+
+    def refusal_rows(self, reasons: list[str]) -> list[dict[str, object]]:
+        """The ``policy_actions`` row of a refused plan: action ``refused``, every reason in ``detail``."""
+        return [{
+            **self._key(), "skill": "", "action": "refused", "reward": None, "observed_accuracy": None,
+            "detail": json.dumps({"reasons": reasons, "examples_requested": self.total}, sort_keys=True),
+        }]

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dataenvgym_dagster.domain.environments import ENVIRONMENTS
-from dataenvgym_dagster.domain.protocol import BenchmarkSpec
+from dataenvgym_dagster.agents.loading import BUILTIN_ENGINES, check_engine_name, check_policy_name, load_policy
+from dataenvgym_dagster.domain.protocol import BenchmarkSpec, WorkedSolutions
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.experiments.errors import describe_validation_error, describe_yaml_error
@@ -86,8 +86,18 @@ class ExperimentSettings(_Strict):
         description="The domains this experiment runs on (partitions exist for these pairs only); default: every domain.",
     )
     environment: Literal["open_ended", "skill_list", "skill_tree"] = "skill_list"
-    policy: str = "learnable"
-    teacher: Literal["offline", "llm"] = "offline"
+    policy: str = Field(
+        "learnable",
+        description="A built-in policy of the environment, an entry point of dataenvgym.policies, or 'package.module:attribute'.",
+    )
+    teacher: str = Field(
+        "offline",
+        description="The data generation engine: offline, llm, an entry point of dataenvgym.engines, or 'package.module:Class'; "
+        "also written {engine: <one of those>, options: {...}}.",
+    )
+    teacher_options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for an outside engine's class (the `options:` of `teacher: {engine: ...}`)."
+    )
     discoverer: Literal["gold", "llm"] = Field("gold", description="Who labels validation questions with skills.")
     data_budget: int = Field(8_000, gt=0, description="Generated examples per iteration.")
     shortfall_tolerance: float = Field(
@@ -113,14 +123,24 @@ class ExperimentSettings(_Strict):
         "every seed of this experiment, on every domain, at those times (UTC).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _teacher_block(cls, data: Any) -> Any:
+        """``teacher: {engine: X, options: {...}}`` is ``teacher: X`` with ``teacher_options``."""
+        if isinstance(data, dict) and isinstance(data.get("teacher"), dict):
+            block = dict(data["teacher"])
+            unknown = set(block) - {"engine", "options"}
+            if "engine" not in block or unknown:
+                raise ValueError(f"teacher: {block} must have `engine:` (and optionally `options:`), nothing else")
+            data = {**data, "teacher": block["engine"], "teacher_options": block.get("options") or {}}
+        return data
+
     @model_validator(mode="after")
     def _policy_exists_for_environment(self) -> ExperimentSettings:
-        policies = ENVIRONMENTS[self.environment].policies
-        if self.policy not in policies:
-            raise ValueError(
-                f"policy {self.policy!r} does not exist for environment {self.environment!r}; "
-                f"choose one of: {', '.join(policies)}"
-            )
+        check_policy_name(self.environment, self.policy)  # import paths are imported when a run needs them
+        check_engine_name(self.teacher)
+        if self.teacher_options and self.teacher in BUILTIN_ENGINES:
+            raise ValueError(f"teacher {self.teacher!r} is built in and takes no options; set them for an outside engine only")
         if self.domains is not None and len(set(self.domains)) != len(self.domains):
             raise ValueError(f"domains {list(self.domains)} repeat a domain")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
@@ -134,7 +154,8 @@ class ExperimentSettings(_Strict):
 
     @property
     def uses_state(self) -> bool:
-        return ENVIRONMENTS[self.environment].policies[self.policy].uses_state
+        """Whether the policy reads the state; imports an outside policy to ask it."""
+        return load_policy(self.environment, self.policy).uses_state
 
 
 class ExperimentCatalog(_Strict):
@@ -180,7 +201,12 @@ class ExperimentCatalog(_Strict):
             if source.needs_path and not settings.benchmark.path:
                 raise ValueError(f"domains.{name}.benchmark.source {source.name!r} reads files: set benchmark.path")
         for domain, key in self.pairs:
-            self.student(domain, key)  # overrides must be valid for every domain they apply to
+            student = self.student(domain, key)  # overrides must be valid for every domain they apply to
+            if student.target == "solution" and not isinstance(get_domain(domain), WorkedSolutions):
+                raise ValueError(
+                    f"{domain}|{key}: student.target 'solution' needs worked solutions, which the {domain} domain does "
+                    "not have (math and code do); use student.target: answer for it"
+                )
         if self.default_experiment not in self.runs:
             raise ValueError(
                 f"default_experiment {self.default_experiment!r} is not one of the experiments: "

@@ -15,11 +15,13 @@ from pathlib import Path
 import polars as pl
 
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills, SkillDiscoverer, skill_mapping
+from dataenvgym_dagster.agents.loading import AgentError, engine_info, load_policy, run_policy
 from dataenvgym_dagster.domain.environments import Observation, PolicyContext, get_environment
 from dataenvgym_dagster.domain.environments.base import EnvironmentState, SubskillProposer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
-from dataenvgym_dagster.domain.protocol import SPLITS, BenchmarkFormatError, Domain
+from dataenvgym_dagster.domain.protocol import SPLITS, BenchmarkFormatError, Domain, WorkedSolutions
 from dataenvgym_dagster.domain.quality import check_examples
+from dataenvgym_dagster.domain.teachers.chat import TeacherChat
 from dataenvgym_dagster.domain.teachers.protocol import DataGenerationEngine, GenerationResult
 from dataenvgym_dagster.domain.types import EvaluationRecord, Problem, StudentText, TrainingExample
 from dataenvgym_dagster.experiments.config import (
@@ -73,30 +75,43 @@ def student_texts(
 ) -> list[StudentText]:
     """The student's texts for problems in the spec's prompt format, their images as files under ``home``.
 
+    ``student.target`` picks the target: the answer (``student_text``) or a worked solution
+    ending in it (``solution_text``, see :class:`~dataenvgym_dagster.domain.protocol.WorkedSolutions`).
     ``few_shot`` puts ``few_shot_examples`` solved problems from the domain's procedural generator
-    before each prompt; ``chat`` is applied by the backend with the tokenizer's template. Images
-    (recorded relative to the home) are made on first use and given to the backend as file paths.
+    before each prompt, in the same target; ``chat`` is applied by the backend with the tokenizer's
+    template. Images (recorded relative to the home) are made on first use and given to the backend
+    as file paths.
     """
     problems = list(problems)
-    texts = [domain.student_text(problem) for problem in problems]
+    texts = [training_text(domain, problem, student.target) for problem in problems]
     if any(text.images for text in texts):
         if home is None:
             raise ValueError(f"{domain.name} problems have images; their student texts need the home the images live under")
         texts = with_image_files(problems, texts, home)
     if student.prompt_format != "few_shot" or student.few_shot_examples == 0:
         return texts
-    prefix = few_shot_prefix(domain, student.few_shot_examples)
+    prefix = few_shot_prefix(domain, student.few_shot_examples, target=student.target)
     return [text.model_copy(update={"prompt": prefix + text.prompt}) for text in texts]
 
 
-def few_shot_prefix(domain: Domain, count: int, seed: int = FEW_SHOT_SEED) -> str:
+def training_text(domain: Domain, problem: Problem, target: str = "answer") -> StudentText:
+    """The problem's student text with ``target`` ``answer`` (the domain's ``student_text``) or
+    ``solution`` (its ``solution_text``; the catalogue allows it only for domains that have one)."""
+    if target == "solution":
+        if not isinstance(domain, WorkedSolutions):
+            raise ValueError(f"student.target 'solution' needs worked solutions, which the {domain.name} domain does not have; use answer")
+        return domain.solution_text(problem)
+    return domain.student_text(problem)
+
+
+def few_shot_prefix(domain: Domain, count: int, seed: int = FEW_SHOT_SEED, target: str = "answer") -> str:
     """``count`` solved procedural problems (prompt and target) of seeded random skills, each followed by a blank line."""
     rng = random.Random(seed)
     skills = list(domain.taxonomy.skills)
     shots = []
     for index in range(count):
         skill = skills[rng.randrange(len(skills))]
-        text = domain.student_text(Problem(example_id=f"few_shot/{index}", skill=skill, **domain.sample(skill, rng).model_dump()))
+        text = training_text(domain, Problem(example_id=f"few_shot/{index}", skill=skill, **domain.sample(skill, rng).model_dump()), target)
         shots.append(f"{text.prompt}{text.target}\n\n")
     return "".join(shots)
 
@@ -328,20 +343,37 @@ def environment_state(
     return get_environment(settings.environment).observe(observation)
 
 
-def data_generation_plan(state: EnvironmentState, settings: ExperimentSettings, proposer: SubskillProposer | None) -> DataGenerationPlan:
-    """The experiment's policy's plan for this iteration's data budget."""
-    spec = get_environment(settings.environment).policies[settings.policy]
-    context = PolicyContext(budget=settings.data_budget, seed=iteration_seed(settings, state.iteration), proposer=proposer)
-    return spec.policy(state, context)
+def data_generation_plan(
+    state: EnvironmentState, settings: ExperimentSettings, proposer: SubskillProposer | None, chat: TeacherChat | None = None
+) -> DataGenerationPlan:
+    """The experiment's policy's plan for this iteration's data budget, once the environment accepts it.
+
+    Raises :class:`AgentError` (the policy cannot be loaded, raises or returns something else) or
+    :class:`PlanRefusedError` (the plan breaks the environment's rules), each naming the agent,
+    the partition and the iteration.
+    """
+    try:
+        loaded = load_policy(settings.environment, settings.policy)
+    except AgentError as error:
+        raise AgentError(f"{error} (experiment {state.experiment!r}, domain {state.domain}, iteration {state.iteration})") from error
+    context = PolicyContext(
+        budget=settings.data_budget, seed=iteration_seed(settings, state.iteration), proposer=proposer, chat=chat,
+    )
+    return run_policy(loaded, settings.environment, state, context)
 
 
 def experiment_row(domain: str, experiment: str, name: str, settings: ExperimentSettings) -> pl.DataFrame:
-    """The ``experiment_runs`` row: what an experiment partition ran, for comparisons in SQL."""
+    """The ``experiment_runs`` row: what an experiment partition ran (agents by name and version), for comparisons in SQL."""
+    try:
+        policy = load_policy(settings.environment, settings.policy)
+        teacher = engine_info(settings.teacher)
+    except AgentError as error:
+        raise AgentError(f"{error} (experiment {experiment!r}, domain {domain}, iteration 0)") from error
     return pl.DataFrame(
         [{
             "domain": domain, "experiment": experiment, "name": name, "environment": settings.environment,
-            "policy": settings.policy, "uses_state": settings.uses_state, "teacher": settings.teacher,
-            "discoverer": settings.discoverer, "seed": settings.seed, "data_budget": settings.data_budget,
+            "policy": settings.policy, "policy_version": policy.info.version, "uses_state": policy.uses_state,
+            "teacher": settings.teacher, "teacher_version": teacher.version, "discoverer": settings.discoverer, "seed": settings.seed, "data_budget": settings.data_budget,
             "recipe": str(settings.training.recipe), "settings": settings.model_dump_json(),
         }],
         schema=TABLES["experiment_runs"],

@@ -41,6 +41,7 @@ from dataenvgym_dagster.defs.metadata import (
 from dataenvgym_dagster.defs.deployment import GPU_POOL, TEACHER_POOL, step_tags
 from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
+from dataenvgym_dagster.agents.loading import PlanRefusedError
 from dataenvgym_dagster.defs.teacher import TeacherResource
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills
 from dataenvgym_dagster.domain.environments.base import EnvironmentState
@@ -143,12 +144,19 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         """The policy's action: how this iteration's data budget is spent, and why."""
         domain, experiment, settings = _partition(context, teaching)
         proposer = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)
-        plan = steps.data_generation_plan(state, settings, proposer)
+        chat = teacher.chat(domain.name, experiment=experiment, iteration=iteration, log=context.log.info)
+        try:
+            plan = steps.data_generation_plan(state, settings, proposer, chat)
+        except PlanRefusedError as refused:  # the refusal and its reasons stay in policy_actions
+            _write(teaching, "policy_actions", domain.name, experiment, iteration,
+                   pl.DataFrame(refused.plan.refusal_rows(refused.reasons), schema=TABLES["policy_actions"]))
+            raise
         _write(teaching, "policy_actions", domain.name, experiment, iteration, pl.DataFrame(plan.action_rows(), schema=TABLES["policy_actions"]))
         table = pl.DataFrame(plan.warehouse_rows()).select("skill", "parent_skill", "count", "rationale")
         actions = Counter(action.action for action in plan.actions)
         return Output(plan, metadata={
-            "environment": plan.environment, "policy": plan.policy, "examples_requested": plan.total,
+            "environment": plan.environment, "policy": plan.policy, "policy_version": plan.policy_version,
+            "examples_requested": plan.total,
             "entries": len(plan.entries), "actions": ", ".join(f"{k}: {v}" for k, v in sorted(actions.items())),
             "plan": markdown_table(table.head(40)),
         })
@@ -168,11 +176,12 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         """The teacher's training examples for the plan, each with its quality verdict."""
         domain, experiment, settings = _partition(context, teaching)
         plan: DataGenerationPlan = inputs["plan"]
-        engine = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)
+        student = teaching.catalog().student(domain.name, experiment)
+        engine = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info, target=student.target)
         frame, result = steps.generated_dataset(
             domain, engine, plan, settings, benchmark=inputs["benchmark"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)], previous=inputs["previous"],
-            student=teaching.catalog().student(domain.name, experiment), home=teaching.checkpoint_home,
+            student=student, home=teaching.checkpoint_home,
             image_generator=teaching.catalog().domain(domain.name).image_generator, store=teaching.object_store(),
         )
         for failure in result.failures:  # what the teacher could not make, and why: in the run log as well as the metadata
@@ -273,6 +282,9 @@ def _experiment_config_asset(loop_asset) -> AssetsDefinition:
         domain, experiment, settings = _partition(context, teaching)
         name = teaching.catalog().run(experiment).name
         row = steps.experiment_row(domain.name, experiment, name, settings)
-        return Output(row, metadata={"environment": settings.environment, "policy": settings.policy, "seed": settings.seed, "teacher": settings.teacher})
+        return Output(row, metadata={
+            "environment": settings.environment, "policy": settings.policy, "policy_version": row["policy_version"][0],
+            "seed": settings.seed, "teacher": settings.teacher, "teacher_version": row["teacher_version"][0],
+        })
 
     return experiment_config

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry, PolicyAction
 from dataenvgym_dagster.domain.skills import SkillTaxonomy
+from dataenvgym_dagster.domain.teachers.chat import TeacherChat
 from dataenvgym_dagster.domain.types import EvaluationRecord
 
 
@@ -27,6 +28,17 @@ class EnvironmentState(BaseModel):
     def warehouse_rows(self) -> list[dict[str, object]]:
         """One ``environment_states`` row per node of the state (example, skill or sub-skill)."""
         raise NotImplementedError(f"{type(self).__name__} must say how it is stored")
+
+    def render(self) -> str:
+        """The state as text: what an LLM agent's prompt shows, line for line what the fields hold."""
+        raise NotImplementedError(f"{type(self).__name__} must say how it is shown as text")
+
+    def header(self, environment: str) -> str:
+        """The first line of every rendering: whose state, which iteration it plans and what it evaluated."""
+        return (
+            f"{environment} state of {self.domain}|{self.experiment}: planning iteration {self.iteration} "
+            f"from the evaluation of iteration {self.evaluated_iteration}"
+        )
 
     def row(self, environment: str, **columns: object) -> dict[str, object]:
         """One ``environment_states`` row: these fields, then ``columns``."""
@@ -62,11 +74,18 @@ class Observation:
 
 @dataclass(frozen=True)
 class PolicyContext:
-    """What a policy needs besides the state: its budget, a seed and the engine's proposals."""
+    """What a policy needs besides the state.
+
+    ``budget``: the most examples the plan may ask for (the environment refuses a plan over it);
+    ``seed``: the seed of this experiment's iteration (use :meth:`rng`); ``proposer``: the data
+    generation engine's sub-skill proposals (Skill-Tree's explore); ``chat``: the teacher's chat
+    client (cached, ledgered, replayable), for agents that ask an LLM; ``None`` until one asks.
+    """
 
     budget: int
     seed: int
     proposer: SubskillProposer | None = None
+    chat: TeacherChat | None = None
 
     def rng(self, purpose: str) -> random.Random:
         return random.Random(f"{self.seed}:{purpose}")
@@ -82,10 +101,17 @@ class PolicySpec:
     policy: Policy
     uses_state: bool
     summary: str
+    needs_chat: bool = False
+    """Whether the policy asks the teacher's chat model (``PolicyContext.chat``): an endpoint or a filled cache."""
 
 
 class Environment(Protocol):
+    """An environment: the state type it shows, the actions a plan may record and its built-in policies."""
+
     name: str
+    state_type: type[EnvironmentState]
+    actions: Mapping[str, str]
+    """The ``PolicyAction.action`` values a plan may use, with what each means."""
     policies: Mapping[str, PolicySpec]
 
     def observe(self, observation: Observation) -> EnvironmentState:

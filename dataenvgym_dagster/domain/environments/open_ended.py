@@ -44,6 +44,19 @@ class OpenEndedState(EnvironmentState):
             for record in self.examples
         ]
 
+    def render(self) -> str:
+        lines = [
+            self.header(NAME),
+            f"{len(self.examples)} validation examples, {len(self.errors)} answered wrongly. Errors "
+            "(id, skill label, question, reference answer, student's answer, answer loss):",
+        ]
+        lines += [
+            f"- {r.example_id} [{r.skill}] Q: {r.question!r} reference: {r.reference!r} student: {r.prediction!r} "
+            f"loss {r.answer_loss:.2f}"
+            for r in self.errors
+        ]
+        return "\n".join(lines)
+
 
 def observe(observation: Observation) -> OpenEndedState:
     return OpenEndedState(
@@ -129,7 +142,11 @@ def no_state_policy(state: OpenEndedState, context: PolicyContext) -> DataGenera
 
 class OpenEndedEnvironment:
     name = NAME
+    state_type = OpenEndedState
     observe = staticmethod(observe)
+    actions: ClassVar[dict[str, str]] = {
+        "select": "choose a validation example (the action's skill is its example id) to imitate (detail: count)",
+    }
     policies: ClassVar[dict[str, PolicySpec]] = {
         "near_misses": PolicySpec(near_misses_policy, True, "errors, favouring those with low answer loss"),
         "errors": PolicySpec(errors_policy, True, "errors drawn uniformly"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from dataenvgym_dagster.domain.types import EvaluationRecord
 
@@ -28,10 +28,14 @@ class SkillPerformance(BaseModel):
     previous_accuracy: float | None = None
     previous_answer_loss: float | None = None
 
+    # Computed fields: serialised (JSON, schema) like stored ones, so an agent reading JSON sees them too.
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def accuracy(self) -> float:
+        """Validation accuracy in [0, 1]: ``n_correct / n`` (0 when ``n`` is 0)."""
         return self.n_correct / self.n if self.n else 0.0
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def reward(self) -> float | None:
         """Change in validation accuracy since the previous evaluation (None on the first)."""
@@ -87,3 +91,12 @@ def learnability(performance: SkillPerformance, floor: float = 0.02) -> float:
     closeness = 4 * p * (1 - p)
     progress = min(1.0, 2 * performance.loss_progress)
     return floor + (1 - p) * (closeness + progress)
+
+
+def describe(performance: SkillPerformance) -> str:
+    """One line of a state's text rendering: accuracy, counts, and the change since last time."""
+    p = performance
+    text = f"accuracy {p.accuracy:.0%} ({p.n_correct}/{p.n}), answer loss {p.answer_loss:.2f}"
+    if p.reward is not None:
+        text += f", {p.reward:+.0%} since the previous evaluation"
+    return text

@@ -20,6 +20,7 @@ from dataenvgym_dagster.domain.environments.base import (
 )
 from dataenvgym_dagster.domain.environments.performance import (
     SkillPerformance,
+    describe,
     group_by_skill,
     learnability,
     summarise,
@@ -43,6 +44,11 @@ class SkillListState(EnvironmentState):
             )
             for p in self.skills
         ]
+
+    def render(self) -> str:
+        lines = [self.header(NAME), "Skills (category / skill: validation performance):"]
+        lines += [f"- {p.skill}: {describe(p)}" for p in self.skills]
+        return "\n".join(lines)
 
 
 def observe(observation: Observation) -> SkillListState:
@@ -121,7 +127,11 @@ def random_skill_policy(state: SkillListState, context: PolicyContext) -> DataGe
 
 class SkillListEnvironment:
     name = NAME
+    state_type = SkillListState
     observe = staticmethod(observe)
+    actions: ClassVar[dict[str, str]] = {
+        "allocate": "give a taxonomy skill a number of examples (detail: count, optional weight)",
+    }
     policies: ClassVar[dict[str, PolicySpec]] = {
         "learnable": PolicySpec(learnable_policy, True, "learnability: room to improve × closeness × loss progress"),
         "weak_skills": PolicySpec(weak_skills_policy, True, "in proportion to validation error rate"),

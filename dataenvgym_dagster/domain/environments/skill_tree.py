@@ -33,6 +33,7 @@ from dataenvgym_dagster.domain.environments.base import (
 )
 from dataenvgym_dagster.domain.environments.performance import (
     SkillPerformance,
+    describe,
     group_by_skill,
     learnability,
     summarise,
@@ -81,6 +82,17 @@ class SkillTreeState(EnvironmentState):
             rows.append(row("skill", tree.skill, None, tree.performance, 1.0, sum(n.generated for n in tree.subskills)))
             rows += [row("subskill", n.name, tree.skill, n.performance, n.allocation, n.generated) for n in tree.subskills]
         return rows
+
+    def render(self) -> str:
+        lines = [self.header(NAME), "Skill trees (top-level skill, then its sub-skills with their share of the tree's data):"]
+        for tree in self.trees:
+            lines.append(f"- {tree.skill}: {describe(tree.performance)}")
+            for node in tree.subskills:
+                measured = describe(node.performance) if node.performance and node.performance.n else "not measured by the validation split"
+                lines.append(f"  - {node.name}: share {node.allocation:.0%}, {node.generated} examples so far, {measured}")
+            if not tree.subskills:
+                lines.append("  (no sub-skills yet)")
+        return "\n".join(lines)
 
 
 def observe(observation: Observation) -> SkillTreeState:
@@ -252,7 +264,14 @@ def _rationale(tree: SkillTree, name: str, share: float) -> str:
 
 class SkillTreeEnvironment:
     name = NAME
+    state_type = SkillTreeState
     observe = staticmethod(observe)
+    actions: ClassVar[dict[str, str]] = {
+        "explore": "grow a tree with new sub-skills, each with an initial share (detail: before, after)",
+        "exploit": "change the shares among a tree's existing sub-skills (detail: before, after)",
+        "keep": "leave a tree's shares as they are",
+        "none": "give a tree no data this iteration",
+    }
     policies: ClassVar[dict[str, PolicySpec]] = {
         "explore_exploit": PolicySpec(explore_exploit_policy, True, "explore stalled trees, exploit the rest by learnability"),
         "no_state": PolicySpec(no_state_policy, False, "grow every tree each iteration, even shares"),
