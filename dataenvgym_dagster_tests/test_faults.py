@@ -309,7 +309,7 @@ def test_a_missing_benchmark_file_is_said_in_one_line_before_anything_is_written
 
 @pytest.mark.parametrize(("change", "expected"), [
     ({"data_budget": -5}, "experiments.skill_list.data_budget (line {line}): must be greater than 0, not -5"),
-    ({"teacher": "gpt"}, "experiments.skill_list.teacher (line {line}): gpt is not allowed; allowed values: offline, llm"),
+    ({"automation": "sometimes"}, "experiments.skill_list.automation (line {line}): sometimes is not allowed; allowed values: off, eager"),
     ({"policy": "oracle"}, "experiments.skill_list (line {line}): policy 'oracle' does not exist for environment 'skill_list'"),
 ])
 def test_an_invalid_catalogue_entry_is_said_in_one_line_with_its_field_and_line(tmp_path, monkeypatch, capsys, change, expected):
