@@ -43,9 +43,14 @@ test: install  ## the test suite (what .ci/run calls), the browser test included
 test-cluster: install  ## only the cluster-profile tests (PostgreSQL, Redis, Celery workers; also part of `make test`)
 	$(PYTHON) -m pytest -m cluster
 
-ui: install  ## the Dagster UI (webserver + daemon: automation, schedules) over the same home as `make run`
+# `dg dev` (webserver + daemon) logs warnings and errors only: every sensor tick is in the UI, not the terminal.
+UI_PORT ?= 3000
+UI_LOG_LEVEL ?= warning
+ui: export OMP_WAIT_POLICY ?= PASSIVE
+ui: install  ## the Dagster UI (dg dev: webserver + daemon for automation, schedules) over the same home as `make run`
 	$(PYTHON) -m dataenvgym_dagster instance
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	@echo "Dagster UI: http://127.0.0.1:$(UI_PORT) (ready in about 30 s; Ctrl-C stops it; UI_LOG_LEVEL=info for every sensor tick)"
+	$(VENV)/bin/dg dev --port $(UI_PORT) --log-level $(UI_LOG_LEVEL)
 
 benchmark: install  ## stage timings of the default experiment
 	$(PYTHON) benchmarks/stage_timings.py

@@ -12,6 +12,7 @@ from pathlib import Path
 # is imported from here by tests and benchmarks).
 from dataenvgym_dagster.defs.instance import INSTANCE_SETTINGS, HomeError, InstanceStorageError, prepare_dagster_home  # noqa: F401
 from dataenvgym_dagster.defs.resources import default_home
+from dataenvgym_dagster.sql import add_sql_arguments, sql_command
 
 
 def _instance(home: Path, cause_of_death: str | None = None):
@@ -67,7 +68,7 @@ def run(domain: str, experiment: str | None, force: bool = False, wait: bool = F
         f"\nTest accuracy: iteration 0 {base:.1%} -> iteration {last} {final:.1%} "
         f"(gain {100 * (final - base):+.1f} points) in {time.perf_counter() - started:.0f} s"
     )
-    print(f"Warehouse: duckdb {warehouse.database}  |  UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml")
+    print(f"Query the warehouse: dataenvgym sql (a read-only shell) or dataenvgym sql 'FROM accuracy_by_iteration'  |  UI: make ui")
     return 0
 
 
@@ -88,6 +89,19 @@ def compare(domain: str | None) -> int:
     from dataenvgym_dagster.report import gain_by_policy_markdown
 
     print(gain_by_policy_markdown(home_warehouse(), domain))
+    return 0
+
+
+def status() -> int:
+    """What is missing or out of date for each partition the catalogue runs (the UI counts invalid pairs too)."""
+    from dataenvgym_dagster.definitions import build_definitions
+    from dataenvgym_dagster.defs.status import experiment_status
+    from dataenvgym_dagster.experiments import load_catalog
+
+    home = default_home()
+    catalog = load_catalog()
+    for line in experiment_status(build_definitions(catalog, str(home)), _instance(home), catalog):
+        print(line.describe())
     return 0
 
 
@@ -159,11 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--experiment", default=None, help="default: the domain's default_experiment, else the catalogue's")
     run_parser.add_argument("--force", action="store_true", help="redo every asset, not only missing or stale ones")
     run_parser.add_argument("--wait", action="store_true", help="if the experiment is being run elsewhere, wait for that run, then do what is left")
+    commands.add_parser("status", help="what is missing or out of date, per domain and per experiment the catalogue runs")
     doctor_parser = commands.add_parser("doctor", help="find a full disk, damaged instance storage, warehouse files or plots, and runs left in progress by a killed process")
     doctor_parser.add_argument("--repair", action="store_true", help="repair an instance whose schema version table was stamped twice")
     commands.add_parser("instance", help="create $DAGSTER_HOME with its settings and storage (what `make ui` calls) and print it")
     compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
     compare_parser.add_argument("--domain", default=None)
+    sql_parser = commands.add_parser("sql", help="query the warehouse's tables and views: a read-only shell, or one query")
+    add_sql_arguments(sql_parser)
     schema_parser = commands.add_parser("schema", help="print the JSON Schema of an environment's state and plan (for agents)")
     schema_parser.add_argument("environment", choices=["open_ended", "skill_list", "skill_tree"])
     arguments = parser.parse_args(argv)
@@ -175,10 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "compare":
             return compare(arguments.domain)
+        if arguments.command == "status":
+            return status()
         if arguments.command == "schema":
             return schema(arguments.environment)
         if arguments.command == "doctor":
             return doctor(arguments.repair)
+        if arguments.command == "sql":
+            return sql_command(arguments)
         if arguments.command == "instance":
             _instance(default_home())  # created now, under the lock, rather than by whichever of the UI's processes comes first
             print(os.environ["DAGSTER_HOME"])

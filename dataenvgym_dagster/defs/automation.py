@@ -44,6 +44,7 @@ from dataenvgym_dagster.defs.jobs import (
 )
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
 from dataenvgym_dagster.defs.partitions import EXPERIMENTS, loop_partition_key, registered_experiments
+from dataenvgym_dagster.defs.registration import show_on_sensor_page, skip
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 from dataenvgym_dagster.experiments.registration import RELOAD, plan_registration
 
@@ -135,7 +136,7 @@ def advance_experiments_sensor(
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description="Advances every experiment with `automation: eager` in the catalogue, one iteration per run; "
-        "stops at the first failed run and says why in its ticks.",
+        "stops at the first failed run and says why in its ticks. The latest tick's outcome shows as the Cursor on this page.",
     )
     def advance_experiments(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         # Runs whose process was killed would otherwise show as in progress, and hold their partition.
@@ -144,7 +145,7 @@ def advance_experiments_sensor(
         catalog = load_catalog(experiments_file)  # unreadable: the tick fails, naming the file, line and field
         pairs = automated(catalog)
         if not pairs:
-            return SkipReason("no experiment in the catalogue has `automation: eager`")
+            return skip(context, "no experiment in the catalogue has `automation: eager`")
         # An eager experiment new to the catalogue is registered as a partition in the same tick.
         registration = plan_registration(loaded, catalog, registered_experiments(context.instance))
         requests: list[RunRequest] = []
@@ -165,9 +166,10 @@ def advance_experiments_sensor(
             else:
                 requests.append(step)
         if not requests:
-            return SkipReason("; ".join(reasons))
+            return skip(context, "; ".join(reasons))
         for reason in reasons:
             context.log.info(reason)
+        show_on_sensor_page(context, "; ".join([f"launched {r.job_name} for {r.partition_key}" for r in requests] + reasons))
         new = sorted({key for _, key in pairs} & set(registration.new))
         return SensorResult(
             run_requests=requests, dynamic_partitions_requests=[EXPERIMENTS.build_add_request(new)] if new else None

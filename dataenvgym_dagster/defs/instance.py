@@ -28,7 +28,7 @@ PARTITION_TAG = "dagster/partition"  # Dagster's run tag naming a run's partitio
 
 # The instance settings `dataenvgym` and `make ui` write into an empty or missing dagster.yaml:
 # default local storage, plus run monitoring, so that runs that never start, or never finish
-# cancelling, end as failed instead of hanging in the UI (the daemon of `dagster dev` applies it).
+# cancelling, end as failed instead of hanging in the UI (the daemon of `dg dev`, which `make ui` starts, applies it).
 # Runs whose process was killed are marked failed by `fail_abandoned_runs` (CLI start, sensor tick).
 # The run queue (Dagster's default run coordinator) starts at most one run per partition at a time,
 # and looks at its queue every second rather than every 5 s (a launch waited 2.5 s on average).
