@@ -32,6 +32,9 @@ from typing import Any
 import yaml
 from dagster import DagsterInstance, ExecutorDefinition, in_process_executor
 
+from dataenvgym_dagster.defs.instance import PARTITION_TAG
+from dataenvgym_dagster.machinery.storage import replace_file
+
 PROFILE_ENV_VAR = "DATAENVGYM_PROFILE"
 PROFILES = ("local", "cluster", "k8s")
 STUDENT_POOL = "student"
@@ -49,6 +52,7 @@ RUN_RETRIES_ENV_VAR = "DATAENVGYM_RUN_RETRIES"
 DEFAULT_BROKER = "redis://localhost:6379/0"
 DEFAULT_BACKEND = "redis://localhost:6379/1"
 DEFAULT_POOL_LIMITS = {STUDENT_POOL: 1, TEACHER_POOL: 8}
+ONE_RUN_PER_PARTITION = {"key": PARTITION_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 
 
 def profile(environ: Mapping[str, str] = os.environ) -> str:
@@ -119,7 +123,8 @@ class ClusterSettings:
             "storage": {"postgres": {"postgres_url": {"env": POSTGRES_URL_ENV_VAR}}},
             "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
             "concurrency": {
-                "runs": {"max_concurrent_runs": self.max_concurrent_runs},
+                # One run per partition at a time, whoever launched it (defs/turns.py).
+                "runs": {"max_concurrent_runs": self.max_concurrent_runs, "tag_concurrency_limits": [ONE_RUN_PER_PARTITION]},
                 # Op granularity: a run starts, and only its gpu steps wait for a slot.
                 "pools": {"granularity": "op"},
             },
@@ -165,9 +170,9 @@ def step_tags(pool: str | None, environ: Mapping[str, str] = os.environ) -> dict
 def write_instance(dagster_home: Path, settings: ClusterSettings) -> Path:
     """Write the cluster ``dagster.yaml`` and the workers' ``celery.yaml`` into ``dagster_home``."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "celery.yaml").write_text(yaml.safe_dump(settings.worker_config(), sort_keys=False))
+    replace_file(dagster_home / "celery.yaml", yaml.safe_dump(settings.worker_config(), sort_keys=False).encode())
     path = dagster_home / "dagster.yaml"
-    path.write_text(yaml.safe_dump(settings.instance_config(), sort_keys=False))
+    replace_file(path, yaml.safe_dump(settings.instance_config(), sort_keys=False).encode())
     return path
 
 

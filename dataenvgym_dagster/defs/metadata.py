@@ -9,10 +9,12 @@ from typing import Any
 
 import polars as pl
 from dagster import MetadataValue
+from PIL import Image
 
 from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
 from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png, learning_curves_png
 from dataenvgym_dagster.machinery.student.evaluation import GenerationReport
+from dataenvgym_dagster.machinery.storage import replace_file
 from dataenvgym_dagster.machinery.student.training import TrainingReport
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
@@ -124,8 +126,7 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
     curves = pl.concat([earlier.cast({"iteration": pl.Int64}), current.cast({"iteration": pl.Int64})])
     png = learning_curves_png(curves, f"{domain} | {experiment}: test accuracy per skill")
     path = folder / domain / experiment / f"learning_curves_iteration_{iteration}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png)
+    replace_file(path, png)  # a reader (or a full disk) never leaves half an image
     return {
         # The UI shows markdown of under 1000 characters inline and longer markdown (the full PNG)
         # behind a "[Show Markdown]" link, so the curves also come as a small plot and as text
@@ -136,6 +137,23 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
         # No path entry: an absolute path (80+ characters) widened the value column past the window,
         # clipping the tables beside it; the PNG's place is documented (plots/<domain>/<experiment>/).
     }
+
+
+def damaged_plots(home: Path) -> list[str]:
+    """One line per learning-curve PNG under ``<home>/plots`` that does not decode, with what to re-materialise."""
+    damaged = []
+    for path in sorted((home / "plots").glob("*/*/learning_curves_iteration_*.png")):
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except Exception as error:  # noqa: BLE001 - PIL raises several types for a damaged file
+            domain, experiment = path.parent.parent.name, path.parent.name
+            iteration = path.stem.rsplit("_", 1)[1]
+            damaged.append(
+                f"{path} (learning curves) is damaged ({str(error).splitlines()[0]}). Re-materialise "
+                f"iteration_{iteration}_test_evaluation for partition {domain}|{experiment}, or delete the file"
+            )
+    return damaged
 
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"

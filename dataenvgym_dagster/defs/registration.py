@@ -4,7 +4,9 @@ Each tick re-reads the catalogue file (``$DATAENVGYM_EXPERIMENTS`` or the shippe
 every experiment (each seed of a multi-seed one) that the instance does not know yet to the
 dynamic experiment dimension of the loop partitions. Entries that need a different asset graph
 than the loaded one (more iterations, a domain loaded without it) are refused, with the reason
-in the tick (see ``experiments/registration.py``).
+in the tick (see ``experiments/registration.py``). A tick that registered something says what;
+a catalogue it cannot read fails the tick with the file, line and field (the sensor keeps running
+and reads the file again at the next tick).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, 
 
 from dataenvgym_dagster.defs.partitions import EXPERIMENTS, registered_experiments
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
-from dataenvgym_dagster.experiments.config import CatalogError
 from dataenvgym_dagster.experiments.registration import plan_registration
 
 SENSOR = "register_experiments"
@@ -40,14 +41,13 @@ def register_experiments_sensor(loaded: ExperimentCatalog, experiments_file: Pat
     @sensor(
         name=SENSOR, minimum_interval_seconds=interval_seconds, default_status=DefaultSensorStatus.RUNNING,
         description="Re-reads the experiment catalogue and adds new experiments as partitions (no restart needed); "
-        "says in its ticks which entries need a reload of the code location, and why. The latest tick's outcome "
-        "shows as the Cursor on this page.",
+        "says in its ticks what it registered and which entries need a reload of the code location, and why; "
+        "a catalogue it cannot read fails the tick. The latest tick's outcome shows as the Cursor on this page.",
     )
     def register_experiments(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        try:
-            current = load_catalog(experiments_file)
-        except CatalogError as error:
-            return skip(context, f"nothing registered: {error}")
+        # A catalogue it cannot read fails the tick (red in the UI, with the file, line and field), rather
+        # than passing for a quiet grey skip; the next tick reads the file again.
+        current = load_catalog(experiments_file)
         registered = registered_experiments(context.instance)
         plan = plan_registration(loaded, current, registered)
         for key, why in plan.refused.items():
@@ -55,7 +55,11 @@ def register_experiments_sensor(loaded: ExperimentCatalog, experiments_file: Pat
         if not plan.new:
             return skip(context, plan.describe(len(registered)))
         context.log.info(plan.describe(len(registered)))
+        # A tick without runs shows as skipped; its reason then says what it registered.
         show_on_sensor_page(context, plan.describe(len(registered)))
-        return SensorResult(dynamic_partitions_requests=[EXPERIMENTS.build_add_request(list(plan.new))])
+        return SensorResult(
+            dynamic_partitions_requests=[EXPERIMENTS.build_add_request(list(plan.new))],
+            skip_reason=SkipReason(plan.describe(len(registered))),
+        )
 
     return register_experiments

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from dataenvgym_dagster.asset_names import iteration_asset_name
 from dataenvgym_dagster.machinery.leaderboard_views import LEADERBOARD_VIEWS
-from dataenvgym_dagster.machinery.storage import Storage, hidden_temporary
+from dataenvgym_dagster.machinery.storage import Storage, hidden_temporary, replace_file
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
     # ``payload``: JSON text with what a domain needs beyond question and answer (solution, tests, image, plan).
@@ -458,7 +458,7 @@ class Warehouse:
                         "Query it with `dataenvgym sql` (which never takes its lock), or open it with read_only=True, to avoid this."
                     ) from error
                 time.sleep(0.2)
-        stamp.write_text(fingerprint)
+        replace_file(stamp, fingerprint.encode())
         return True
 
     def damaged_files(self) -> list[DamagedFile]:
