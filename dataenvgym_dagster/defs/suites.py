@@ -13,7 +13,6 @@ domain × experiment partitions. Two ways to run one:
 """
 
 # No `from __future__ import annotations`: Dagster reads the asset's context annotation at definition time.
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from dataenvgym_dagster.defs.partitions import EXPERIMENTS, registered_experimen
 from dataenvgym_dagster.defs.resources import TeachingHome
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 from dataenvgym_dagster.experiments.config import CatalogError
+from dataenvgym_dagster.machinery.storage import replace_file
 
 SUITE_TAG = "dataenvgym/suite"
 REPORTS = "reports"
@@ -223,10 +223,7 @@ def _suite_sensor(name, loaded, groups, jobs, experiments_file, max_in_flight, i
 def leaderboard_report(context: AssetExecutionContext, teaching: TeachingHome) -> MaterializeResult:
     board = leaderboard.load(teaching.warehouse())
     page = teaching.path / "reports" / "leaderboard.html"
-    page.parent.mkdir(parents=True, exist_ok=True)
-    written = page.with_name(f".{page.name}.{os.getpid()}")  # renamed into place: a reader never sees half a page
-    written.write_text(leaderboard.html_page(board))
-    os.replace(written, page)
+    replace_file(page, leaderboard.html_page(board).encode())  # a reader never sees half a page
     context.log.info(f"leaderboard: {len(board.ranked)} ranked rows, {len(board.apart)} listed apart; {page}")
     return MaterializeResult(metadata={
         "leaderboard": MetadataValue.md(leaderboard.markdown(board)),
