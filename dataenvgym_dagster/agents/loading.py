@@ -117,7 +117,7 @@ def _split(name: str, kind: str) -> tuple[str, str]:
 
 def _load(name: str, group: str, kind: str) -> tuple[Any, str, str]:
     """The named object, its version and its origin; an :class:`AgentError` saying why it cannot be loaded."""
-    plugin = installed(group).get(name)
+    plugin = None if is_import_path(name) else installed(group).get(name)  # listing entry points reads every distribution
     try:
         if plugin is not None:
             obj = plugin.load()
@@ -156,7 +156,7 @@ def load_policy(environment: str, name: str) -> LoadedPolicy:
     if spec is not None:
         version = getattr(spec.policy, "version", None) or source_version(spec.policy)
         return LoadedPolicy(AgentInfo(name, str(version), "built-in"), spec.policy, spec.uses_state)
-    if name not in installed(POLICY_GROUP) and not is_import_path(name):
+    if not is_import_path(name) and name not in installed(POLICY_GROUP):
         check_policy_name(environment, name)  # raises with the choices
     policy, version, origin = _load(name, POLICY_GROUP, "policy")
     made_for = getattr(policy, "environment", None)
@@ -237,7 +237,15 @@ def run_policy(loaded: LoadedPolicy, environment: str, state: EnvironmentState, 
             "dataenvgym_dagster.agents.DataGenerationPlan (build one from a dict with DataGenerationPlan.model_validate)"
         )
     plan = plan.model_copy(update={"policy": name, "policy_version": loaded.info.version})
-    problems = plan_problems(get_environment(environment), state, plan, context.budget)
+    return accepted(environment, state, plan, context.budget)
+
+
+def accepted(environment: str, state: EnvironmentState, plan: DataGenerationPlan, budget: int) -> DataGenerationPlan:
+    """``plan`` if the environment accepts it for ``state`` under ``budget``; else :class:`PlanRefusedError` with every reason."""
+    problems = plan_problems(get_environment(environment), state, plan, budget)
     if problems:
-        raise PlanRefusedError(f"the {environment} environment refused the plan of policy {name!r} on {where}: {'; '.join(problems)}", plan, problems)
+        where = f"{state.domain}|{state.experiment} iteration {state.iteration}"
+        raise PlanRefusedError(
+            f"the {environment} environment refused the plan of policy {plan.policy!r} on {where}: {'; '.join(problems)}", plan, problems
+        )
     return plan
