@@ -45,8 +45,9 @@ ui: install  ## the Dagster UI (webserver + daemon: automation, schedules) over 
 	$(PYTHON) -m dataenvgym_dagster instance
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
-benchmark: install  ## stage timings of the default experiment
+benchmark: install  ## stage timings of the default experiment, then what a state, a plan and an agent's import add
 	$(PYTHON) benchmarks/stage_timings.py
+	$(PYTHON) benchmarks/agent_overhead.py
 
 table2: install  ## every environment with and without state, 3 seeds each (about 25 minutes)
 	$(PYTHON) benchmarks/environments_table.py
