@@ -5,8 +5,10 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 export DATAENVGYM_HOME ?= $(CURDIR)/.dataenvgym
 export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
+# mkdocs-material prints a banner about its successor on every build; the docs build stays quiet.
+export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: install install-gpu run test ui benchmark table2 teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark math-benchmark
+.PHONY: install install-gpu run test ui docs docs-serve benchmark table2 teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark math-benchmark
 
 # The CPU build of torch, installed before the project so that its unpinned `torch>=2.13` is already met.
 CPU_TORCH ?= torch==2.13.0
@@ -15,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet '$(CPU_TORCH)'
-	$(VENV)/bin/pip install --quiet -e '.[test,cluster,k8s,storage]'
+	$(VENV)/bin/pip install --quiet -e '.[test,cluster,k8s,storage,docs]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -66,6 +68,12 @@ cluster-benchmark: install  ## a batch of micro experiments, local profile vs cl
 
 math-benchmark: install  ## MATH-style scoring throughput: answers verified per second by math-verify workers
 	$(PYTHON) benchmarks/math_scoring.py
+
+docs: install  ## build the documentation site into build/site (strict: a broken link or anchor fails)
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: install  ## serve the documentation site on http://127.0.0.1:8000
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 clean:  ## forget every run, checkpoint and warehouse table (keeps .venv)
 	rm -rf $(DATAENVGYM_HOME)

@@ -1,4 +1,4 @@
-"""Every environment with and without state on arithmetic, over several seeds: the README's Table 2.
+"""Every environment with and without state on arithmetic, over several seeds: the Table 2 in docs/concepts/environments.md.
 
 Runs each experiment of the shipped catalogue once per seed (partitions ``<name>_seed<seed>``)
 through Dagster in its own home, then prints the ``gain_by_policy`` view as Markdown. Runs that

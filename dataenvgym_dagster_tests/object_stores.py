@@ -2,7 +2,7 @@
 
 Both are real HTTP servers on a free loopback port; s3fs and gcsfs talk to them exactly as they
 talk to AWS and Google, pointed there by the standard variables (``AWS_ENDPOINT_URL``,
-``STORAGE_EMULATOR_HOST``) that the README documents for other S3- or GCS-compatible endpoints.
+``STORAGE_EMULATOR_HOST``) that docs/cluster.md documents for other S3- or GCS-compatible endpoints.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def _whole_number(environ: Mapping[str, str], name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """What the cluster profile connects to, from ``DATAENVGYM_*`` variables (see the README)."""
+    """What the cluster profile connects to, from ``DATAENVGYM_*`` variables (see docs/cluster.md)."""
 
     broker: str = DEFAULT_BROKER
     backend: str = DEFAULT_BACKEND

@@ -124,7 +124,7 @@ class VqaDomain:
     def _verified(problem: Problem) -> bool:
         """Procedural: the answer follows from the described scene and the image is that scene's render (its SHA-256).
         Diffusers: the answer follows from the description the image was generated from; whether the picture
-        shows it is the generator's fidelity, which nothing here can check (see the README)."""
+        shows it is the generator's fidelity, which nothing here can check (see docs/domains/vqa.md)."""
         payload = problem.payload
         generator = payload.get("generator")
         if generator not in ("procedural", "diffusers"):
