@@ -81,31 +81,25 @@ def check_policy_name(environment: str, name: str) -> None:
     An import path is only checked for its shape here: it is imported when a run needs it, so a
     broken agent fails its own iteration, not the catalogue.
     """
-    builtins = get_environment(environment).policies
-    if name in builtins or name in installed(POLICY_GROUP):
-        return
-    if is_import_path(name):
-        _split(name, "policy")
-        return
-    plugins = ", ".join(installed(POLICY_GROUP)) or "none installed"
-    raise ValueError(
-        f"policy {name!r} does not exist for environment {environment!r}; choose one of: {', '.join(builtins)}; "
-        f"an entry point of {POLICY_GROUP} ({plugins}); or an import path 'package.module:attribute'"
-    )
+    builtins = list(get_environment(environment).policies)
+    _check_name(name, builtins, POLICY_GROUP, "policy", f"policy {name!r} does not exist for environment {environment!r}")
 
 
 def check_engine_name(name: str) -> None:
     """Raise, naming the choices, unless ``name`` can name a data generation engine."""
-    if name in BUILTIN_ENGINES or name in installed(ENGINE_GROUP):
-        return
+    _check_name(name, list(BUILTIN_ENGINES), ENGINE_GROUP, "teacher engine", f"teacher {name!r} is not an engine")
+
+
+def _check_name(name: str, builtins: list[str], group: str, kind: str, unknown: str) -> None:
     if is_import_path(name):
-        _split(name, "teacher engine")
+        _split(name, kind)
         return
-    plugins = ", ".join(installed(ENGINE_GROUP)) or "none installed"
-    raise ValueError(
-        f"teacher {name!r} is not an engine; choose one of: {', '.join(BUILTIN_ENGINES)}; an entry point of "
-        f"{ENGINE_GROUP} ({plugins}); or an import path 'package.module:Class'"
-    )
+    plugins = installed(group)
+    if name not in builtins and name not in plugins:
+        raise ValueError(
+            f"{unknown}; choose one of: {', '.join(builtins)}; an entry point of {group} "
+            f"({', '.join(plugins) or 'none installed'}); or an import path 'package.module:attribute'"
+        )
 
 
 def _split(name: str, kind: str) -> tuple[str, str]:
