@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from dataenvgym_dagster.domain.discovery import DiscoveredSkills, SkillDiscoverer, skill_mapping
 from dataenvgym_dagster.agents.loading import AgentError, accepted, engine_info, load_policy, run_policy
+from dataenvgym_dagster.domain.discovery import DiscoveredSkills, SkillDiscoverer, skill_mapping
 from dataenvgym_dagster.domain.environments import Observation, PolicyContext, get_environment
 from dataenvgym_dagster.domain.environments.base import EnvironmentState, SubskillProposer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan

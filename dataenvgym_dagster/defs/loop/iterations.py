@@ -31,6 +31,7 @@ from dagster import (
     asset,
 )
 
+from dataenvgym_dagster.agents.loading import PlanRefusedError
 from dataenvgym_dagster.defs import image_grid
 from dataenvgym_dagster.defs.metadata import (
     evaluation_metadata,
@@ -42,7 +43,6 @@ from dataenvgym_dagster.defs.metadata import (
 from dataenvgym_dagster.defs.deployment import GPU_POOL, TEACHER_POOL, step_tags
 from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
-from dataenvgym_dagster.agents.loading import PlanRefusedError
 from dataenvgym_dagster.defs.teacher import TeacherResource
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills
 from dataenvgym_dagster.domain.environments.base import EnvironmentState
