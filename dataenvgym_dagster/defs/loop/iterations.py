@@ -163,9 +163,10 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
                 proposer = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)
                 chat = teacher.chat(domain.name, experiment=experiment, iteration=iteration, log=context.log.info)
                 plan = steps.data_generation_plan(state, settings, proposer, chat)
-        except PlanRefusedError as refused:  # the refusal and its reasons stay in policy_actions
+        except PlanRefusedError as refused:  # the refusal and its reasons stay in policy_actions, under this partition
+            here = refused.plan.model_copy(update={"domain": domain.name, "experiment": experiment, "iteration": iteration})
             _write(teaching, "policy_actions", domain.name, experiment, iteration,
-                   pl.DataFrame(refused.plan.refusal_rows(refused.reasons), schema=TABLES["policy_actions"]))
+                   pl.DataFrame(here.refusal_rows(refused.reasons), schema=TABLES["policy_actions"]))
             raise
         _write(teaching, "policy_actions", domain.name, experiment, iteration, pl.DataFrame(plan.action_rows(), schema=TABLES["policy_actions"]))
         table = pl.DataFrame(plan.warehouse_rows()).select("skill", "parent_skill", "count", "rationale")
