@@ -98,3 +98,10 @@ def test_a_worker_that_died_between_calls_is_replaced_without_losing_a_compariso
         assert pool.replaced == 1
     finally:
         pool.close()
+
+
+def test_the_default_worker_count_leaves_a_core_to_the_parent_as_measured_on_two_cores():
+    from dataenvgym_dagster.domain.math.equivalence import default_workers
+
+    # `make math-benchmark` on the 2-core machine: a second worker gave no gain, so 1 there.
+    assert [default_workers(cpus) for cpus in (1, 2, 4, 16, 64)] == [1, 1, 3, 8, 8]

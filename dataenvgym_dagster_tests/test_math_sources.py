@@ -123,7 +123,7 @@ def test_math500_without_train_files_says_where_validation_comes_from(tmp_path):
 def test_a_missing_path_names_it_and_the_expected_layout(tmp_path):
     with pytest.raises(BenchmarkFormatError, match=r"nowhere.*original MATH release: <path>/\{train,test\}/<subject>/<n>.json"):
         load("math_original", tmp_path / "nowhere")
-    with pytest.raises(BenchmarkFormatError, match=r"no <subject>/train-\*.parquet files; expected the per-subject Parquet mirror"):
+    with pytest.raises(BenchmarkFormatError, match=r"holds no Parquet files of the train split; expected MATH as Parquet .*lighteval/MATH"):
         load("math_parquet", tmp_path)
     with pytest.raises(BenchmarkFormatError, match=r"test.jsonl does not exist; expected MATH-500"):
         load("math500", tmp_path, options={"train_path": str(tmp_path)})
@@ -182,4 +182,46 @@ def test_a_malformed_math500_line_is_named_with_its_number(tmp_path, line, messa
     good = [json.dumps(math500_record("algebra", 1, n)) for n in (1, 2, 3)]
     file = write_math500(tmp_path, [good[0], good[1], line, good[2]])
     with pytest.raises(BenchmarkFormatError, match=rf"test.jsonl {message}.*expected MATH-500's test.jsonl"):
+        load("math500", file, options={"train_path": str(write_original(tmp_path))})
+
+
+def _parquet(file: Path, records: list[dict]) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({field: pa.array([r[field] for r in records], pa.string()) for field in ("problem", "level", "type", "solution")}), file)
+
+
+def test_the_converted_lighteval_layout_that_the_reference_loaded_is_read(tmp_path):
+    root = tmp_path / "lighteval_MATH"
+    for split in ("train", "test"):
+        for subject, records in rows(split).items():
+            _parquet(root / subject / split / "0000.parquet", records)
+    splits = load("math_parquet", root, validation_per_skill=50, test_per_skill=None)
+    assert len(splits["test"]) == sum(len(r) for r in rows("test").values())
+    assert {"test/algebra/00000", "test/geometry/00006"} <= {p.example_id for p in splits["test"]}
+    # With the `all` config beside the subject configs (the whole converted branch), the rows are read once.
+    for split in ("train", "test"):
+        _parquet(root / "all" / split / "0000.parquet", [r for records in rows(split).values() for r in records])
+    assert len(load("math_parquet", root, validation_per_skill=50, test_per_skill=None)["test"]) == len(splits["test"])
+
+
+def test_a_single_data_folder_names_ids_by_subject_not_by_folder(tmp_path):
+    root = tmp_path / "MATH"
+    for split in ("train", "test"):
+        records = [r for records in rows(split).values() for r in records]
+        _parquet(root / "data" / f"{split}-00000-of-00002.parquet", records[:5])
+        _parquet(root / "data" / f"{split}-00001-of-00002.parquet", records[5:])
+    splits = load("math_parquet", root, validation_per_skill=50, test_per_skill=None)
+    ids = [p.example_id for p in splits["test"]]
+    assert not any("/data/" in i for i in ids) and len(ids) == len(set(ids)) == sum(len(r) for r in rows("test").values())
+    assert ids[:2] == ["test/algebra/00000", "test/algebra/00001"] and "test/geometry/00006" in ids
+    assert load("math_parquet", root / "data", validation_per_skill=50, test_per_skill=None) == splits  # the data folder itself
+    math500 = load("math500", write_math500(tmp_path), validation_per_skill=1, options={"train_path": str(root)})
+    assert {p.payload["source"] for p in math500["validation"]} == {"math_parquet"}
+
+
+def test_a_repeated_math500_unique_id_is_caught_at_load_with_its_file_and_lines(tmp_path):
+    records = [math500_record("algebra", 1, 10), math500_record("algebra", 2, 11), math500_record("geometry", 2, 12)]
+    records[2]["unique_id"] = records[0]["unique_id"]
+    file = write_math500(tmp_path, [json.dumps(r) for r in records])
+    with pytest.raises(BenchmarkFormatError, match=r"test.jsonl line 3: unique_id 'test/algebra/10.json' already names line 1"):
         load("math500", file, options={"train_path": str(write_original(tmp_path))})

@@ -16,7 +16,7 @@ from dataenvgym_dagster.domain.tool_use import TOOL_USE
 from dataenvgym_dagster.domain.tool_use.catalogue import load_catalogue
 from dataenvgym_dagster.domain.tool_use.generators import skill_of
 from dataenvgym_dagster.domain.tool_use.plans import PlanStep, parse_completion, plan_from_steps, plan_problems
-from dataenvgym_dagster.domain.tool_use.scoring import METRICS
+from dataenvgym_dagster.domain.tool_use.scoring import PUBLISHED, published_metrics
 from dataenvgym_dagster.domain.types import Problem
 
 MNMS = Path(__file__).parent / "fixtures" / "mnms"
@@ -112,47 +112,104 @@ def test_a_missing_file_names_the_path_and_the_expected_layout(tmp_path):
 def test_an_exact_plan_scores_one_on_every_metric():
     result = score(DETECT_COUNT, '[["object detection","image"],["count","objects"]]')
     assert (result.value, result.verdict, result.extracted) == (1.0, "correct", "object detection > count")
-    assert result.metrics == dict.fromkeys(METRICS, 1.0)
+    fractions = ("plan_accuracy", "plan_argname_accuracy", "example_tool_precision", "example_tool_recall", "example_tool_f1", "example_argname_f1", "plan_valid")
+    assert {name: result.metrics[name] for name in fractions} == dict.fromkeys(fractions, 1.0)
+    assert (result.metrics["argname_gold"], result.metrics["argname_predicted"], result.metrics["argname_matched"]) == (2, 2, 2)
+    assert result.metrics["tool_gold:count"] == result.metrics["tool_predicted:count"] == 1.0
 
 
-def test_reordered_tools_lose_plan_accuracy_but_keep_tool_f1():
+def test_reordered_tools_lose_plan_accuracy_but_keep_the_per_example_tool_f1():
     result = score(DETECT_COUNT, '[["count","objects"],["object detection","image"]]')
     assert (result.value, result.verdict) == (0.0, "wrong order")
-    assert result.metrics["tool_f1"] == 1.0 and result.metrics["argname_f1"] == 1.0
+    assert result.metrics["example_tool_f1"] == 1.0 and result.metrics["example_argname_f1"] == 1.0
     assert result.metrics["plan_valid"] == 0.0  # count's objects come from no earlier step
 
 
 def test_a_missing_tool_keeps_precision_and_halves_recall():
     result = score(DETECT_COUNT, '[["object detection","image"]]')
     assert result.verdict == "missing tools"
-    assert (result.metrics["tool_precision"], result.metrics["tool_recall"]) == (1.0, 0.5)
-    assert result.metrics["tool_f1"] == pytest.approx(2 / 3)
-    assert result.metrics["plan_valid"] == 1.0
+    assert (result.metrics["example_tool_precision"], result.metrics["example_tool_recall"]) == (1.0, 0.5)
+    assert result.metrics["example_tool_f1"] == pytest.approx(2 / 3)
+    assert result.metrics["plan_valid"] == 1.0 and "tool_predicted:count" not in result.metrics
 
 
 def test_a_wrong_argument_name_keeps_plan_accuracy_but_lowers_argument_f1_and_validity():
     result = score(DETECT_COUNT, '[{"name": "object detection", "args": {"picture": "1.jpg"}}, {"name": "count", "args": {"objects": "<node-0>.objects"}}]')
     assert (result.value, result.verdict) == (1.0, "correct")
-    assert result.metrics["argname_f1"] == pytest.approx(0.5) and result.metrics["plan_valid"] == 0.0
+    assert result.metrics["example_argname_f1"] == pytest.approx(0.5) and result.metrics["plan_valid"] == 0.0
+    assert (result.metrics["plan_argname_accuracy"], result.metrics["argname_matched"]) == (0.0, 1.0)
+
+
+CAPTION_SUMMARY = [
+    {"name": "image captioning", "args": {"image": "2.jpg"}},
+    {"name": "text summarization", "args": {"text": "<node-0>.text"}},
+]
+# Five predictions: exact; a missing tool; a wrong tool; exact; a wrong argument name.
+FIVE = [
+    (DETECT_COUNT, '[["object detection","image"],["count","objects"]]'),
+    (DETECT_COUNT, '[["object detection","image"]]'),
+    (CAPTION_SUMMARY[:1], '[["image classification","image"]]'),
+    (CAPTION_SUMMARY, '[["image captioning","image"],["text summarization","text"]]'),
+    (DETECT_COUNT, '[{"name": "object detection", "args": {"picture": "1.jpg"}}, {"name": "count", "args": {"objects": "<node-0>.objects"}}]'),
+]
+
+
+def test_published_tool_f1_is_a_macro_average_over_tools_pooled_over_examples():
+    scores = TOOL_USE.score([problem(gold) for gold, _ in FIVE], [completion for _, completion in FIVE])
+    figures = published_metrics([s.metrics for s in scores])
+    assert set(figures) == set(PUBLISHED)
+    # Per tool (examples holding it, as sets): object detection P 3/3 R 3/3; count P 2/2 R 2/3;
+    # image captioning P 1/1 R 1/2; image classification P 0/1 R 0/0; text summarization P 1/1 R 1/1.
+    f1 = [1.0, 0.8, 2 / 3, 0.0, 1.0]
+    assert figures["tool_precision"] == pytest.approx(100 * 4 / 5)
+    assert figures["tool_recall"] == pytest.approx(100 * (1 + 2 / 3 + 1 / 2 + 0 + 1) / 5)
+    assert figures["tool_f1"] == pytest.approx(100 * sum(f1) / 5)
+    assert figures["plan_accuracy"] == pytest.approx(60.0) and figures["plan_argname_accuracy"] == pytest.approx(40.0)
+
+
+def test_published_argname_f1_pools_tool_and_sorted_argument_labels_over_examples():
+    scores = TOOL_USE.score([problem(gold) for gold, _ in FIVE], [completion for _, completion in FIVE])
+    figures = published_metrics([s.metrics for s in scores])
+    # Labels `tool--arguments`: matched 2+1+0+2+1 = 6 of 8 predicted and 9 gold.
+    precision, recall = 6 / 8, 6 / 9
+    assert (figures["argname_precision"], figures["argname_recall"]) == pytest.approx((100 * precision, 100 * recall))
+    assert figures["argname_f1"] == pytest.approx(100 * 2 * precision * recall / (precision + recall))
+    # The per-example means, kept under their own names, differ from the published figures.
+    assert sum(s.metrics["example_tool_f1"] for s in scores) / 5 == pytest.approx((1 + 2 / 3 + 0 + 1 + 1) / 5)
+
+
+def test_a_plan_written_as_a_python_literal_like_mnms_plan_str_parses():
+    record = json.loads((MNMS / "test_human_verified_filtered.json").read_text().splitlines()[0])
+    plan = parse_completion(record["plan_str"])
+    assert [step.name for step in plan] == ["image captioning", "text summarization"]
+    assert plan[1].args == {"text": "<node-0>.text"}
+    completion = f"Here is the plan: {record['plan_str']} and that is all."
+    (result,) = TOOL_USE.score([problem(CAPTION_SUMMARY)], [completion.replace("2327921.jpg", "2.jpg")])
+    assert (result.value, result.verdict, result.metrics["plan_valid"]) == (1.0, "correct", 1.0)
+    assert parse_completion("[{'name': 'count', 'args': {'objects': None}}") is None  # unclosed: no plan
 
 
 def test_an_unparsable_completion_scores_zero_with_verdict_unparsable():
     for completion in ("", "I would detect the objects", '[["object detection", "image"', "[1, 2]", "{}"):
         result = score(DETECT_COUNT, completion)
         assert (result.value, result.verdict, result.extracted) == (0.0, "unparsable", "")
-        assert result.metrics == dict.fromkeys(METRICS, 0.0)
+        gold_only = {"argname_gold": 2.0, "tool_gold:object detection": 1.0, "tool_gold:count": 1.0}
+        assert {k: v for k, v in result.metrics.items() if v} == gold_only  # the gold still counts for recall
 
 
 def test_code_fences_and_trailing_text_are_tolerated():
     fenced = 'Here is the plan:\n```json\n[{"name": "object detection", "args": {"image": "1.jpg"}}, {"name": "count", "args": {"objects": "<node-0>.objects"}}]\n```\nDone.'
-    assert score(DETECT_COUNT, fenced).metrics == dict.fromkeys(METRICS, 1.0)
+    assert score(DETECT_COUNT, fenced).metrics == score(DETECT_COUNT, '[["object detection","image"],["count","objects"]]').metrics
     assert score(DETECT_COUNT, '[["object detection","image"],["count","objects"]] and some more [').value == 1.0
 
 
-def test_every_metric_is_a_fraction():
+def test_every_per_example_metric_is_a_fraction_or_a_count():
     completions = ('[["count","objects"]]', '[["get weather","lon","lat"],["count","objects"],["tag","image"]]', "[]")
     for completion in completions:
-        assert all(0.0 <= value <= 1.0 for value in score(DETECT_COUNT, completion).metrics.values())
+        metrics = score(DETECT_COUNT, completion).metrics
+        counts = {"argname_gold", "argname_predicted", "argname_matched"}
+        assert all(0.0 <= value <= 1.0 for name, value in metrics.items() if name not in counts)
+        assert all(metrics[name] == int(metrics[name]) >= 0 for name in counts)
 
 
 # -- plan validation -------------------------------------------------------------------------------
@@ -244,13 +301,13 @@ def test_the_brief_carries_the_catalogue_and_the_plan_shape():
 
 
 # -- the warehouse view ----------------------------------------------------------------------------
-def test_the_tool_use_metrics_view_averages_each_metric_over_examples(tmp_path):
+def test_the_tool_use_metrics_view_gives_the_published_metrics_in_percent(tmp_path):
     import polars as pl
 
     from dataenvgym_dagster.machinery.warehouse import TABLES, Warehouse
 
-    completions = ['[["object detection","image"],["count","objects"]]', '[["object detection","image"]]', "no plan"]
-    problems = [problem(DETECT_COUNT)] * 3
+    completions = [completion for _, completion in FIVE] + ["no plan"]
+    problems = [problem(gold) for gold, _ in FIVE] + [problem(DETECT_COUNT)]
     scores = TOOL_USE.score(problems, completions)
     rows = pl.DataFrame(
         [
@@ -267,8 +324,11 @@ def test_the_tool_use_metrics_view_averages_each_metric_over_examples(tmp_path):
     warehouse = Warehouse(tmp_path)
     warehouse.write("evaluation_results", ["tool_use", "e", "iteration_0_test_evaluation"], rows)
     with warehouse.connect() as connection:
-        row = connection.execute("SELECT n, plan_accuracy, tool_recall, tool_f1, plan_valid, unparsable FROM tool_use_metrics").fetchone()
-    assert row == pytest.approx((3, 1 / 3, 1.5 / 3, (1 + 2 / 3) / 3, 2 / 3, 1 / 3))
+        view = connection.execute(f"SELECT n, {', '.join(PUBLISHED)}, plan_valid, unparsable FROM tool_use_metrics").fetchone()
+    published = published_metrics([s.metrics for s in scores])
+    assert view[0] == 6
+    assert view[1:-2] == pytest.approx(tuple(published[name] for name in PUBLISHED))
+    assert view[-2:] == pytest.approx((100 * 4 / 6, 100 / 6))  # examples 1 to 4 are valid plans; one is unparsable
 
 
 def test_a_single_tool_skill_cannot_claim_categories_its_tool_lacks():

@@ -47,6 +47,10 @@ def test_a_tool_use_run_evaluates_plans_and_records_every_plan_metric(tmp_path):
             "SELECT count(*) FILTER (WHERE rejection_reason = 'wrong_answer'), count(*) FROM generated_examples WHERE domain = 'tool_use'"
         ).fetchone()
     assert evaluated == [(0, "test", 24), (0, "validation", 24), (1, "test", 24), (1, "validation", 24)]
-    assert all(set(m) == set(METRICS) and all(0.0 <= v <= 1.0 for v in m.values()) for m in metrics)
+    counts = {"argname_gold", "argname_predicted", "argname_matched"}
+    for m in metrics:  # every per-example metric, each tool mark, fractions in [0, 1] and label counts
+        assert set(METRICS) <= set(m) and all(k in METRICS or k.startswith(("tool_gold:", "tool_predicted:")) for k in m)
+        assert all(0.0 <= v <= 1.0 for k, v in m.items() if k not in counts) and all(m[k] == int(m[k]) for k in counts)
+    assert all(0.0 <= figure <= 100.0 for *_, accuracy, valid in view for figure in (accuracy, valid))  # MnMs's 0-100 scale
     assert [(i, s, n) for i, s, n, _, _ in view] == [(i, s, 24) for i, s, _ in evaluated]
     assert rejected[0] == 0 and rejected[1] >= 96  # the offline teacher's plans all pass the catalogue check

@@ -156,3 +156,74 @@ def test_yes_no_and_multiple_choice_answers_are_extracted_from_free_text():
     assert extract_choice("B", options) == "B" and extract_choice("(a) ...", options) == "A"
     assert extract_choice("he holds a bag", options) == "B" and extract_choice("nothing", options) == ""
     assert Score(value=1.0, extracted="A", verdict="correct").correct
+
+
+def test_the_article_a_is_not_read_as_option_a(tmp_path: Path):
+    row = _naturalbench_row(0, "multiple_choice", _jpeg((10, 50, 60)), _jpeg((200, 10, 60)))
+    row |= {"Question_0": "What is in front of the house? Option: A: a bicycle; B: a horse",
+            "Question_1": "What is by the fence? Option: A: a horse; B: a bicycle"}
+    rows = [row, _naturalbench_row(1, "yes_no", _jpeg((30, 50, 60)), _jpeg((200, 30, 60)))]
+    spec = BenchmarkSpec(source="naturalbench", path=str(_write_naturalbench(tmp_path / "nb.parquet", rows)), options={"validation_rows": 1})
+    problems = VQA.sources["naturalbench"].load(spec)["validation"]
+    assert [p.answer for p in problems] == ["A", "B", "B", "A"]
+    scores = VQA.score(problems, ["a bicycle", "a horse", "A bicycle.", "It is a horse"])
+    assert [(s.extracted, s.correct) for s in scores] == [("A", True), ("B", True), ("B", True), ("A", True)]
+    options = problems[0].payload["options"]
+    assert extract_choice("a", options) == "A" and extract_choice("(a) a horse", options) == "A"  # a marked letter is a letter
+    assert extract_choice("The answer is B", options) == "B" and extract_choice("a bicycle or a horse", options) == ""
+
+
+def test_a_gqa_image_that_does_not_decode_names_the_question(gqa: Path):
+    (gqa / "images" / "n100002.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(BenchmarkFormatError, match=r"testdev_balanced_questions.json, question '20968664': image .*n100002.jpg does not decode"):
+        VQA.sources["gqa"].load(BenchmarkSpec(source="gqa", path=str(gqa)))
+
+
+def _published_naturalbench(root: Path, shards: int = 3, rows_per_shard: int = 2, spelling: str = "Question Type") -> Path:
+    """NaturalBench as its current revision is published: data/train-0000i-of-0000n.parquet, column `Question Type`."""
+    (root / "data").mkdir(parents=True)
+    for shard in range(shards):
+        rows = [
+            _naturalbench_row(index, "yes_no" if index % 2 else "multiple_choice", _jpeg((10 * index, 50, 60)), _jpeg((200, 10 * index, 60)))
+            for index in range(shard * rows_per_shard, (shard + 1) * rows_per_shard)
+        ]
+        file = _write_naturalbench(root / "data" / f"train-{shard:05d}-of-{shards:05d}.parquet", rows)
+        table = pq.read_table(file)
+        pq.write_table(table.rename_columns([spelling if name == "Question_Type" else name for name in table.column_names]), file)
+    return root
+
+
+def test_naturalbench_reads_the_current_question_type_column_and_a_folder_of_shards_as_one_benchmark(tmp_path: Path):
+    import warnings
+
+    root = _published_naturalbench(tmp_path / "NaturalBench")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a complete shard set loads without a warning
+        for path in (root, root / "data"):
+            splits = VQA.sources["naturalbench"].load(BenchmarkSpec(source="naturalbench", path=str(path), options={"validation_rows": 1}))
+            assert len(splits["validation"]) == 4 and len(splits["test"]) == 20
+    groups = sorted({p.payload["group"] for p in splits["test"]}, key=int)
+    assert groups == ["1", "2", "3", "4", "5"]
+    last = next(p for p in splits["test"] if p.payload["group"] == "5")
+    assert (Path(last.payload["parquet"]).name, last.payload["row"]) == ("train-00002-of-00003.parquet", 1)
+    assert last.payload["answer_type"] == "yes_no"
+    assert images.ImageStore(tmp_path / "home").path(last.payload).is_file()  # the image comes from its shard
+
+
+def test_an_incomplete_naturalbench_shard_set_loads_with_a_warning_naming_the_missing_shards(tmp_path: Path):
+    from dataenvgym_dagster.domain.vqa.naturalbench import IncompleteShardsWarning
+
+    root = _published_naturalbench(tmp_path / "NaturalBench", spelling="Question_Type")
+    (root / "data" / "train-00001-of-00003.parquet").unlink()
+    with pytest.warns(IncompleteShardsWarning, match=r"2 of the 3 shards of 'train'; missing train-00001-of-00003.parquet"):
+        splits = VQA.sources["naturalbench"].load(BenchmarkSpec(source="naturalbench", path=str(root)))
+    assert len(splits["validation"]) + len(splits["test"]) == 16
+    with pytest.warns(IncompleteShardsWarning, match=r"1 of the 3 shards of 'train'; missing train-00001-of-00003.parquet, train-00002-of-00003.parquet"):
+        VQA.sources["naturalbench"].load(BenchmarkSpec(source="naturalbench", path=str(root / "data" / "train-00000-of-00003.parquet")))
+
+
+def test_a_naturalbench_index_repeated_across_shards_names_both_places(tmp_path: Path):
+    root = _published_naturalbench(tmp_path / "NaturalBench", shards=1)
+    shutil.copy(root / "data" / "train-00000-of-00001.parquet", root / "data" / "copy.parquet")
+    with pytest.raises(BenchmarkFormatError, match=r"train-00000-of-00001.parquet, row 0 repeats Index 0 of NaturalBench file .*copy.parquet, row 0"):
+        VQA.sources["naturalbench"].load(BenchmarkSpec(source="naturalbench", path=str(root)))

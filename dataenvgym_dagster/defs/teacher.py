@@ -88,13 +88,14 @@ class TeacherResource(ConfigurableResource):
     questions_per_call: int | None = Field(None, description=f"Questions labelled per call (default {QUESTIONS_PER_CALL}).")
 
     def engine(
-        self, domain: Domain, settings: ExperimentSettings, *, experiment: str, iteration: int, log: Log
+        self, domain: Domain, settings: ExperimentSettings, *, experiment: str, iteration: int, log: Log, target: str = "answer"
     ) -> DataGenerationEngine:
+        """The experiment's engine; ``target`` is the student's (with ``solution`` the LLM teacher writes worked solutions)."""
         if settings.teacher == "offline":
             return OfflineTeacher(domain)
         if settings.teacher == "llm":
             chat = self.chat(domain.name, experiment=experiment, iteration=iteration, log=log)
-            return LlmTeacher(domain, chat, examples_per_call=self.setting("examples_per_call") or EXAMPLES_PER_CALL)
+            return LlmTeacher(domain, chat, examples_per_call=self.setting("examples_per_call") or EXAMPLES_PER_CALL, target=target)
         return build_engine(settings.teacher, domain, settings.teacher_options, experiment=experiment, iteration=iteration)
 
     def discoverer(

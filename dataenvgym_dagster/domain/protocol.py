@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -93,3 +93,18 @@ class Domain(Protocol):
 
     def canonical(self, question: str) -> str:
         """A key equal for near-duplicate questions (same problem, different surface form)."""
+
+
+@runtime_checkable
+class WorkedSolutions(Protocol):
+    """A domain whose student can be trained on worked solutions (``student.target: solution``).
+
+    ``solution_text`` gives the same prompt as ``student_text`` with a worked solution that ends
+    in the answer as the target (the answer alone where a problem has no worked solution);
+    ``solution_item`` is the shape the LLM teacher writes a problem in when solutions are needed.
+    """
+
+    solution_item: type[BaseModel]
+
+    def solution_text(self, problem: Problem) -> StudentText:
+        """The prompt and, as the target, a worked solution ending in the answer."""

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dataenvgym_dagster.agents.loading import BUILTIN_ENGINES, check_engine_name, check_policy_name, load_policy
-from dataenvgym_dagster.domain.protocol import BenchmarkSpec
+from dataenvgym_dagster.domain.protocol import BenchmarkSpec, WorkedSolutions
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.machinery.images import ImageGeneratorSettings
@@ -200,7 +200,12 @@ class ExperimentCatalog(_Strict):
             if source.needs_path and not settings.benchmark.path:
                 raise ValueError(f"domains.{name}.benchmark.source {source.name!r} reads files: set benchmark.path")
         for domain, key in self.pairs:
-            self.student(domain, key)  # overrides must be valid for every domain they apply to
+            student = self.student(domain, key)  # overrides must be valid for every domain they apply to
+            if student.target == "solution" and not isinstance(get_domain(domain), WorkedSolutions):
+                raise ValueError(
+                    f"{domain}|{key}: student.target 'solution' needs worked solutions, which the {domain} domain does "
+                    "not have (math and code do); use student.target: answer for it"
+                )
         if self.default_experiment not in self.runs:
             raise ValueError(
                 f"default_experiment {self.default_experiment!r} is not one of the experiments: "

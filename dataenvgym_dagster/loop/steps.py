@@ -19,7 +19,7 @@ from dataenvgym_dagster.domain.discovery import DiscoveredSkills, SkillDiscovere
 from dataenvgym_dagster.domain.environments import Observation, PolicyContext, get_environment
 from dataenvgym_dagster.domain.environments.base import EnvironmentState, SubskillProposer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
-from dataenvgym_dagster.domain.protocol import SPLITS, BenchmarkFormatError, Domain
+from dataenvgym_dagster.domain.protocol import SPLITS, BenchmarkFormatError, Domain, WorkedSolutions
 from dataenvgym_dagster.domain.quality import check_examples
 from dataenvgym_dagster.domain.teachers.chat import TeacherChat
 from dataenvgym_dagster.domain.teachers.protocol import DataGenerationEngine, GenerationResult
@@ -75,30 +75,43 @@ def student_texts(
 ) -> list[StudentText]:
     """The student's texts for problems in the spec's prompt format, their images as files under ``home``.
 
+    ``student.target`` picks the target: the answer (``student_text``) or a worked solution
+    ending in it (``solution_text``, see :class:`~dataenvgym_dagster.domain.protocol.WorkedSolutions`).
     ``few_shot`` puts ``few_shot_examples`` solved problems from the domain's procedural generator
-    before each prompt; ``chat`` is applied by the backend with the tokenizer's template. Images
-    (recorded relative to the home) are made on first use and given to the backend as file paths.
+    before each prompt, in the same target; ``chat`` is applied by the backend with the tokenizer's
+    template. Images (recorded relative to the home) are made on first use and given to the backend
+    as file paths.
     """
     problems = list(problems)
-    texts = [domain.student_text(problem) for problem in problems]
+    texts = [training_text(domain, problem, student.target) for problem in problems]
     if any(text.images for text in texts):
         if home is None:
             raise ValueError(f"{domain.name} problems have images; their student texts need the home the images live under")
         texts = with_image_files(problems, texts, home)
     if student.prompt_format != "few_shot" or student.few_shot_examples == 0:
         return texts
-    prefix = few_shot_prefix(domain, student.few_shot_examples)
+    prefix = few_shot_prefix(domain, student.few_shot_examples, target=student.target)
     return [text.model_copy(update={"prompt": prefix + text.prompt}) for text in texts]
 
 
-def few_shot_prefix(domain: Domain, count: int, seed: int = FEW_SHOT_SEED) -> str:
+def training_text(domain: Domain, problem: Problem, target: str = "answer") -> StudentText:
+    """The problem's student text with ``target`` ``answer`` (the domain's ``student_text``) or
+    ``solution`` (its ``solution_text``; the catalogue allows it only for domains that have one)."""
+    if target == "solution":
+        if not isinstance(domain, WorkedSolutions):
+            raise ValueError(f"student.target 'solution' needs worked solutions, which the {domain.name} domain does not have; use answer")
+        return domain.solution_text(problem)
+    return domain.student_text(problem)
+
+
+def few_shot_prefix(domain: Domain, count: int, seed: int = FEW_SHOT_SEED, target: str = "answer") -> str:
     """``count`` solved procedural problems (prompt and target) of seeded random skills, each followed by a blank line."""
     rng = random.Random(seed)
     skills = list(domain.taxonomy.skills)
     shots = []
     for index in range(count):
         skill = skills[rng.randrange(len(skills))]
-        text = domain.student_text(Problem(example_id=f"few_shot/{index}", skill=skill, **domain.sample(skill, rng).model_dump()))
+        text = training_text(domain, Problem(example_id=f"few_shot/{index}", skill=skill, **domain.sample(skill, rng).model_dump()), target)
         shots.append(f"{text.prompt}{text.target}\n\n")
     return "".join(shots)
 

@@ -115,18 +115,62 @@ DERIVED_VIEWS = {
         SELECT domain, experiment, iteration, split,
                count(*) AS n, avg(correct::INTEGER) AS accuracy, avg(score) AS mean_score, avg(answer_loss) AS answer_loss
         FROM evaluation_results GROUP BY ALL""",
-    # Tool use (MnMs): the per-example plan metrics of evaluation_results.metrics averaged over
-    # examples (macro), as fractions; rows of domains without these metrics are left out.
+    # Tool use (MnMs): the published metrics of MnMs's evaluator, pooled over the examples of each
+    # (domain, experiment, iteration, split) from the per-example counts in evaluation_results.metrics,
+    # on MnMs's 0-100 scale (domain/tool_use/scoring.py defines them): tool_* macro over the tools
+    # (each plan's tools a set), argname_* micro over `tool--sorted argument names` labels. The
+    # project's per-example means (example_*), plan_valid and unparsable are on the same 0-100 scale.
+    # Rows scored before these counts existed (no argname_gold) are left out: n counts the rows used.
     "tool_use_metrics": """
-        SELECT domain, experiment, iteration, split, count(*) AS n,
-               avg((metrics->>'$.plan_accuracy')::DOUBLE) AS plan_accuracy,
-               avg((metrics->>'$.tool_precision')::DOUBLE) AS tool_precision,
-               avg((metrics->>'$.tool_recall')::DOUBLE) AS tool_recall,
-               avg((metrics->>'$.tool_f1')::DOUBLE) AS tool_f1,
-               avg((metrics->>'$.argname_f1')::DOUBLE) AS argname_f1,
-               avg((metrics->>'$.plan_valid')::DOUBLE) AS plan_valid,
-               avg((verdict = 'unparsable')::INTEGER) AS unparsable
-        FROM evaluation_results WHERE metrics->>'$.plan_accuracy' IS NOT NULL GROUP BY ALL""",
+        WITH scored AS (
+            SELECT domain, experiment, iteration, split, example_id, metrics, verdict FROM evaluation_results
+            WHERE metrics->>'$.plan_accuracy' IS NOT NULL AND metrics->>'$.argname_gold' IS NOT NULL),
+        tool_marks AS (
+            SELECT domain, experiment, iteration, split, example_id,
+                   regexp_extract(key, '^tool_(gold|predicted):(.*)$', 1) AS side,
+                   regexp_extract(key, '^tool_(gold|predicted):(.*)$', 2) AS tool
+            FROM (SELECT *, unnest(json_keys(metrics)) AS key FROM scored) WHERE regexp_matches(key, '^tool_(gold|predicted):')),
+        per_example AS (
+            SELECT domain, experiment, iteration, split, tool,
+                   bool_or(side = 'gold') AS gold, bool_or(side = 'predicted') AS predicted
+            FROM tool_marks GROUP BY domain, experiment, iteration, split, example_id, tool),
+        per_tool AS (
+            SELECT domain, experiment, iteration, split, tool,
+                   sum(gold::INTEGER) AS gold, sum(predicted::INTEGER) AS predicted,
+                   sum((gold AND predicted)::INTEGER) AS matched
+            FROM per_example GROUP BY ALL),
+        tool_scores AS (
+            SELECT *, CASE WHEN precision + recall > 0 THEN 2 * precision * recall / (precision + recall) ELSE 0 END AS f1
+            FROM (SELECT *, CASE WHEN predicted > 0 THEN matched / predicted ELSE 0 END AS precision,
+                            CASE WHEN gold > 0 THEN matched / gold ELSE 0 END AS recall FROM per_tool)),
+        macro AS (
+            SELECT domain, experiment, iteration, split, 100 * avg(precision) AS tool_precision,
+                   100 * avg(recall) AS tool_recall, 100 * avg(f1) AS tool_f1
+            FROM tool_scores GROUP BY ALL),
+        pooled AS (
+            SELECT domain, experiment, iteration, split, count(*) AS n,
+                   100 * avg((metrics->>'$.plan_accuracy')::DOUBLE) AS plan_accuracy,
+                   100 * avg((metrics->>'$.plan_argname_accuracy')::DOUBLE) AS plan_argname_accuracy,
+                   sum((metrics->>'$.argname_matched')::DOUBLE) AS matched,
+                   sum((metrics->>'$.argname_predicted')::DOUBLE) AS predicted,
+                   sum((metrics->>'$.argname_gold')::DOUBLE) AS gold,
+                   100 * avg((metrics->>'$.example_tool_f1')::DOUBLE) AS example_tool_f1,
+                   100 * avg((metrics->>'$.example_argname_f1')::DOUBLE) AS example_argname_f1,
+                   100 * avg((metrics->>'$.plan_valid')::DOUBLE) AS plan_valid,
+                   100 * avg((verdict = 'unparsable')::INTEGER) AS unparsable
+            FROM scored GROUP BY ALL),
+        argname AS (
+            SELECT *, CASE WHEN predicted > 0 THEN matched / predicted ELSE 0 END AS argname_precision,
+                      CASE WHEN gold > 0 THEN matched / gold ELSE 0 END AS argname_recall FROM pooled)
+        SELECT a.domain, a.experiment, a.iteration, a.split, a.n, a.plan_accuracy,
+               coalesce(m.tool_precision, 0) AS tool_precision, coalesce(m.tool_recall, 0) AS tool_recall,
+               coalesce(m.tool_f1, 0) AS tool_f1,
+               100 * a.argname_precision AS argname_precision, 100 * a.argname_recall AS argname_recall,
+               CASE WHEN a.argname_precision + a.argname_recall > 0
+                    THEN 200 * a.argname_precision * a.argname_recall / (a.argname_precision + a.argname_recall)
+                    ELSE 0 END AS argname_f1,
+               a.plan_argname_accuracy, a.example_tool_f1, a.example_argname_f1, a.plan_valid, a.unparsable
+        FROM argname a LEFT JOIN macro m USING (domain, experiment, iteration, split)""",
     # NaturalBench (vqa): each group is one row of the file, four (image, question) instances named
     # q<question>_i<image> in benchmark_problems.payload. Question accuracy: a question right on both
     # images; image accuracy: both questions right on an image; group accuracy: all four right.

@@ -193,11 +193,12 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         """The teacher's training examples for the plan, each with its quality verdict."""
         domain, experiment, settings = _partition(context, teaching)
         plan: DataGenerationPlan = inputs["plan"]
-        engine = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)
+        student = teaching.catalog().student(domain.name, experiment)
+        engine = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info, target=student.target)
         frame, result = steps.generated_dataset(
             domain, engine, plan, settings, benchmark=inputs["benchmark"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)], previous=inputs["previous"],
-            student=teaching.catalog().student(domain.name, experiment), home=teaching.checkpoint_home,
+            student=student, home=teaching.checkpoint_home,
             image_generator=teaching.catalog().domain(domain.name).image_generator, store=teaching.object_store(),
         )
         for failure in result.failures:  # what the teacher could not make, and why: in the run log as well as the metadata

@@ -65,12 +65,27 @@ class CodeItem(BaseModel):
         return value
 
 
+class ExplainedCodeItem(CodeItem):
+    """A code problem with an explanation of its solution: what the teacher writes when the student
+    learns to explain, then program (``student.target: solution``)."""
+
+    explanation: str = Field(
+        description="How the solution works, in two to four plain sentences, as the student will write them before the code."
+    )
+
+
 class CodeDomain:
-    """Function writing, judged by running the code against tests in the sandbox."""
+    """Function writing, judged by running the code against tests in the sandbox.
+
+    The student is trained to write the program (``student_text``), or, with ``student.target:
+    solution``, an explanation and then the program in a fenced block (``solution_text``); the
+    scorer reads the last fenced block either way.
+    """
 
     name = "code"
     brief = BRIEF
     generated_item = CodeItem
+    solution_item = ExplainedCodeItem
 
     def __init__(self, limits: Limits | None = None) -> None:
         categories: dict[str, list[str]] = {}
@@ -117,10 +132,10 @@ class CodeDomain:
             tests.append({"input": "\n".join(json.dumps(a) for a in arguments), "output": json.dumps(expected)})
         question = item.question.strip("\n") + "\n"
         prompt = question if _compiles(question) else ""
-        return Draft(
-            question=question, answer=item.solution.strip("\n"),
-            payload=payload_dict(kind="functional", prompt=prompt, entry_point=item.entry_point, tests=tests, source="teacher"),
-        )
+        payload = payload_dict(kind="functional", prompt=prompt, entry_point=item.entry_point, tests=tests, source="teacher")
+        if isinstance(item, ExplainedCodeItem) and item.explanation.strip():
+            payload["explanation"] = item.explanation.strip()
+        return Draft(question=question, answer=item.solution.strip("\n"), payload=payload)
 
     # -- the student's text format --------------------------------------------------------------
     def student_text(self, problem: Problem) -> StudentText:
@@ -128,6 +143,15 @@ class CodeDomain:
         starter = CodePayload.of(problem).prompt
         prompt = problem.question if not starter or problem.question.endswith(starter) else f"{problem.question}\n\n{starter}"
         return StudentText(prompt=prompt, target=problem.answer)
+
+    def solution_text(self, problem: Problem) -> StudentText:
+        """The same prompt; the target is the explanation (payload ``explanation``) and then the program in a
+        fenced block. A problem without an explanation (benchmarks, procedural problems): the program alone."""
+        text = self.student_text(problem)
+        explanation = str(problem.payload.get("explanation") or "").strip()
+        if not explanation:
+            return text
+        return text.model_copy(update={"target": f"{explanation}\n```python\n{text.target}\n```"})
 
     # -- checking -------------------------------------------------------------------------------
     def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from dataenvgym_dagster.domain.benchmark import ProceduralSource
-from dataenvgym_dagster.domain.math.answers import last_boxed
+from dataenvgym_dagster.domain.math.answers import boxed_answer
 from dataenvgym_dagster.domain.math.equivalence import EquivalencePool, shared_pool
 from dataenvgym_dagster.domain.math.generators import LEVELS, TEMPLATES, TYPES, resolve
 from dataenvgym_dagster.domain.math.sources import UNKNOWN_LEVEL, Math500Source, MathOriginalSource, MathParquetSource
@@ -43,14 +43,17 @@ class MathDomain:
     """MATH-style problems: gold skills ``<type>/level_<n>``, the student writes ``\\boxed{answer}``.
 
     The student reads the problem and a newline and is trained to write ``\\boxed{<answer>}``: the
-    tiny CPU student learns short answers, not hundreds of tokens of solution. Scoring extracts the
-    completion's last box and compares it with the reference by math-verify (gold first) in worker
+    tiny CPU student learns short answers, not hundreds of tokens of solution. A real student
+    (``student.target: solution``) is trained on the worked solution ending in the boxed answer
+    instead (:meth:`solution_text`), as the paper's students are. Scoring extracts the
+    completion's final boxed answer (see :func:`~.answers.boxed_answer`) and compares it with the reference by math-verify (gold first) in worker
     processes with a per-item timeout.
     """
 
     name = "math"
     brief = BRIEF
     generated_item = MathItem
+    solution_item = MathItem  # the teacher writes a worked solution with every problem either way
 
     def __init__(self, pool: EquivalencePool | None = None) -> None:
         self.taxonomy = SkillTaxonomy(
@@ -86,17 +89,27 @@ class MathDomain:
         )
 
     def draft(self, item: MathItem) -> Draft:
-        """The teacher's problem with its solution's last boxed answer as the reference ('' if it has none)."""
+        """The teacher's problem with its solution's final boxed answer as the reference ('' if it has none)."""
         solution = item.solution.strip()
-        return Draft(question=item.question.strip(), answer=last_boxed(solution) or "", payload={"solution": solution})
+        return Draft(question=item.question.strip(), answer=boxed_answer(solution) or "", payload={"solution": solution})
 
     # -- the student's text format --------------------------------------------------------
     def student_text(self, problem: Problem) -> StudentText:
         return StudentText(prompt=f"{problem.question}\n", target=f"\\boxed{{{problem.answer}}}")
 
+    def solution_text(self, problem: Problem) -> StudentText:
+        """The same prompt; the target is the worked solution (payload ``solution``), which ends in its boxed
+        answer (one is appended if the solution boxes none). A problem without a solution: ``\\boxed{answer}``."""
+        solution = str(problem.payload.get("solution") or "").strip()
+        if not solution:
+            return self.student_text(problem)
+        if boxed_answer(solution) is None:
+            solution += f"\nThe answer is $\\boxed{{{problem.answer}}}$."
+        return StudentText(prompt=f"{problem.question}\n", target=solution)
+
     # -- checking -------------------------------------------------------------------------
     def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
-        """Each completion's last boxed answer against the reference, by math-verify (gold first).
+        """Each completion's final boxed answer against the reference, by math-verify (gold first).
 
         Verdicts: ``correct``, ``wrong answer``, ``no boxed answer``, ``unparsable answer``,
         ``unparsable reference``, ``timeout`` (the comparison outlived the pool's per-item
@@ -105,7 +118,7 @@ class MathDomain:
         """
         if len(problems) != len(completions):
             raise ValueError(f"score needs one completion per problem, got {len(completions)} for {len(problems)}")
-        extracted = [last_boxed(completion) for completion in completions]
+        extracted = [boxed_answer(completion) for completion in completions]
         to_judge = [
             index for index, (problem, answer) in enumerate(zip(problems, extracted, strict=True))
             if answer and answer != problem.answer
@@ -125,9 +138,9 @@ class MathDomain:
 
         * Procedural problems (payload ``generator`` and ``params``): the question is re-rendered
           and the answer re-solved with sympy from the parameters; both must match, and the
-          solution's last box must hold the answer.
+          solution's final boxed answer must be the answer.
         * Teacher-written problems: the answer must be non-empty and parse with math-verify; if
-          the payload has a solution, its last box must be equivalent to the answer; and where
+          the payload has a solution, its final boxed answer must be equivalent to the answer; and where
           the question is an equation in one unknown or asks to compute one closed expression,
           sympy re-solves it and the answer must equal its result. Other questions are accepted
           on a parsable answer alone (their correctness is the teacher's).
@@ -138,10 +151,10 @@ class MathDomain:
         for index, problem in enumerate(problems):
             answer = problem.answer.strip()
             solution = problem.payload.get("solution")
-            if not answer or (solution is not None and last_boxed(str(solution)) is None):
+            if not answer or (solution is not None and boxed_answer(str(solution)) is None):
                 ok[index] = False
                 continue
-            boxed = last_boxed(str(solution)) if solution is not None else None
+            boxed = boxed_answer(str(solution)) if solution is not None else None
             if boxed is not None and boxed != answer:
                 tasks.append((index, ("equivalent", answer, boxed)))
             generator, params = problem.payload.get("generator"), problem.payload.get("params")

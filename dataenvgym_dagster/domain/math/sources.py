@@ -4,10 +4,14 @@
   JSON object with ``problem``, ``level`` (``"Level 1"`` … ``"Level 5"``), ``type`` and ``solution``.
   ``benchmark.path`` is the folder holding ``train/`` and ``test/``. Example ids:
   ``test/algebra/1234``.
-* ``math_parquet``: the per-subject Parquet mirror (EleutherAI/hendrycks_math on the Hugging Face
-  hub): ``<subject>/train-00000-of-00001.parquet`` and ``<subject>/test-00000-of-00001.parquet``
-  with the same four columns (any ``<subject>/<split>-*.parquet`` shards are read, in name order).
-  Example ids: ``test/algebra/00042`` (the row's position among the subject's rows of that split).
+* ``math_parquet``: MATH as Parquet, with the same four columns, in any of the layouts the hub
+  has: the per-subject mirror (EleutherAI/hendrycks_math) ``<subject>/<split>-00000-of-00001.parquet``;
+  the converted ``lighteval/MATH`` that the DataEnvGym reference loaded,
+  ``<config>/<split>/0000.parquet`` (``<config>`` a subject or ``all``; where ``all`` is present
+  only it is read, as the subject folders repeat its rows); and a single ``data/<split>-*.parquet``
+  folder (or ``<split>-*.parquet`` in ``benchmark.path`` itself). Files are read in name order.
+  Example ids: ``test/algebra/00042``: the subject (from the row's ``type``) and the row's
+  position among that subject's rows of the split.
 * ``math500``: MATH-500's ``test.jsonl`` (``problem``, ``solution``, ``answer``, ``subject``,
   ``level`` as an integer 1–5, ``unique_id``); ``benchmark.path`` is the file or its folder.
   Example ids are the ``unique_id`` (``test/precalculus/807.json``). MATH-500 has no train split,
@@ -21,7 +25,7 @@ type × level (``validation_per_skill`` per cell, seeded); test is every test pr
 Gold skills are ``<type>/level_<n>`` (``algebra/level_3``) under the seven types. The real data
 has problems whose level is ``"Level ?"``: they are kept, with skill ``<type>/level_unknown``
 (so no problem is dropped, and the gold skill discoverer adds the skill to the taxonomy).
-Reference answers are the last ``\\boxed{…}`` / ``\\fbox{…}`` of the solution (MATH-500: its
+Reference answers are the final ``\\boxed{…}`` / ``\\fbox{…}`` (boxes joined by "and", "or" or a comma together) of the solution (MATH-500: its
 ``answer`` field). Any missing file, field or answer raises :class:`BenchmarkFormatError`
 naming the file, the row and the expected layout; nothing is skipped.
 """
@@ -35,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from dataenvgym_dagster.domain.benchmark import stratified_sample
-from dataenvgym_dagster.domain.math.answers import last_boxed
+from dataenvgym_dagster.domain.math.answers import boxed_answer
 from dataenvgym_dagster.domain.math.generators import TYPES
 from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
 from dataenvgym_dagster.domain.types import Problem
@@ -50,8 +54,9 @@ ORIGINAL_LAYOUT = (
     "problem, level ('Level 1'..'Level 5'), type (e.g. 'Algebra') and solution (ending in \\boxed{answer})"
 )
 PARQUET_LAYOUT = (
-    "the per-subject Parquet mirror (EleutherAI/hendrycks_math): <path>/<subject>/train-00000-of-00001.parquet and "
-    "<path>/<subject>/test-00000-of-00001.parquet with string columns problem, level, type, solution"
+    "MATH as Parquet with string columns problem, level, type, solution, in one of the hub's layouts: "
+    "<path>/<subject>/{train,test}-00000-of-00001.parquet (EleutherAI/hendrycks_math), "
+    "<path>/<subject or all>/{train,test}/0000.parquet (lighteval/MATH converted) or <path>/data/{train,test}-*.parquet"
 )
 MATH500_LAYOUT = (
     "MATH-500's test.jsonl (<path> is the file or its folder): one JSON object per line with problem, solution, "
@@ -90,10 +95,10 @@ def _text_fields(row: Any, fields: tuple[str, ...], where: str, layout: str, str
 
 
 def math_problem(row: Any, example_id: str, where: str, layout: str, source: str) -> Problem:
-    """One row of the original release or the Parquet mirror as a problem (answer: the solution's last box)."""
+    """One row of the original release or the Parquet mirror as a problem (answer: the solution's final boxed answer)."""
     row = _text_fields(row, FIELDS, where, layout, strings=("problem", "type", "solution"))
     skill = skill_of(row["type"], row["level"], where, layout)
-    answer = last_boxed(row["solution"])
+    answer = boxed_answer(row["solution"])
     if not answer:
         raise BenchmarkFormatError(f"{where}: the solution has no \\boxed{{…}} answer to score against; expected {layout}")
     payload = {"solution": row["solution"], "level": row["level"], "type": row["type"], "source": source}
@@ -123,14 +128,22 @@ def read_original(root: Path, split: str) -> list[Problem]:
     return problems
 
 
+def parquet_files(root: Path, split: str) -> list[Path]:
+    """The Parquet files of one split under ``root`` in any of :data:`PARQUET_LAYOUT`'s layouts, in name order."""
+    converted = sorted(root.glob(f"*/{split}/*.parquet"))
+    if any(file.parent.parent.name == "all" for file in converted):
+        converted = [file for file in converted if file.parent.parent.name == "all"]
+    return sorted(root.glob(f"{split}-*.parquet")) + sorted(root.glob(f"*/{split}-*.parquet")) + converted
+
+
 def read_parquet(root: Path, split: str) -> list[Problem]:
-    """Every problem of one split of the per-subject Parquet mirror, subject by subject."""
+    """Every problem of one split of MATH as Parquet (see :data:`PARQUET_LAYOUT`), file by file."""
     import pyarrow.parquet as pq
 
     _require_folder(root, PARQUET_LAYOUT)
-    files = sorted(root.glob(f"*/{split}-*.parquet"))
+    files = parquet_files(root, split)
     if not files:
-        raise BenchmarkFormatError(f"{root} holds no <subject>/{split}-*.parquet files; expected {PARQUET_LAYOUT}")
+        raise BenchmarkFormatError(f"{root} holds no Parquet files of the {split} split; expected {PARQUET_LAYOUT}")
     problems = []
     rows_seen: dict[str, int] = {}
     for file in files:
@@ -143,12 +156,13 @@ def read_parquet(root: Path, split: str) -> list[Problem]:
             raise BenchmarkFormatError(
                 f"{file} lacks column(s) {', '.join(missing)} (has {', '.join(table.column_names)}); expected {PARQUET_LAYOUT}"
             )
-        subject = file.parent.name
         for row_number, row in enumerate(table.select(list(FIELDS)).to_pylist()):
+            where = f"{file} row {row_number}"
+            problem = math_problem(row, "", where, PARQUET_LAYOUT, "math_parquet")
+            subject = problem.skill.split("/", 1)[0]  # from the row's type: the same in every layout
             index = rows_seen.get(subject, 0)
             rows_seen[subject] = index + 1
-            where = f"{file} row {row_number}"
-            problems.append(math_problem(row, f"{split}/{subject}/{index:05d}", where, PARQUET_LAYOUT, "math_parquet"))
+            problems.append(problem.model_copy(update={"example_id": f"{split}/{subject}/{index:05d}"}))
     return problems
 
 
@@ -158,6 +172,7 @@ def read_math500(path: Path) -> list[Problem]:
     if not file.is_file():
         raise BenchmarkFormatError(f"{file} does not exist; expected {MATH500_LAYOUT}")
     problems = []
+    lines_of: dict[str, int] = {}
     for number, line in enumerate(_lines(file), start=1):
         where = f"{file} line {number}"
         if not line.strip():
@@ -169,6 +184,12 @@ def read_math500(path: Path) -> list[Problem]:
         row = _text_fields(row, MATH500_FIELDS, where, MATH500_LAYOUT, strings=("problem", "solution", "answer", "subject", "unique_id"))
         if isinstance(row["level"], bool) or not isinstance(row["level"], int):
             raise BenchmarkFormatError(f"{where}: level {row['level']!r} must be an integer 1-5; expected {MATH500_LAYOUT}")
+        if row["unique_id"] in lines_of:
+            raise BenchmarkFormatError(
+                f"{where}: unique_id {row['unique_id']!r} already names line {lines_of[row['unique_id']]}; "
+                "each MATH-500 problem has its own unique_id: remove the repeated line or take test.jsonl again"
+            )
+        lines_of[row["unique_id"]] = number
         skill = skill_of(row["subject"], row["level"], where, MATH500_LAYOUT)
         payload = {"solution": row["solution"], "level": row["level"], "type": row["subject"], "source": "math500"}
         problems.append(
@@ -234,5 +255,5 @@ class Math500Source:
                 f"folder in {ORIGINAL_LAYOUT}, or in {PARQUET_LAYOUT}"
             )
         root = Path(str(train_path)).expanduser()
-        train = read_parquet(root, "train") if any(root.glob("*/train-*.parquet")) else read_original(root, "train")
+        train = read_parquet(root, "train") if parquet_files(root, "train") else read_original(root, "train")
         return _splits(train, test, spec)

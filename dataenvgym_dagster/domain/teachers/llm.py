@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model, field_validator
 
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry
-from dataenvgym_dagster.domain.protocol import Domain, GeneratedItem
+from dataenvgym_dagster.domain.protocol import Domain, GeneratedItem, WorkedSolutions
 from dataenvgym_dagster.domain.teachers import prompts
 from dataenvgym_dagster.domain.teachers.chat import ChatRequest, TeacherChat
 from dataenvgym_dagster.domain.teachers.protocol import GenerationFailure, GenerationResult
@@ -67,17 +67,24 @@ def slug(name: str) -> str:
 
 
 class LlmTeacher:
-    """Writes training examples with a chat model; implements ``DataGenerationEngine``."""
+    """Writes training examples with a chat model; implements ``DataGenerationEngine``.
+
+    ``target`` is the student's (``student.target``): with ``solution``, each problem is asked for in
+    the domain's ``solution_item`` shape, so that it comes with the worked solution the student
+    learns from (code: an explanation as well as the program).
+    """
 
     name = "llm"
 
-    def __init__(self, domain: Domain, chat: TeacherChat, examples_per_call: int = 20) -> None:
+    def __init__(self, domain: Domain, chat: TeacherChat, examples_per_call: int = 20, target: str = "answer") -> None:
         if examples_per_call < 1:
             raise ValueError(f"examples_per_call must be at least 1, got {examples_per_call}")
+        if target == "solution" and not isinstance(domain, WorkedSolutions):
+            raise ValueError(f"student.target 'solution' needs worked solutions, which the {domain.name} domain does not have")
         self.domain = domain
         self.chat = chat
         self.examples_per_call = examples_per_call
-        self.reply_model = reply_model(domain.generated_item)
+        self.reply_model = reply_model(domain.solution_item if isinstance(domain, WorkedSolutions) and target == "solution" else domain.generated_item)
 
     def usage(self) -> dict[str, float | int]:
         """Calls, cache hits, tokens and cost of everything this engine asked so far."""

@@ -75,8 +75,9 @@ class ToolUseDomain:
     """MnMs tool use: the student reads a request and writes the plan.
 
     The student's target is the compact JSON rendering of the gold plan (tool names with their
-    argument names); its completion may also be the full MnMs JSON. Score value: plan accuracy;
-    every metric of :mod:`~dataenvgym_dagster.domain.tool_use.scoring` goes in ``Score.metrics``.
+    argument names); its completion may also be the full MnMs JSON, or a Python literal as MnMs's
+    ``plan_str`` is written. Score value: plan accuracy; every per-example metric of
+    :mod:`~dataenvgym_dagster.domain.tool_use.scoring` goes in ``Score.metrics``.
     """
 
     name = "tool_use"

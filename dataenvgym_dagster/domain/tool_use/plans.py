@@ -11,6 +11,7 @@ names). Arguments without values are bound by type to the outputs of earlier ste
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Sequence
@@ -79,7 +80,8 @@ def plan_from_steps(steps: Any) -> Plan:
 def parse_completion(completion: str) -> Plan | None:
     """The plan in a completion, or None when there is none.
 
-    Tolerates code fences, text before the first ``[`` and anything after the JSON array ends.
+    Reads JSON or a Python literal (single quotes, ``None``: the very format of MnMs's ``plan_str``).
+    Tolerates code fences, text before the first ``[`` and anything after the array ends.
     """
     fenced = _FENCE.search(completion)
     text = fenced.group(1) if fenced else completion
@@ -88,10 +90,42 @@ def parse_completion(completion: str) -> Plan | None:
         return None
     try:
         value, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        literal = _bracketed(text, start)
+        if literal is None:
+            return None
+        try:
+            value = ast.literal_eval(literal)  # a literal, never eval: the completion is untrusted text
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None
+    try:
         plan = plan_from_steps(value)
     except ValueError:
         return None
     return plan or None
+
+
+def _bracketed(text: str, start: int) -> str | None:
+    """``text[start:end]``: the ``[…]`` opening at ``start`` up to its matching ``]`` (quotes respected), or None."""
+    depth, quote, escaped = 0, "", False
+    for position in range(start, len(text)):
+        character = text[position]
+        if quote:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == quote:
+                quote = ""
+        elif character in "'\"":
+            quote = character
+        elif character in "[{(":
+            depth += 1
+        elif character in "]})":
+            depth -= 1
+            if depth == 0:
+                return text[start : position + 1]
+    return None
 
 
 def plan_problems(plan: Sequence[PlanStep], catalogue: ToolCatalogue) -> list[str]:

@@ -24,20 +24,25 @@ def extract_yes_no(completion: str) -> str:
 
 
 def extract_choice(completion: str, options: Sequence[str]) -> str:
-    """The option a completion picks: a leading letter (``B``, ``(b)``, ``B.``), an option letter later on, or one option's text.
+    """The option a completion picks, as its letter (``A``, ``B`` …), or '' when it names none or several.
 
-    Returns the option's letter (``A``, ``B`` …) or '' when the completion names none or several.
+    In order: a completion that is a letter (``B``, ``(b)``, ``b.``) or starts with a marked one
+    (``(b) …``, ``B. …``, ``b: …``); the one option whose text it names (``a horse`` or ``A horse``
+    is the option "a horse", whatever the letters); an option letter standing as a capital word
+    (``B``, ``The answer is B``). A lower-case ``a`` is the article, never option A, unless marked
+    (NaturalBench's own extraction, which reads any ``a`` as option A, differs here).
     """
     letters = [chr(ord("A") + i) for i in range(len(options))]
     stripped = completion.strip()
-    match = re.match(r"^\(?([A-Za-z])[\).:]?(?:\s|$)", stripped)
-    if match and match[1].upper() in letters:
-        return match[1].upper()
-    # As NaturalBench's own extraction: the first option letter standing as a word (upper case
-    # only, so the article "a" is not read as option A).
+    marked = re.match(r"^\(([A-Za-z])\)|^([A-Za-z])[).:](?:\s|$)|^([A-Za-z])$", stripped)
+    if marked:
+        letter = next(group for group in marked.groups() if group).upper()
+        if letter in letters:
+            return letter
+    said = f" {normalise(stripped)} "
+    named = [letter for letter, option in zip(letters, options, strict=True) if normalise(option) and f" {normalise(option)} " in said]
+    if len(named) == 1:
+        return named[0]
+    # As NaturalBench's own extraction: the first option letter standing as a word (capitals only).
     standing = re.search(rf"\b([{''.join(letters)}])\b", stripped)
-    if standing:
-        return standing[1]
-    said = normalise(stripped)
-    named = [letter for letter, option in zip(letters, options, strict=True) if normalise(option) and normalise(option) in said]
-    return named[0] if len(named) == 1 else ""
+    return standing[1] if standing else ""

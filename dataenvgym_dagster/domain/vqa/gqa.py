@@ -91,7 +91,14 @@ def _tagged(problem: Problem, keys: dict[str, str]) -> Problem:
     path = problem.payload["image"]
     if path not in keys:
         data = Path(path).read_bytes()
-        picture = images.decode(data, path)
+        try:
+            picture = images.decode(data, path)
+        except images.ImageError as error:
+            question_id = problem.example_id.rsplit("/", 1)[-1]
+            raise BenchmarkFormatError(
+                f"GQA questions file {problem.payload['file']}, question {question_id!r}: image {path} does not decode ({error}); "
+                "take the image again from GQA's images.zip"
+            ) from None
         keys[path] = images.perceptual_key(picture) + ":" + images.sha256(data)
     key, digest = keys[path].split(":")
     return problem.model_copy(

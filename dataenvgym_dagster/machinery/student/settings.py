@@ -83,6 +83,13 @@ class StudentSpec(_Strict):
         "plain", description="plain: the domain's prompt; few_shot: solved examples first; chat: the tokenizer's chat template."
     )
     few_shot_examples: int = Field(3, ge=0, description="Solved examples before the prompt with prompt_format few_shot.")
+    target: Literal["answer", "solution"] = Field(
+        "answer",
+        description="What the student is trained to write. answer: the answer alone (math: \\boxed{answer}; code: the "
+        "program), as the tiny student needs; solution: a worked solution ending in the answer (math: the solution "
+        "ending in \\boxed{answer}; code: an explanation, then the program), as a real student (the paper's Gemma-2-2B) "
+        "learns. Domains without worked solutions train on the answer either way.",
+    )
     generation: GenerationSettings = GenerationSettings()
     lora: LoraSettings | None = Field(
         None, description="Train LoRA adapters (saved as PEFT adapter folders); null: full fine-tuning."
