@@ -2,14 +2,18 @@
 (a plumbing check, not a result), and an outside agent (a module in a temporary folder, named by
 import path) run offline on two domains with its per-skill test gains.
 
-    .venv/bin/python benchmarks/agents_table.py
+    .venv/bin/python benchmarks/agents_table.py [--size micro|small] [--skip-llm]
 
-The tests' micro students (one layer, 32 wide) and 2 iterations: minutes on a laptop CPU; gains at this size
-are noise-level and show only that the agent's plans reach the student.
+``micro``: the tests' micro students (one layer, 32 wide), 128 examples per iteration: minutes on a
+laptop CPU, and a student too small to answer anything (a plumbing check only). ``small``: the
+shipped catalogue's students (4 layers, 128 wide) on a 6,000-example pretraining corpus, 20
+validation and test problems per skill and 1,000 examples per iteration: gains the agent makes.
+2 iterations either way.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -61,11 +65,34 @@ CATALOG = {
 }
 
 
+def small_domains() -> dict:
+    """The shipped catalogue's arithmetic and tool_use students, on a smaller corpus and benchmark."""
+    shipped = load_catalog(Path(__file__).parents[1] / "dataenvgym_dagster" / "experiments" / "experiments.yaml")
+    domains = {}
+    for name in ("arithmetic", "tool_use"):
+        settings = shipped.domain(name).model_dump(mode="json", exclude_defaults=False)
+        settings["base_student"]["pretraining_examples"] = 6_000
+        settings["benchmark"].update(validation_per_skill=20, test_per_skill=20)
+        domains[name] = settings
+    return domains
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("micro", "small"), default="micro")
+    parser.add_argument("--skip-llm", action="store_true", help="only the outside agent on two domains")
+    arguments = parser.parse_args()
+    catalog = dict(CATALOG)
+    if arguments.size == "small":
+        catalog["domains"] = small_domains()
+        catalog["experiments"] = {
+            name: {**settings, "data_budget": 1_000, "training": {"settings": {"learning_rate": 0.001, "batch_size": 64, "epochs": 1}}}
+            for name, settings in CATALOG["experiments"].items()
+        }
     root = Path(tempfile.mkdtemp(prefix="dataenvgym-agents-"))
     (root / "curriculum_agent.py").write_text(AGENT)
     sys.path.insert(0, str(root))
-    (root / "experiments.yaml").write_text(yaml.safe_dump(CATALOG))
+    (root / "experiments.yaml").write_text(yaml.safe_dump(catalog))
     catalog = load_catalog(root / "experiments.yaml")
     home = root / "home"
     defs = build_definitions(catalog, str(home), root / "experiments.yaml")
@@ -74,9 +101,8 @@ def main() -> None:
     with OpenAITestServer(responder=PolicyResponder()) as server:
         os.environ.update({"DATAENVGYM_TEACHER_BASE_URL": server.base_url, "DATAENVGYM_TEACHER_MODEL": "test-policy"})
         seconds = {}
-        for domain, experiment in [("arithmetic", f"llm_{e}") for e in ("open_ended", "skill_list", "skill_tree")] + [
-            ("arithmetic", "curriculum"), ("tool_use", "curriculum")
-        ]:
+        llm = [] if arguments.skip_llm else [("arithmetic", f"llm_{e}") for e in ("open_ended", "skill_list", "skill_tree")]
+        for domain, experiment in llm + [("arithmetic", "curriculum"), ("tool_use", "curriculum")]:
             started = time.perf_counter()
             results = run_experiment(defs, instance, domain, experiment, quiet, say=lambda line: None)
             if not all(result.success for result in results):
@@ -84,7 +110,9 @@ def main() -> None:
             seconds[domain, experiment] = time.perf_counter() - started
     db = home_warehouse(home).connect()
 
-    print("LLM agents against the local test server (PolicyResponder), arithmetic, micro student, 2 iterations:\n")
+    if arguments.skip_llm:
+        return curriculum_table(db, seconds)
+    print(f"LLM agents against the local test server (PolicyResponder), arithmetic, {arguments.size} student, 2 iterations:\n")
     print("| environment | examples planned (it1, it2) | policy calls | refused replies | test accuracy it0 → it2 | wall (s) |")
     print("|---|---|---:|---:|---|---:|")
     for environment in ("open_ended", "skill_list", "skill_tree"):
@@ -97,7 +125,10 @@ def main() -> None:
         accuracy = dict(db.execute(
             "SELECT iteration, accuracy FROM accuracy_by_iteration WHERE experiment = ? AND split = 'test'", [experiment]).fetchall())
         print(f"| {environment} | {planned} | {calls} | {refused} | {accuracy[0]:.1%} → {accuracy[2]:.1%} | {seconds['arithmetic', experiment]:.0f} |")
+    curriculum_table(db, seconds)
 
+
+def curriculum_table(db, seconds: dict) -> None:
     version = db.execute("SELECT DISTINCT policy_version FROM experiment_runs WHERE experiment = 'curriculum'").fetchone()[0]
     print(f"\nAn outside agent (curriculum_agent:policy, version {version}) offline, per-skill test gain it0 → it2:\n")
     print("| domain | skill | n | it0 | it2 | gain (points) |\n|---|---|---:|---:|---:|---:|")
