@@ -37,7 +37,7 @@ from dataenvgym_dagster.agents import PlanEntry, PolicyAction, allocate, make_pl
 
 
 def policy(state, context):
-    """Half the budget on the two least accurate skills, the rest evenly."""
+    """The two least accurate skills get as much weight as all skills together (about 70 % of the budget), the rest evenly."""
     weakest = {p.skill for p in sorted(state.skills, key=lambda p: (p.accuracy, p.skill))[:2]}
     weights = {p.skill: (len(state.skills) if p.skill in weakest else 1.0) for p in state.skills}
     counts = allocate(context.budget, weights)
