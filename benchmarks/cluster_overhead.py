@@ -90,7 +90,7 @@ def local(root: Path, catalog_file: Path, experiments: list[str]) -> dict:
 
 def cluster(root: Path, catalog_file: Path, experiments: list[str], workers: int, gpu_slots: int) -> dict:
     started = time.perf_counter()
-    with Cluster(root, workers=workers, pool_limits={"gpu": gpu_slots, "teacher": 8},
+    with Cluster(root, workers=workers, pool_limits={"student": gpu_slots, "teacher": 8},
                  extra_env={"DATAENVGYM_EXPERIMENTS": str(catalog_file)}) as running, running.instance() as instance:
         startup = time.perf_counter() - started
         started = time.perf_counter()
@@ -118,7 +118,7 @@ def main() -> None:
     print(f"{len(experiments)} micro experiments (+ foundations) in {root}", flush=True)
     figures = {"local": local(root / "local", catalog_file, experiments)}
     print(f"local done in {figures['local']['wall']:.0f} s", flush=True)
-    label = f"cluster ({arguments.workers} workers, gpu={arguments.gpu_slots})"
+    label = f"cluster ({arguments.workers} workers, student={arguments.gpu_slots})"
     figures[label] = cluster(root / "cluster", catalog_file, experiments, arguments.workers, arguments.gpu_slots)
     print("\n| profile | wall s | steps | overhead s/step | dispatch s/step (median, p90) |\n|---|---|---|---|---|")
     for name, f in figures.items():

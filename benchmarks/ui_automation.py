@@ -28,6 +28,7 @@ from dagster import AssetKey, DagsterInstance
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+from dataenvgym_dagster.asset_names import iteration_asset_name
 from dataenvgym_dagster.cli import INSTANCE_SETTINGS
 from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG
 from dataenvgym_dagster_tests.conftest import MICRO_CATALOG
@@ -65,7 +66,7 @@ def by_cli(root: Path, kind: str) -> float:
 def by_daemon(root: Path, kind: str, timeout: float) -> float:
     env = prepare(root, kind, automated=True)
     raw = catalogue(kind, automated=True)
-    last = AssetKey(f"iteration_{raw['iterations']}_test_evaluation")
+    last = AssetKey(iteration_asset_name(raw["iterations"], "test_evaluation"))
     partition = f"{next(iter(raw['domains']))}|{raw['default_experiment']}"
     instance = DagsterInstance.local_temp(env["DAGSTER_HOME"])  # create the storage before the daemon races to
     instance.get_runs(limit=1)

@@ -8,81 +8,55 @@ import sys
 import time
 from pathlib import Path
 
-from dataenvgym_dagster.defs.resources import HOME_ENV_VAR, default_home
-
-# The instance settings `dataenvgym` and `make ui` write into an empty or missing dagster.yaml:
-# default local storage, plus run monitoring, so that runs that never start, or never finish
-# cancelling, end as failed instead of hanging in the UI (the daemon of `dagster dev` applies it).
-# Runs whose process was killed are marked failed by `fail_abandoned_runs` (CLI start, sensor tick).
-INSTANCE_SETTINGS = """\
-# Written by dataenvgym (see cli.py). Edit freely: a non-empty file is never overwritten.
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 180
-  cancel_timeout_seconds: 180
-  poll_interval_seconds: 30
-"""
+# Settings, creation and damage of the home's Dagster instance live in defs/instance.py (INSTANCE_SETTINGS
+# is imported from here by tests and benchmarks).
+from dataenvgym_dagster.defs.instance import INSTANCE_SETTINGS, HomeError, InstanceStorageError, prepare_dagster_home  # noqa: F401
+from dataenvgym_dagster.defs.resources import default_home
+from dataenvgym_dagster.sql import add_sql_arguments, sql_command
 
 
-class HomeError(OSError):
-    """``$DATAENVGYM_HOME`` (or ``$DAGSTER_HOME``) is not a usable folder."""
-
-
-def prepare_dagster_home(home: Path) -> Path:
-    """``$DAGSTER_HOME`` (default ``<home>/dagster``), created, with instance settings if it had none."""
-    os.environ.setdefault("DAGSTER_HOME", str(home / "dagster"))
-    dagster_home = Path(os.environ["DAGSTER_HOME"])
-    variable = "DAGSTER_HOME" if dagster_home != home / "dagster" else HOME_ENV_VAR
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        dagster_home.mkdir(parents=True, exist_ok=True)
-        settings = dagster_home / "dagster.yaml"
-        if not settings.exists() or not settings.read_text().strip():
-            settings.write_text(INSTANCE_SETTINGS)
-    except OSError as error:
-        value = os.environ.get(variable, str(home))
-        raise HomeError(
-            f"{variable}={value} is not a usable folder ({error.strerror}: {error.filename}); "
-            f"set {variable} to a writable directory, e.g. export {variable}=$HOME/dataenvgym"
-        ) from None
-    return dagster_home
-
-
-def _instance(home: Path):
-    """The persistent Dagster instance under ``$DAGSTER_HOME`` (default ``<home>/dagster``), shared with the UI.
-
-    Runs left in progress by a killed process are marked failed first."""
-    prepare_dagster_home(home)
-    from dagster import DagsterInstance
-
+def _instance(home: Path, cause_of_death: str | None = None):
+    """The persistent Dagster instance under ``$DAGSTER_HOME`` (default ``<home>/dagster``), shared with the UI,
+    created by whichever process comes first. Runs left in progress by a killed process are marked failed
+    first (``cause_of_death``: why their process died, when known)."""
+    from dataenvgym_dagster.defs.instance import open_instance
     from dataenvgym_dagster.defs.jobs import fail_abandoned_runs
 
-    instance = DagsterInstance.get()
-    for run_id in fail_abandoned_runs(instance):
-        print(f"marked run {run_id} as failed: its process was killed before it finished", file=sys.stderr)
+    instance = open_instance(home)
+    for run_id in fail_abandoned_runs(instance, cause_of_death):
+        print(f"marked run {run_id} as failed: its process ended before it finished", file=sys.stderr)
     return instance
 
 
-def run(domain: str, experiment: str | None, force: bool = False) -> int:
+def run(domain: str, experiment: str | None, force: bool = False, wait: bool = False) -> int:
     from dataenvgym_dagster.definitions import build_definitions
-    from dataenvgym_dagster.defs.jobs import run_experiment
+    from dataenvgym_dagster.defs.jobs import check_benchmark, run_experiment
     from dataenvgym_dagster.experiments import load_catalog
     from dataenvgym_dagster.defs.resources import home_warehouse
+    from dataenvgym_dagster.machinery.locks import full_disk_message, is_disk_full
     from dataenvgym_dagster.report import format_table, skill_table, test_gain
 
     catalog = load_catalog()
     experiment = experiment or catalog.domain(domain).default_experiment or catalog.default_experiment
     catalog.check_pair(domain, experiment)  # fail early with the known names and the experiment's domains
     home = default_home()
+    check_benchmark(catalog, domain, home, force)  # a missing benchmark file is said before anything is written
     definitions = build_definitions(catalog, str(home))
     instance = _instance(home)
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
     seed = catalog.experiment(experiment).seed
-    results = run_experiment(definitions, instance, domain, experiment, quiet, force=force, seed=seed)
+    try:
+        results = run_experiment(definitions, instance, domain, experiment, quiet, force=force, seed=seed, wait=wait)
+    except Exception as error:
+        if is_disk_full(error):  # Dagster could not even record the failure: do it with the space kept for that
+            _fail_for_full_disk(instance, home)
+        raise
     failed = [result for result in results if not result.success]
     if failed:
-        print(f"{failed[0].job_def.name} failed; see the error above or the run in the Dagster UI", file=sys.stderr)
+        from dataenvgym_dagster.defs.failures import explain_failure
+
+        print(f"dataenvgym: {explain_failure(failed[0], home)}", file=sys.stderr)
         return 1
     warehouse = home_warehouse(home)
     print(f"\nPer-skill accuracy for {domain}|{experiment} (val = validation, test = test; itN = iteration N):")
@@ -94,8 +68,20 @@ def run(domain: str, experiment: str | None, force: bool = False) -> int:
         f"\nTest accuracy: iteration 0 {base:.1%} -> iteration {last} {final:.1%} "
         f"(gain {100 * (final - base):+.1f} points) in {time.perf_counter() - started:.0f} s"
     )
-    print(f"Warehouse: duckdb {warehouse.database}  |  UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml")
+    print(f"Query the warehouse: dataenvgym sql (a read-only shell) or dataenvgym sql 'FROM accuracy_by_iteration'  |  UI: make ui")
     return 0
+
+
+def _fail_for_full_disk(instance, home: Path) -> None:
+    from dataenvgym_dagster.defs.instance import release_space_reserve
+    from dataenvgym_dagster.defs.jobs import fail_own_runs
+    from dataenvgym_dagster.machinery.locks import full_disk_message
+
+    release_space_reserve(Path(os.environ["DAGSTER_HOME"]))
+    try:
+        fail_own_runs(instance, full_disk_message(home))
+    except Exception:  # noqa: BLE001 - nothing more can be recorded; the terminal still gets the one line
+        pass
 
 
 def compare(domain: str | None) -> int:
@@ -103,6 +89,19 @@ def compare(domain: str | None) -> int:
     from dataenvgym_dagster.report import gain_by_policy_markdown
 
     print(gain_by_policy_markdown(home_warehouse(), domain))
+    return 0
+
+
+def status() -> int:
+    """What is missing or out of date for each partition the catalogue runs (the UI counts invalid pairs too)."""
+    from dataenvgym_dagster.definitions import build_definitions
+    from dataenvgym_dagster.defs.status import experiment_status
+    from dataenvgym_dagster.experiments import load_catalog
+
+    home = default_home()
+    catalog = load_catalog()
+    for line in experiment_status(build_definitions(catalog, str(home)), _instance(home), catalog):
+        print(line.describe())
     return 0
 
 
@@ -116,18 +115,44 @@ def schema(environment: str) -> int:
     return 0
 
 
-def doctor() -> int:
-    """Name damaged warehouse files (and what to re-materialise) and mark runs whose process died as failed."""
+def doctor(repair: bool = False) -> int:
+    """Name what is wrong with the home, one line each with the fix: a full disk, damaged instance storage,
+    damaged warehouse files and plots, runs whose process died (marked failed, with the cause)."""
+    from dataenvgym_dagster.defs.instance import damaged_instance_files, release_space_reserve, repair_version_tables
+    from dataenvgym_dagster.defs.metadata import damaged_plots
     from dataenvgym_dagster.defs.resources import home_warehouse
+    from dataenvgym_dagster.defs.turns import failed_partitions
+    from dataenvgym_dagster.machinery.locks import disk_is_full, full_disk_message, is_disk_full
 
     home = default_home()
-    _instance(home)
-    damaged = home_warehouse(home).damaged_files()
-    for damage in damaged:
-        print(damage.describe())
-    if not damaged:
-        print(f"{home}: every warehouse file is readable")
-    return 1 if damaged else 0
+    dagster_home = prepare_dagster_home(home)
+    problems = []
+    full = disk_is_full(home)
+    if full:
+        problems.append(full_disk_message(home))
+    if repair:
+        for path in repair_version_tables(dagster_home):
+            print(f"{path}: repaired (kept Dagster's current schema version only)")
+    # On a full disk SQLite cannot even read its files: the space kept for that is given back first.
+    if full:
+        release_space_reserve(dagster_home)
+    try:
+        damaged_instance = damaged_instance_files(dagster_home)
+        problems += [damage.describe() for damage in damaged_instance]
+        if not damaged_instance:
+            instance = _instance(home, cause_of_death=f"the disk holding {home} was full" if full else None)
+            problems += failed_partitions(instance)
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        problems.append("the run history cannot be read until some space is freed")
+    problems += [damage.describe() for damage in home_warehouse(home).damaged_files()]
+    problems += damaged_plots(home)
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print(f"{home}: the instance, every warehouse file and every plot are readable")
+    return 1 if problems else 0
 
 
 def _explain_query_failure(error: Exception) -> str:
@@ -147,31 +172,55 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--domain", default="arithmetic")
     run_parser.add_argument("--experiment", default=None, help="default: the domain's default_experiment, else the catalogue's")
     run_parser.add_argument("--force", action="store_true", help="redo every asset, not only missing or stale ones")
-    commands.add_parser("doctor", help="find damaged warehouse files and runs left in progress by a killed process")
-    commands.add_parser("instance", help="create $DAGSTER_HOME with its settings (what `make ui` calls) and print it")
+    run_parser.add_argument("--wait", action="store_true", help="if the experiment is being run elsewhere, wait for that run, then do what is left")
+    commands.add_parser("status", help="what is missing or out of date, per domain and per experiment the catalogue runs")
+    doctor_parser = commands.add_parser("doctor", help="find a full disk, damaged instance storage, warehouse files or plots, and runs left in progress by a killed process")
+    doctor_parser.add_argument("--repair", action="store_true", help="repair an instance whose schema version table was stamped twice")
+    commands.add_parser("instance", help="create $DAGSTER_HOME with its settings and storage (what `make ui` calls) and print it")
     compare_parser = commands.add_parser("compare", help="print the gain_by_policy view (the paper's Table 2) of the warehouse")
     compare_parser.add_argument("--domain", default=None)
+    sql_parser = commands.add_parser("sql", help="query the warehouse's tables and views: a read-only shell, or one query")
+    add_sql_arguments(sql_parser)
     schema_parser = commands.add_parser("schema", help="print the JSON Schema of an environment's state and plan (for agents)")
     schema_parser.add_argument("environment", choices=["open_ended", "skill_list", "skill_tree"])
     arguments = parser.parse_args(argv)
     import duckdb
 
+    from dataenvgym_dagster.defs.turns import PartitionBusyError
+    from dataenvgym_dagster.machinery.locks import full_disk_message, is_disk_full
+
     try:
         if arguments.command == "compare":
             return compare(arguments.domain)
+        if arguments.command == "status":
+            return status()
         if arguments.command == "schema":
             return schema(arguments.environment)
         if arguments.command == "doctor":
-            return doctor()
+            return doctor(arguments.repair)
+        if arguments.command == "sql":
+            return sql_command(arguments)
         if arguments.command == "instance":
-            print(prepare_dagster_home(default_home()))
+            _instance(default_home())  # created now, under the lock, rather than by whichever of the UI's processes comes first
+            print(os.environ["DAGSTER_HOME"])
             return 0
-        return run(arguments.domain, arguments.experiment, arguments.force)
-    except (KeyError, ValueError, LookupError, HomeError) as error:
+        return run(arguments.domain, arguments.experiment, arguments.force, arguments.wait)
+    except PartitionBusyError as error:
         print(f"dataenvgym: {error}", file=sys.stderr)
+        return 3
+    except (KeyError, ValueError, LookupError, HomeError, InstanceStorageError) as error:
+        print(f"dataenvgym: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
         return 2
     except duckdb.Error as error:
+        if is_disk_full(error):
+            print(f"dataenvgym: {full_disk_message(default_home())}", file=sys.stderr)
+            return 2
         print(f"dataenvgym: {_explain_query_failure(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        print(f"dataenvgym: {full_disk_message(default_home())}", file=sys.stderr)
         return 2
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dagster import Definitions
 
-from dataenvgym_dagster.defs import deployment
+from dataenvgym_dagster.defs import deployment, terminal
 from dataenvgym_dagster.defs.automation import advance_experiments_sensor
 from dataenvgym_dagster.defs.descriptions import with_descriptions
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB, jobs
@@ -62,6 +62,8 @@ def build_definitions(
             "teacher": teacher_resource(home, storage=storage),  # DATAENVGYM_TEACHER_* variables; see defs/teacher.py
             "io_manager": WarehouseIOManager(home=home, storage=storage),
         },
+        # The default console logger, but failures in one line on the terminal (the run's log keeps the trace).
+        loggers={"console": terminal.console},
         # In process (`local`), on Celery workers (`cluster`) or a pod per step (`k8s`): $DATAENVGYM_PROFILE.
         executor=deployment.executor(),
     )

@@ -48,6 +48,9 @@ def format_table(table: pl.DataFrame) -> str:
         return str(table)
 
 
+NO_BASELINE = "no no-state run"
+
+
 def gain_by_policy_markdown(warehouse: Warehouse, domain: str | None = None) -> str:
     """The ``gain_by_policy`` view (the paper's Table 2) as a Markdown table, accuracies in percent."""
     with warehouse.connect() as connection:
@@ -60,12 +63,21 @@ def gain_by_policy_markdown(warehouse: Warehouse, domain: str | None = None) -> 
         "| domain | environment | policy | state | seeds | base | final | gain [95 % CI] | vs no-state |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    unpaired = []
     for r in rows.iter_rows(named=True):
-        versus = "" if r["gain_over_no_state"] is None else f"{100 * r['gain_over_no_state']:+.1f}"
+        versus = NO_BASELINE if r["gain_over_no_state"] is None else f"{100 * r['gain_over_no_state']:+.1f}"
+        if r["gain_over_no_state"] is None:
+            unpaired.append(f"{r['domain']} {r['environment']}")
         lines.append(
             f"| {r['domain']} | {r['environment']} | {r['policy']} | {'with' if r['uses_state'] else 'no'} | {r['seeds']} "
             f"| {100 * r['base_accuracy']:.1f} | {100 * r['final_accuracy']:.1f} "
             f"| {100 * r['gain']:+.1f} [{100 * r['gain_ci_low']:+.1f}, {100 * r['gain_ci_high']:+.1f}] "
             f"| {versus} |"
+        )
+    if unpaired:
+        lines.append(
+            f"\n{NO_BASELINE}: no finished run of the same environment's no_state policy with the same teacher and "
+            f"data budget ({', '.join(sorted(set(unpaired)))}), so there is no gain over it to show; run one, e.g. "
+            "dataenvgym run --experiment skill_list_no_state, to fill the column."
         )
     return "\n".join(lines)

@@ -82,7 +82,7 @@ class Cluster:
 
     root: Path
     workers: int = 2
-    pool_limits: dict[str, int] = field(default_factory=lambda: {"gpu": 1, "teacher": 8})
+    pool_limits: dict[str, int] = field(default_factory=lambda: {"student": 1, "teacher": 8})
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from dataclasses import dataclass
@@ -94,6 +95,16 @@ def _homes_outside_the_working_tree(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """vLLM's tests run where vLLM is installed (.venv-vllm, by `make test-vllm`); elsewhere they say where."""
+    if importlib.util.find_spec("vllm") is not None:
+        return
+    elsewhere = pytest.mark.skip(reason="needs vLLM: `make test-vllm` runs it in .venv-vllm (vLLM's CPU build)")
+    for item in items:
+        if item.get_closest_marker("vllm"):
+            item.add_marker(elsewhere)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

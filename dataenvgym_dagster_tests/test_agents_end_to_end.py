@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dagster import AssetKey
-
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB, run_experiment
+from dataenvgym_dagster.defs.loop.iterations import iteration_key
 from dataenvgym_dagster.defs.partitions import loop_partition_key, register_experiments
 from dataenvgym_dagster.defs.resources import home_warehouse
 from dataenvgym_dagster_tests.conftest import MICRO_TRAINING, make_workspace
@@ -184,7 +183,7 @@ def test_a_refused_plan_fails_its_iteration_keeps_the_earlier_one_and_the_run_re
     resumed = run(workspace, "refused")
     assert all(result.success for result in resumed)
     done = {e.asset_key.to_user_string() for r in resumed for e in r.get_asset_materialization_events()}
-    assert "iteration_2_data_generation_plan" in done and "iteration_1_student_checkpoint" not in done
+    assert "it2_data_plan" in done and "it1_checkpoint" not in done
     assert rows(workspace, "SELECT count(*) FROM training_runs WHERE experiment = 'refused' AND iteration = 1") == trained_before
     assert rows(workspace, "SELECT iteration, action FROM policy_actions WHERE experiment = 'refused' ORDER BY iteration") == [(1, "allocate"), (2, "allocate")]
 
@@ -196,7 +195,7 @@ def test_an_agent_that_does_not_import_fails_the_run_naming_the_agent_experiment
     register_experiments(broken.instance, ["broken"])
     failure = broken.defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(
         partition_key=loop_partition_key("arithmetic", "broken"), instance=broken.instance, raise_on_error=False,
-        asset_selection=[AssetKey("iteration_0_experiment_config")],
+        asset_selection=[iteration_key(0, "experiment_config")],
     )
     messages = [e.event_specific_data.error.to_string() for e in failure.all_events if e.event_type_value == "STEP_FAILURE"]
     assert any(

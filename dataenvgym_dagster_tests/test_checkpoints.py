@@ -85,7 +85,7 @@ def test_a_copied_home_evaluates_its_own_checkpoints_not_the_originals(completed
     register_experiments(instance, ["skill_list"])
     result = defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(
         partition_key=loop_partition_key("arithmetic", "skill_list"), instance=instance,
-        asset_selection=[AssetKey("iteration_1_validation_evaluation")], raise_on_error=False,
+        asset_selection=[AssetKey("it1_val_eval")], raise_on_error=False,
     )
     assert not result.success
     message = failure_message(result)

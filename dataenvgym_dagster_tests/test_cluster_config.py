@@ -38,8 +38,9 @@ def test_an_unknown_profile_names_the_variable_and_the_choices():
 
 
 def test_pool_limits_are_configuration_and_a_typo_is_an_error():
-    assert deployment.parse_pool_limits("gpu=4") == {"gpu": 4, "teacher": 8}
-    assert deployment.parse_pool_limits("gpu=2, teacher=32") == {"gpu": 2, "teacher": 32}
+    assert deployment.parse_pool_limits("student=4") == {"student": 4, "teacher": 8}
+    assert deployment.parse_pool_limits("student=2, teacher=32") == {"student": 2, "teacher": 32}
+    assert deployment.parse_pool_limits("gpu=3") == {"student": 3, "teacher": 8}  # the pool's former name
     with pytest.raises(ValueError, match="DATAENVGYM_POOL_LIMITS entry 'gpu:2'"):
         deployment.parse_pool_limits("gpu:2")
 
@@ -68,16 +69,16 @@ def test_the_cluster_instance_is_postgres_with_the_queued_coordinator_and_valida
 def test_every_training_and_evaluation_step_holds_the_gpu_pool_and_teacher_steps_the_teacher_pool(tmp_path):
     graph = definitions(tmp_path).resolve_asset_graph()
     pools = {key.to_user_string(): graph.get(key).pools for key in graph.get_all_asset_keys()}
-    assert pools["base_student"] == pools["iteration_2_student_checkpoint"] == pools["iteration_0_test_evaluation"] == {"gpu"}
-    assert pools["iteration_1_generated_dataset"] == pools["iteration_1_skill_taxonomy"] == {"teacher"}
-    assert pools["iteration_1_environment_state"] == pools["pretraining_corpus"] == set()
+    assert pools["base_student"] == pools["it2_checkpoint"] == pools["it0_test_eval"] == {"student"}
+    assert pools["it1_generated_data"] == pools["it1_skill_taxonomy"] == {"teacher"}
+    assert pools["it1_env_state"] == pools["pretraining_corpus"] == set()
 
 
 def test_the_already_solved_filter_puts_the_dataset_step_in_the_gpu_pool(tmp_path):
     catalog_file = write_catalog(tmp_path / "experiments.yaml", {"experiments": {"solved": {"quality": {"drop_solved": True}}}, "default_experiment": "solved"})
     graph = build_definitions(load_catalog(catalog_file), str(tmp_path), catalog_file).resolve_asset_graph()
-    (dataset,) = [key for key in graph.get_all_asset_keys() if key.to_user_string() == "iteration_1_generated_dataset"]
-    assert graph.get(dataset).pools == {"gpu"}
+    (dataset,) = [key for key in graph.get_all_asset_keys() if key.to_user_string() == "it1_generated_data"]
+    assert graph.get(dataset).pools == {"student"}
 
 
 def test_the_k8s_profile_runs_a_pod_per_step_and_gpu_steps_request_a_gpu(tmp_path, monkeypatch):
@@ -87,9 +88,9 @@ def test_the_k8s_profile_runs_a_pod_per_step_and_gpu_steps_request_a_gpu(tmp_pat
     job = definitions(tmp_path).resolve_job_def(TEACHING_LOOP_JOB)
     assert job.executor_def.name == "k8s"
     tags = {node.name: node.tags for node in job.graph.node_dict.values()}
-    training = get_user_defined_k8s_config({k: json.dumps(v) if not isinstance(v, str) else v for k, v in tags["iteration_1_student_checkpoint"].items()})
+    training = get_user_defined_k8s_config({k: json.dumps(v) if not isinstance(v, str) else v for k, v in tags["it1_checkpoint"].items()})
     assert training.container_config["resources"]["limits"] == {"nvidia.com/gpu": "1"}
-    assert "dagster-k8s/config" not in tags["iteration_1_generated_dataset"]
+    assert "dagster-k8s/config" not in tags["it1_generated_data"]
 
 
 def test_the_helm_values_run_this_code_location_with_the_k8s_profile_on_one_shared_home():

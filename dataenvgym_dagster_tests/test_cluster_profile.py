@@ -152,7 +152,7 @@ def test_a_worker_killed_mid_training_fails_the_run_clearly_and_its_retry_rebuil
         while victim is None and time.monotonic() < deadline:
             new = [run for run in instance.get_runs() if run.run_id not in before]
             for run in new:
-                training = {k: w for k, w in workers_of(instance, run.run_id).items() if k == "iteration_1_student_checkpoint"}
+                training = {k: w for k, w in workers_of(instance, run.run_id).items() if k == "it1_checkpoint"}
                 if training:
                     victim = (run.run_id, training.popitem()[1])
             time.sleep(0.2)
@@ -166,7 +166,7 @@ def test_a_worker_killed_mid_training_fails_the_run_clearly_and_its_retry_rebuil
         assert failed.status == DagsterRunStatus.FAILURE
         (failure,) = step_events(instance, run_id, DagsterEventType.RUN_FAILURE)
         message = failure.dagster_event.event_specific_data.error.message
-        assert "[iteration_1_student_checkpoint]: billiard.exceptions.WorkerLostError" in message and "SIGKILL" in message, message
+        assert "[it1_checkpoint]: billiard.exceptions.WorkerLostError" in message and "SIGKILL" in message, message
         (retry,) = [run for run in instance.get_runs() if run.tags.get("dagster/parent_run_id") == run_id]
         assert retry.status == DagsterRunStatus.SUCCESS
     assert table(cluster.home, EVALUATIONS).equals(table(completed.home, EVALUATIONS))

@@ -29,14 +29,15 @@ def test_the_164_problems_split_into_a_seeded_validation_sample_and_the_rest(hum
     assert [p.example_id for p in again["validation"]] == [p.example_id for p in validation]
 
 
-def test_every_canonical_solution_passes_and_an_empty_completion_fails_every_problem(humaneval):
+def test_every_canonical_solution_passes_and_an_empty_or_wrong_completion_fails_every_problem(humaneval):
     problems = humaneval["validation"] + humaneval["test"]
     canonical = CODE.score(problems, [p.answer for p in problems])
     failing = [(p.example_id, s.verdict) for p, s in zip(problems, canonical) if not s.correct]
     assert not failing
-    empty = CODE.score(problems, [""] * len(problems))
-    assert not any(s.correct for s in empty)
-    assert {s.verdict.split(" ")[0] for s in empty} <= {"wrong_answer", "runtime_error"}
+    for completion in ("", "    return None\n", "    return 0\n"):
+        scores = CODE.score(problems, [completion] * len(problems))
+        assert not [p.example_id for p, s in zip(problems, scores) if s.correct], f"{completion!r} passed"
+        assert {s.verdict.split(" ")[0] for s in scores} <= {"wrong_answer", "runtime_error"}
 
 
 def test_a_wrong_completion_shows_the_failing_assertion(humaneval):

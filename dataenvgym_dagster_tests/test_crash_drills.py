@@ -117,20 +117,20 @@ def test_killed_in_training_evaluation_and_a_warehouse_write_the_rerun_equals_a_
     home = tmp_path / "home"
 
     # 1. Killed while iteration 1's student trains: no checkpoint folder appears, only a hidden partial one.
-    kill_when(start(tmp_path), "iteration_1_student_checkpoint - training step")
+    kill_when(start(tmp_path), "it1_checkpoint - training step")
     checkpoints = home / "checkpoints" / "arithmetic" / "skill_list"
     assert not (checkpoints / "iteration_1").exists()
 
     # 2. Killed during iteration 1's evaluations. It resumed: foundations and iteration 0 were kept.
-    output = "".join(kill_when(start(tmp_path), "iteration_1_test_evaluation - evaluated"))
+    output = "".join(kill_when(start(tmp_path), "it1_test_eval - evaluated"))
     assert "== foundations_job for arithmetic: up to date" in output and "pretraining a" not in output
-    assert "of 18 assets are missing or older than their inputs" in output and "iteration_0_test_evaluation" not in output
+    assert "of 18 assets are missing or older than their inputs" in output and "it0_test_eval" not in output
 
     # 3. Killed between writing iteration 2's test evaluation under its temporary name and renaming it.
-    killed = start(tmp_path, crash_on_write="iteration_2_test_evaluation")
+    killed = start(tmp_path, crash_on_write="it2_test_eval")
     killed.communicate(timeout=900)
     assert killed.returncode == -signal.SIGKILL
-    hidden = list((home / "warehouse" / "evaluation_results").rglob(".iteration_2_test_evaluation*.tmp"))
+    hidden = list((home / "warehouse" / "evaluation_results").rglob(".it2_test_eval*.tmp"))
     assert hidden, "the drill should have left the temporary file behind"
     assert visible_temporary_files(home) == []
     with Warehouse(home).connect() as connection:  # readers see whole partitions only

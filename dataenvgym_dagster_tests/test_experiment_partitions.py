@@ -160,3 +160,18 @@ def test_the_cli_registers_its_experiment_on_a_fresh_home_without_a_daemon(tmp_p
         assert registered_experiments(instance) == {"skill_list_no_state"}
         runs = instance.get_runs()
     assert {run.job_name for run in runs} == {FOUNDATIONS_JOB, TEACHING_LOOP_JOB}
+
+
+def test_a_sensor_tick_shows_why_it_did_nothing_as_the_cursor_the_sensor_page_displays(tmp_path):
+    from dagster import DagsterInstance, build_sensor_context
+
+    from dataenvgym_dagster.definitions import build_definitions
+
+    catalog_file = write_catalog(tmp_path / "experiments.yaml")
+    definitions = build_definitions(home=str(tmp_path / "home"), experiments_file=catalog_file)
+    with DagsterInstance.ephemeral() as instance:
+        for name in ("register_experiments", "advance_experiments"):
+            context = build_sensor_context(instance=instance)
+            definitions.resolve_sensor_def(name)(context)
+            assert context.cursor, name
+        assert context.cursor == "no experiment in the catalogue has `automation: eager`"

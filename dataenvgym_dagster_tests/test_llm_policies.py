@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from dagster import AssetKey
-
 from dataenvgym_dagster.agents import PolicyContext, load_policy, plan_problems
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB, run_experiment
+from dataenvgym_dagster.defs.loop.iterations import iteration_key
 from dataenvgym_dagster.defs.partitions import loop_partition_key
 from dataenvgym_dagster.defs.resources import home_warehouse
 from dataenvgym_dagster.domain.environments import ENVIRONMENTS, get_environment
@@ -138,7 +137,7 @@ def test_each_llm_policy_runs_two_iterations_through_dagster_and_replays_offline
     # Replay with the endpoint down: the plans are re-materialised from the cache, with no request.
     monkeypatch.setenv("DATAENVGYM_TEACHER_CACHE_MODE", "replay")
     requests = server.requests
-    plans = [AssetKey(f"iteration_{iteration}_data_generation_plan") for iteration in (1, 2)]
+    plans = [iteration_key(iteration, "data_generation_plan") for iteration in (1, 2)]
     for experiment in experiments:
         again = workspace.defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(
             partition_key=loop_partition_key("arithmetic", experiment), instance=workspace.instance, asset_selection=plans,

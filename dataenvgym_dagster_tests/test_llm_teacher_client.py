@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from dataenvgym_dagster.domain.teachers.chat import ChatMessage, ChatRequest
 from dataenvgym_dagster.machinery.teacher import (
@@ -17,6 +17,7 @@ from dataenvgym_dagster.machinery.teacher import (
     OpenAIChat,
     ReplyCache,
 )
+from dataenvgym_dagster.machinery.teacher.client import bounded_schema
 from dataenvgym_dagster.machinery.teacher.replies import ReplyParseError, parse_reply
 from dataenvgym_dagster_tests.openai_server import OpenAITestServer
 
@@ -159,6 +160,24 @@ def test_structured_output_is_requested_with_the_reply_schema(openai_server, tmp
     response_format = openai_server.bodies[0]["response_format"]
     assert response_format["type"] == "json_schema"
     assert response_format["json_schema"]["schema"] == Problems.model_json_schema()
+
+
+def test_bounds_on_strings_and_lists_reach_the_schema_sent_and_the_cache_key(openai_server, tmp_path):
+    chat, _ = client(openai_server, tmp_path, max_string_length=12, max_list_length=3)
+    (reply,) = chat.complete([request()], Problems)
+    schema = openai_server.bodies[0]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["problems"]["maxItems"] == 3
+    assert schema["properties"]["problems"]["items"]["additionalProperties"] == {"type": "string", "maxLength": 12}
+    assert reply.ok, "the bounds are asked of the endpoint's guided decoding; the reply is still parsed as before"
+    assert chat.cache_key(request(), Problems) != client(openai_server, tmp_path)[0].cache_key(request(), Problems)
+
+
+def test_a_bound_tighter_than_the_cap_is_kept():
+    class Named(BaseModel):
+        names: list[str] = Field(max_length=2)
+
+    schema = bounded_schema(Named.model_json_schema(), max_string_length=None, max_list_length=5)
+    assert schema["properties"]["names"]["maxItems"] == 2 and "maxLength" not in schema["properties"]["names"]["items"]
 
 
 def test_the_api_key_is_sent_but_never_stored(openai_server, tmp_path):

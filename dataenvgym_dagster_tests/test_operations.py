@@ -203,7 +203,7 @@ def damaged_home(tmp_path: Path) -> Path:
     rows = pl.DataFrame({"domain": ["arithmetic"], "split": ["test"], "example_id": ["e1"], "skill": ["a"],
                          "question": ["1+1"], "answer": ["2"], "payload": ["{}"]})
     warehouse.write("benchmark_problems", ["arithmetic", "benchmark_splits"], rows)
-    evaluation = warehouse.tables / "evaluation_results" / "arithmetic" / "skill_list" / "iteration_1_test_evaluation.parquet"
+    evaluation = warehouse.tables / "evaluation_results" / "arithmetic" / "skill_list" / "it1_test_eval.parquet"
     evaluation.parent.mkdir(parents=True)
     shutil.copy(warehouse.tables / "benchmark_problems" / "arithmetic" / "benchmark_splits.parquet", evaluation)
     truncate(evaluation)
@@ -215,8 +215,8 @@ def test_doctor_names_each_damaged_file_with_the_asset_and_partition_to_redo(tmp
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
-    assert "iteration_1_test_evaluation.parquet (evaluation_results) is damaged" in out
-    assert "Re-materialise iteration_1_test_evaluation for partition arithmetic|skill_list" in out
+    assert "it1_test_eval.parquet (evaluation_results) is damaged" in out
+    assert "Re-materialise it1_test_eval for partition arithmetic|skill_list" in out
     assert "benchmark_splits" not in out  # the readable file is not reported
 
 
@@ -225,7 +225,7 @@ def test_compare_over_a_damaged_file_says_which_partition_to_redo_instead_of_cra
     assert main(["compare"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("dataenvgym: a warehouse query failed because of damaged files")
-    assert "iteration_1_test_evaluation for partition arithmetic|skill_list" in error
+    assert "it1_test_eval for partition arithmetic|skill_list" in error
 
 
 def test_a_write_is_verified_as_readers_will_see_it(tmp_path):
@@ -234,7 +234,7 @@ def test_a_write_is_verified_as_readers_will_see_it(tmp_path):
         {"domain": ["arithmetic"], "experiment": ["skill_list"], "iteration": [1], "previous_version": ["a"],
          "version": ["b"], "old_skill": ["x"], "new_skill": ["y"], "share": [1.0]}))
     truncate(path)
-    with pytest.raises(DamagedTableFileError, match="iteration_1_skill_taxonomy for partition arithmetic|skill_list"):
+    with pytest.raises(DamagedTableFileError, match="it1_skill_taxonomy for partition arithmetic|skill_list"):
         warehouse.check()
 
 
@@ -288,9 +288,9 @@ def test_definitions_build_for_the_default_catalogue():
 def test_every_asset_description_names_its_iteration_and_what_a_partition_is(workspace):
     graph = workspace.defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
-        description = graph.get(key).description
-        if key.path[-1].startswith("iteration_"):
-            assert description.startswith(f"Iteration {key.path[-1].removeprefix('iteration_').split('_')[0]}: ")
+        description, group = graph.get(key).description, graph.get(key).group_name
+        if group.startswith("iteration_"):
+            assert description.startswith(f"Iteration {group.removeprefix('iteration_')}: ")
             assert "one domain × one experiment" in description and "`skill_list`, the default experiment" in description
         else:
             assert description.startswith("Foundations (shared by every experiment): ") and "one domain" in description
@@ -320,4 +320,4 @@ def test_the_learning_curve_plot_is_small_enough_to_show_inline_and_decodes():
         assert encoded is not None, text[:120]
         image = Image.open(io.BytesIO(base64.b64decode(encoded.group(1))))
         assert image.format == "PNG" and image.width >= 80
-        assert f"iteration {iterations - 1}:" in encoded.group(2)
+        assert encoded.group(2).endswith(f"(iterations 0–{iterations - 1})" if iterations > 1 else "(iteration 0)")

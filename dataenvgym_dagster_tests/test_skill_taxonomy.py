@@ -56,7 +56,7 @@ def test_the_taxonomy_asset_records_one_version_per_iteration_and_its_mapping(co
     assert mappings["previous_version"].to_list() == mappings["version"].to_list()  # gold labels never change
     assert (mappings["old_skill"] == mappings["new_skill"]).all() and (mappings["share"] == 1.0).all()
     (record,) = completed.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey("iteration_2_skill_taxonomy"), asset_partitions=["arithmetic|skill_list"]), limit=1
+        AssetRecordsFilter(asset_key=AssetKey("it2_skill_taxonomy"), asset_partitions=["arithmetic|skill_list"]), limit=1
     ).records
     assert record.asset_materialization.metadata["changed_skills"].value == 0
 
@@ -85,5 +85,5 @@ def test_the_environment_state_uses_the_taxonomys_labels_not_the_benchmarks():
 def test_a_validation_example_the_taxonomy_does_not_label_is_a_clear_error():
     partial = GoldSkillDiscoverer(ARITHMETIC.taxonomy).discover("arithmetic", PROBLEMS[:3], None)
     settings = ExperimentSettings(environment="skill_list", policy="uniform")
-    with pytest.raises(ValueError, match=r"1 validation examples \(e.g. v3\) have no skill in iteration_1_skill_taxonomy"):
+    with pytest.raises(ValueError, match=r"1 validation examples \(e.g. v3\) have no skill in it1_skill_taxonomy"):
         steps.environment_state(settings, validation_frame(), partial, experiment="e", iteration=1, previous_state=None, previous_plan=None)

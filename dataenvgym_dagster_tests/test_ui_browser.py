@@ -1,4 +1,4 @@
-"""The UI as a person uses it: `dagster dev` over a micro home, driven by a real headless Chromium.
+"""The UI as a person uses it: `dg dev` (what `make ui` starts) over a micro home, driven by a real headless Chromium.
 
 Playwright (a test extra) drives Debian's `chromium` package: Playwright's own browser download
 does not work on this project's machines. `make test` installs both if missing (.ci/install-browser);
@@ -22,8 +22,6 @@ import pytest
 from dagster import DagsterInstance
 
 from dataenvgym_dagster.cli import INSTANCE_SETTINGS
-from dataenvgym_dagster.definitions import build_definitions
-from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB
 
 from .conftest import write_catalog
 
@@ -49,22 +47,19 @@ def free_port() -> int:
 
 @pytest.fixture
 def dagster_dev(tmp_path):
-    """`dagster dev` (webserver + daemon) over a micro home whose foundations are materialised; its URL."""
+    """`dg dev` (webserver + daemon), as `make ui` starts it, over a micro home; its URL."""
     catalog_file = write_catalog(tmp_path / "experiments.yaml")
     home = tmp_path / "home"
     (home / "dagster").mkdir(parents=True)
     (home / "dagster" / "dagster.yaml").write_text(TEST_INSTANCE_SETTINGS)
-    instance = DagsterInstance.local_temp(str(home / "dagster"))
-    foundations = build_definitions(home=str(home), experiments_file=catalog_file).resolve_job_def(FOUNDATIONS_JOB)
-    assert foundations.execute_in_process(partition_key="arithmetic", instance=instance).success
 
     port = free_port()
     env = {**os.environ, "DATAENVGYM_HOME": str(home), "DATAENVGYM_EXPERIMENTS": str(catalog_file),
-           "DAGSTER_HOME": str(home / "dagster")}
-    log = open(tmp_path / "dagster_dev.log", "w")  # noqa: SIM115 - closed below, after the process
+           "DAGSTER_HOME": str(home / "dagster"), "OMP_WAIT_POLICY": "PASSIVE"}
+    log = open(tmp_path / "dg_dev.log", "w")  # noqa: SIM115 - closed below, after the process
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(REPOSITORY / "workspace.yaml"), "-p", str(port)],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [str(Path(sys.executable).with_name("dg")), "dev", "--port", str(port), "--log-level", "warning"],
+        cwd=REPOSITORY, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -74,10 +69,10 @@ def dagster_dev(tmp_path):
                 urllib.request.urlopen(f"{url}/server_info", timeout=2)
                 break
             except OSError:
-                assert server.poll() is None, (tmp_path / "dagster_dev.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "dagster dev did not serve within 180 s"
+                assert server.poll() is None, (tmp_path / "dg_dev.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "dg dev did not serve within 180 s"
                 time.sleep(1)
-        yield url, tmp_path / "dagster_dev.log", home
+        yield url, tmp_path / "dg_dev.log", home
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -87,47 +82,92 @@ def dagster_dev(tmp_path):
         log.close()
 
 
-def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagster_dev):
+# Whether an element lies wholly inside the window and inside every ancestor that clips or scrolls
+# its overflow: what a person sees without scrolling sideways.
+INSIDE_EVERY_CLIPPING_BOX = """element => {
+    const box = element.getBoundingClientRect();
+    if (box.right > window.innerWidth + 0.5) return false;
+    for (let a = element.parentElement; a; a = a.parentElement) {
+        if (getComputedStyle(a).overflowX === "visible") continue;
+        const clip = a.getBoundingClientRect();
+        if (box.left < clip.left - 0.5 || box.right > clip.right + 0.5) return false;
+    }
+    return true;
+}"""
+
+
+def screenshot(page, name: str) -> None:
+    """Keep what the browser saw under $DATAENVGYM_UI_SCREENSHOTS (for a person checking the UI), if set."""
+    folder = os.environ.get("DATAENVGYM_UI_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def launch_from_job_page(page, url: str, job: str, partition: list[str]) -> str:
+    """The walkthrough's steps (docs/ui.md): Jobs → the job → "Materialize all" → pick each partition
+    dimension → "Launch 1 run". The run's id."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    for link in ("Jobs", job):  # the navigation, then the job in the list (once the code location has loaded)
+        named = page.get_by_role("link", name=re.compile(rf"(^| ){link}$")).first  # a link's name may start with its icon's
+        expect(named).to_be_visible()
+        named.click()
+    page.get_by_role("button", name="Materialize all").first.click()
+    dialog = page.locator("[role=dialog]")
+    expect(dialog.get_by_text("Partition selection")).to_be_visible()
+    for value in partition:  # the domain, then the experiment
+        dialog.get_by_text("Select a partition or create one").first.click()
+        page.locator("[data-radix-popper-content-wrapper]").last.get_by_text(value, exact=True).first.click()
+        page.keyboard.press("Escape")
+    screenshot(page, f"launch_{job}")
+    dialog.get_by_role("button", name="Launch 1 run").click()
+    toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))
+    run_id = re.search(r"[0-9a-f]{8}", toast.inner_text()).group()
+    # The run: its page, from the runs list, refreshes itself until the run succeeds.
+    page.goto(f"{url}/runs")
+    page.locator(f"a[href^='/runs/{run_id}']").first.click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}"))
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=300_000)
+    return run_id
+
+
+def test_the_ui_walkthrough_launches_only_what_it_says_and_shows_readable_assets(dagster_dev):
     from playwright.sync_api import expect, sync_playwright
 
     url, log, home = dagster_dev
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page = browser.new_page(viewport={"width": 1440, "height": 900})  # the window the issue was read in
         page.set_default_timeout(60_000)
         expect.set_options(timeout=120_000)  # the code location loads after the server answers
 
-        # Graph nodes, and the links to other groups, name their iteration (the UI shows a key's last part).
-        page.goto(f"{url}/locations/dataenvgym_dagster/asset-groups/foundations")
-        expect(page.get_by_text("iteration_0_student_checkpoint").first).to_be_visible()
+        # Steps 1 and 2 of the walkthrough: the foundations of a domain, then iteration 0 of an experiment.
+        foundations = launch_from_job_page(page, url, "foundations_job", ["arithmetic"])
+        iteration_0 = launch_from_job_page(page, url, "iteration_0_job", ["arithmetic", "skill_list"])
 
-        # The asset graph of iteration 0's job, then "Materialize all" opens the partition dialog.
-        page.goto(f"{url}/locations/dataenvgym_dagster/jobs/iteration_0_job")
-        expect(page.get_by_text("iteration_0_student_checkpoint").first).to_be_visible()
-        page.get_by_role("button", name="Materialize all").first.click()
-        dialog = page.locator("[role=dialog]")
-        expect(dialog.get_by_text("Partition selection")).to_be_visible()
-        for value in ("arithmetic", "skill_list"):  # the domain, then the experiment
-            dialog.get_by_text("Select a partition or create one").first.click()
-            page.locator("[data-radix-popper-content-wrapper]").last.get_by_text(value, exact=True).first.click()
-            page.keyboard.press("Escape")
-        dialog.get_by_role("button", name="Launch 1 run").click()
+        # Graph nodes say their iteration and artefact in full, zoomed out too: validation and test differ.
+        page.goto(f"{url}/locations/dataenvgym_dagster/asset-groups/iteration_1")
+        for label in ("it1_val_eval", "it1_test_eval", "it1_generated_data", "it1_checkpoint", "it0_checkpoint"):
+            expect(page.get_by_text(label, exact=True).first).to_be_visible()
+        screenshot(page, "graph_iteration_1")
 
-        toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))
-        run_id = re.search(r"[0-9a-f]{8}", toast.inner_text()).group()
-
-        # The run: its page, from the runs list, refreshes itself until the run succeeds.
-        page.goto(f"{url}/runs")
-        page.locator(f"a[href^='/runs/{run_id}']").first.click()
-        expect(page).to_have_url(re.compile(rf"/runs/{run_id}"))
-        expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=240_000)
-
-        # The evaluation asset shows its learning curve inline, and the per-skill plot one click away.
-        page.goto(f"{url}/assets/iteration_0_test_evaluation?partition=arithmetic%7Cskill_list")
+        # The evaluation's metadata: accuracy in percent, a per-skill table that fits the window, and
+        # the learning curve inline with its axes and caption, no click needed.
+        page.goto(f"{url}/assets/it0_test_eval?partition=arithmetic%7Cskill_list")
+        expect(page.get_by_text(re.compile(r"^\d+\.\d % \(\d+ of \d+ right\)$")).first).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^[\d,.]+ examples/s \(")).first).to_be_visible()
         inline = page.locator("img[alt='mean test accuracy by iteration']").first
-        expect(inline).to_be_visible()
-        assert inline.evaluate("image => image.naturalWidth") >= 80  # decoded, not a broken link
-        expect(page.get_by_text("learning_curves_at_a_glance")).to_be_visible()
+        caption = page.get_by_text(re.compile(r"^mean test accuracy: \d+\.\d % \(iteration 0\)$")).first
+        for shown in (page.get_by_role("columnheader", name="accuracy").first, inline, caption):
+            # Wholly inside every box that clips or scrolls it (the issue's table was cut at "accurac") and the window.
+            shown.scroll_into_view_if_needed()
+            expect(shown).to_be_visible()
+            assert shown.evaluate(INSIDE_EVERY_CLIPPING_BOX), shown
+        screenshot(page, "test_evaluation_learning_curve")
+        assert inline.evaluate("image => image.naturalWidth") == 280  # decoded, at the size it was drawn
+        assert inline.bounding_box()["width"] >= 200  # not squeezed into a thumbnail
         expect(page.get_by_text("test accuracy, iterations 0–0")).to_be_visible()
         row = page.locator("tr", has=page.get_by_text("learning_curves", exact=True))
         row.get_by_text("[Show Markdown]").click()
@@ -136,8 +176,14 @@ def test_materialise_an_iteration_from_the_ui_and_find_its_learning_curves(dagst
         assert plot.get_attribute("src").startswith("data:image/png;base64,")
         assert plot.evaluate("image => image.naturalWidth") > 100  # a decoded picture, not a broken link
         browser.close()
-    assert "BetaWarning" not in log.read_text()
-    # Launched from the job's page, the run is named after the job, not Dagster's `__ASSET_JOB`.
+    text = log.read_text()
+    assert "SupersessionWarning" not in text and "BetaWarning" not in text
+    assert "Checking for new runs for sensor" not in text  # sensor ticks are in the UI, not every 15 s in the terminal
+    # The walkthrough launched two runs, named after their jobs, and no backfill of every partition.
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
-        (run,) = [r for r in instance.get_runs() if r.run_id.startswith(run_id)]
-        assert run.job_name == "iteration_0_job"
+        runs = {run.run_id[:8]: run for run in instance.get_runs()}
+        assert set(runs) == {foundations, iteration_0}
+        assert runs[foundations].job_name == "foundations_job" and runs[foundations].tags["dagster/partition"] == "arithmetic"
+        assert runs[iteration_0].job_name == "iteration_0_job"
+        assert runs[iteration_0].tags["dagster/partition"] == "arithmetic|skill_list"
+        assert instance.get_backfills() == []

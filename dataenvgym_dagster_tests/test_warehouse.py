@@ -138,3 +138,13 @@ def test_gain_by_policy_reproduces_table_2_with_an_interval_and_the_gain_over_no
     with warehouse.connect() as connection:  # deterministic: the same interval on every query
         again = connection.execute("SELECT gain_ci_low FROM gain_by_policy WHERE policy = 'explore_exploit'").fetchone()[0]
     assert again == tree["gain_ci_low"]
+
+
+def test_compare_says_why_a_policy_has_no_gain_over_no_state(tmp_path):
+    from dataenvgym_dagster.report import gain_by_policy_markdown
+
+    warehouse = Warehouse(tmp_path)
+    write_run(warehouse, "tree_seed0", "skill_tree", "explore_exploit", 0, [False] * 10, [True] * 5 + [False] * 5)
+    table = gain_by_policy_markdown(warehouse)
+    assert table.splitlines()[2].endswith("| no no-state run |")
+    assert "no no-state run: no finished run of the same environment's no_state policy with the same teacher and data budget (arithmetic skill_tree)" in table

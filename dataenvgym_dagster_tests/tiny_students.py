@@ -75,18 +75,21 @@ def train_flavoured_tokenizer(flavour: Flavour, corpus: list[str]) -> PreTrained
     )
 
 
-def save_tiny_student(folder: Path, architecture: str, seed: int = 0, max_positions: int = 512) -> Path:
-    """A random-initialised ``architecture`` model and its tokenizer, saved as a hub snapshot would be."""
+def save_tiny_student(folder: Path, architecture: str, seed: int = 0, max_positions: int = 512, head_dim: int = 16) -> Path:
+    """A random-initialised ``architecture`` model and its tokenizer, saved as a hub snapshot would be.
+
+    vLLM's CPU attention needs a head dimension it has kernels for: 64 works, the default 16 does not.
+    """
     flavour = FLAVOURS[architecture]
     tokenizer = train_flavoured_tokenizer(flavour, arithmetic_corpus())
     sizes = {
         "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16, "max_position_embeddings": max_positions,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": head_dim, "max_position_embeddings": max_positions,
         "tie_word_embeddings": True, "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
     }
     if architecture == "gemma2":
-        sizes |= {"query_pre_attn_scalar": 16, "sliding_window": max_positions}
+        sizes |= {"query_pre_attn_scalar": head_dim, "sliding_window": max_positions}
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(flavour.config(**sizes))
     model.save_pretrained(folder, safe_serialization=True)

@@ -7,7 +7,8 @@ launches the next stage that is not materialised yet: the domain's foundations, 
 progress (so never the same partition twice at once), stops the chain at the first failed run
 with the reason in the sensor's tick, and ends when the last iteration is materialised. Each
 tick also marks runs whose process was killed as failed, so they neither show as in progress
-forever nor hold their partition.
+forever nor hold their partition. A catalogue it cannot read fails the tick, naming the file,
+line and field, rather than skipping it quietly.
 
 A sensor rather than automation conditions on the assets: whether an experiment advances is a
 per-partition choice in the catalogue, and a condition applies to every partition of an asset.
@@ -43,8 +44,8 @@ from dataenvgym_dagster.defs.jobs import (
 )
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
 from dataenvgym_dagster.defs.partitions import EXPERIMENTS, loop_partition_key, registered_experiments
+from dataenvgym_dagster.defs.registration import show_on_sensor_page, skip
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
-from dataenvgym_dagster.experiments.config import CatalogError
 from dataenvgym_dagster.experiments.registration import RELOAD, plan_registration
 
 SENSOR = "advance_experiments"
@@ -121,7 +122,7 @@ def automated(catalog: ExperimentCatalog) -> list[tuple[str, str]]:
 
 def advance_experiments_sensor(
     loaded: ExperimentCatalog, groups: dict[str, list[AssetKey]], jobs: list, experiments_file: Path | None = None,
-    interval_seconds: int = 10,
+    interval_seconds: int = 2,
 ):
     """The sensor; ``loaded`` is the catalogue the definitions were built from, ``experiments_file`` the one
     each tick re-reads (so an experiment added to it advances without a restart); ``groups`` maps each
@@ -130,22 +131,21 @@ def advance_experiments_sensor(
     @sensor(
         name=SENSOR,
         jobs=jobs,
+        # A tick is cheap (the catalogue and a few run queries); every second of interval is paid by each
+        # stage of an automated experiment, waiting for the next tick after the previous run ended.
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description="Advances every experiment with `automation: eager` in the catalogue, one iteration per run; "
-        "stops at the first failed run and says why in its ticks.",
+        "stops at the first failed run and says why in its ticks. The latest tick's outcome shows as the Cursor on this page.",
     )
     def advance_experiments(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         # Runs whose process was killed would otherwise show as in progress, and hold their partition.
         for run_id in fail_abandoned_runs(context.instance):
             context.log.warning(f"marked run {run_id} as failed: its process was killed before it finished")
-        try:
-            catalog = load_catalog(experiments_file)
-        except CatalogError as error:
-            return SkipReason(f"nothing advanced: {error}")
+        catalog = load_catalog(experiments_file)  # unreadable: the tick fails, naming the file, line and field
         pairs = automated(catalog)
         if not pairs:
-            return SkipReason("no experiment in the catalogue has `automation: eager`")
+            return skip(context, "no experiment in the catalogue has `automation: eager`")
         # An eager experiment new to the catalogue is registered as a partition in the same tick.
         registration = plan_registration(loaded, catalog, registered_experiments(context.instance))
         requests: list[RunRequest] = []
@@ -166,9 +166,10 @@ def advance_experiments_sensor(
             else:
                 requests.append(step)
         if not requests:
-            return SkipReason("; ".join(reasons))
+            return skip(context, "; ".join(reasons))
         for reason in reasons:
             context.log.info(reason)
+        show_on_sensor_page(context, "; ".join([f"launched {r.job_name} for {r.partition_key}" for r in requests] + reasons))
         new = sorted({key for _, key in pairs} & set(registration.new))
         return SensorResult(
             run_requests=requests, dynamic_partitions_requests=[EXPERIMENTS.build_add_request(new)] if new else None

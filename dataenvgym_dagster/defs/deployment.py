@@ -11,8 +11,10 @@ One setting, ``DATAENVGYM_PROFILE``, picks the profile:
   broker. Workers may live on other machines; they need the code, ``$DATAENVGYM_HOME`` on shared
   storage, and the same ``DATAENVGYM_*`` variables.
 
-Pools: steps that hold the student on an accelerator (training, evaluation, the ``already_solved``
-filter) declare the ``gpu`` pool, and steps that call the teacher the ``teacher`` pool. Dagster
+Pools: steps that hold the student (training, evaluation, the ``already_solved`` filter), on the
+GPU where there is one and on the CPU otherwise, declare the ``student`` pool (called ``gpu`` before,
+which read wrong on a CPU-only machine; ``gpu=`` in the limits still means it), and steps that call
+the teacher the ``teacher`` pool. Dagster
 counts a pool's slots across every run of the instance; the limits are configuration
 (``DATAENVGYM_POOL_LIMITS``), applied to the instance by ``python -m dataenvgym_dagster.defs.deployment init``.
 """
@@ -30,9 +32,14 @@ from typing import Any
 import yaml
 from dagster import DagsterInstance, ExecutorDefinition, in_process_executor
 
+from dataenvgym_dagster.defs.instance import PARTITION_TAG
+from dataenvgym_dagster.machinery.storage import replace_file
+
 PROFILE_ENV_VAR = "DATAENVGYM_PROFILE"
 PROFILES = ("local", "cluster", "k8s")
-GPU_POOL = "gpu"
+STUDENT_POOL = "student"
+GPU_POOL = STUDENT_POOL  # the name code used when the pool was called "gpu"
+FORMER_POOL_NAMES = {"gpu": STUDENT_POOL}
 TEACHER_POOL = "teacher"
 
 # The variables of the cluster profile, with their defaults (a broker and database on this host).
@@ -44,7 +51,8 @@ MAX_CONCURRENT_RUNS_ENV_VAR = "DATAENVGYM_MAX_CONCURRENT_RUNS"
 RUN_RETRIES_ENV_VAR = "DATAENVGYM_RUN_RETRIES"
 DEFAULT_BROKER = "redis://localhost:6379/0"
 DEFAULT_BACKEND = "redis://localhost:6379/1"
-DEFAULT_POOL_LIMITS = {GPU_POOL: 1, TEACHER_POOL: 8}
+DEFAULT_POOL_LIMITS = {STUDENT_POOL: 1, TEACHER_POOL: 8}
+ONE_RUN_PER_PARTITION = {"key": PARTITION_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 
 
 def profile(environ: Mapping[str, str] = os.environ) -> str:
@@ -56,15 +64,16 @@ def profile(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def parse_pool_limits(text: str) -> dict[str, int]:
-    """``"gpu=2,teacher=16"`` → ``{"gpu": 2, "teacher": 16}``; pools left out keep their default."""
+    """``"student=2,teacher=16"`` → ``{"student": 2, "teacher": 16}``; pools left out keep their default;
+    ``gpu`` is read as ``student``, the pool's former name."""
     limits = dict(DEFAULT_POOL_LIMITS)
     for item in filter(None, (part.strip() for part in text.split(","))):
         pool, _, value = item.partition("=")
         if not value.strip().isdigit():
             raise ValueError(
-                f"{POOL_LIMITS_ENV_VAR} entry {item!r} is not pool=limit with a whole number; write e.g. 'gpu=2,teacher=16'"
+                f"{POOL_LIMITS_ENV_VAR} entry {item!r} is not pool=limit with a whole number; write e.g. 'student=2,teacher=16'"
             )
-        limits[pool.strip()] = int(value)
+        limits[FORMER_POOL_NAMES.get(pool.strip(), pool.strip())] = int(value)
     return limits
 
 
@@ -114,7 +123,8 @@ class ClusterSettings:
             "storage": {"postgres": {"postgres_url": {"env": POSTGRES_URL_ENV_VAR}}},
             "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
             "concurrency": {
-                "runs": {"max_concurrent_runs": self.max_concurrent_runs},
+                # One run per partition at a time, whoever launched it (defs/turns.py).
+                "runs": {"max_concurrent_runs": self.max_concurrent_runs, "tag_concurrency_limits": [ONE_RUN_PER_PARTITION]},
                 # Op granularity: a run starts, and only its gpu steps wait for a slot.
                 "pools": {"granularity": "op"},
             },
@@ -160,9 +170,9 @@ def step_tags(pool: str | None, environ: Mapping[str, str] = os.environ) -> dict
 def write_instance(dagster_home: Path, settings: ClusterSettings) -> Path:
     """Write the cluster ``dagster.yaml`` and the workers' ``celery.yaml`` into ``dagster_home``."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "celery.yaml").write_text(yaml.safe_dump(settings.worker_config(), sort_keys=False))
+    replace_file(dagster_home / "celery.yaml", yaml.safe_dump(settings.worker_config(), sort_keys=False).encode())
     path = dagster_home / "dagster.yaml"
-    path.write_text(yaml.safe_dump(settings.instance_config(), sort_keys=False))
+    replace_file(path, yaml.safe_dump(settings.instance_config(), sort_keys=False).encode())
     return path
 
 

@@ -1,6 +1,6 @@
 """What the UI says about each asset: which iteration it belongs to and what a partition is.
 
-Keys name their iteration (``iteration_1_validation_evaluation``) because graph nodes and the stubs
+Keys name their iteration (``it1_val_eval``, see asset_names.py) because graph nodes and the stubs
 linking to other groups show only a key's last part; the materialise dialog lists partition dimensions without saying what they mean, so every
 description starts with its iteration and ends with how to pick a partition.
 """

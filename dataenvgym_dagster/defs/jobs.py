@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,29 +145,52 @@ def run_experiment(
     force: bool = False,
     seed: int | None = None,
     say: Callable[[str], None] = lambda line: print(line, flush=True),
+    wait: bool = False,
 ) -> list[ExecuteInProcessResult]:
     """Materialise the domain's foundations, then every iteration of ``domain|experiment``, in process.
 
     The experiment is registered as a partition first, so no daemon is needed. Only assets that
     are missing, or older than one of their inputs, are materialised (with everything downstream
     of them); ``force`` redoes all. Stops after the first run that fails; the results say which.
+    One run per partition at a time (``defs/turns.py``): if ``domain|experiment`` is being
+    materialised elsewhere this raises ``PartitionBusyError`` at once, or with ``wait`` waits for it;
+    a domain's foundations being materialised for another experiment are always waited for.
     """
+    from dataenvgym_dagster.defs.turns import partition_turn
+
     register_experiments(instance, [experiment])
+    loop = loop_partition_key(domain, experiment)
     results = []
-    for job, partition in ((FOUNDATIONS_JOB, domain), (TEACHING_LOOP_JOB, loop_partition_key(domain, experiment))):
-        plan = plan_job(defs, instance, job, partition, force)
-        say(plan.describe())
-        if not plan.stale:
-            continue
-        result = defs.resolve_job_def(job).execute_in_process(
-            partition_key=partition, instance=instance, run_config=run_config, raise_on_error=False,
-            asset_selection=None if len(plan.stale) == plan.total else plan.stale,
-            tags=run_tags(domain, experiment if job == TEACHING_LOOP_JOB else None, seed if job == TEACHING_LOOP_JOB else None),
-        )
-        results.append(result)
-        if not result.success:
-            break
+    with partition_turn(instance, str(loop), wait, say):
+        for job, partition in ((FOUNDATIONS_JOB, domain), (TEACHING_LOOP_JOB, loop)):
+            with partition_turn(instance, domain, True, say) if job == FOUNDATIONS_JOB else nullcontext():
+                plan = plan_job(defs, instance, job, partition, force)
+                say(plan.describe())
+                if not plan.stale:
+                    continue
+                result = defs.resolve_job_def(job).execute_in_process(
+                    partition_key=partition, instance=instance, run_config=run_config, raise_on_error=False,
+                    asset_selection=None if len(plan.stale) == plan.total else plan.stale,
+                    tags=run_tags(domain, *((experiment, seed) if job == TEACHING_LOOP_JOB else ())),
+                )
+            results.append(result)
+            if not result.success:
+                break
     return results
+
+
+def check_benchmark(catalog: ExperimentCatalog, domain: str, home: Path, force: bool = False) -> None:
+    """Load ``domain``'s benchmark once before anything is written, unless the home already holds it:
+    a missing or malformed benchmark file raises ``BenchmarkFormatError`` (the path and the expected
+    layout) before the home, a run, the pretraining corpus or a base student exist."""
+    from dataenvgym_dagster.defs.resources import default_storage, open_storage
+    from dataenvgym_dagster.domain.registry import get_domain
+    from dataenvgym_dagster.loop.steps import benchmark_splits
+
+    storage = open_storage(default_storage(home), home)
+    if not force and storage.exists("warehouse", "benchmark_problems", domain, "benchmark_splits.parquet"):
+        return
+    benchmark_splits(get_domain(domain), catalog.domain(domain).benchmark)
 
 
 # -- runs whose process died -------------------------------------------------------------------
@@ -202,8 +226,9 @@ def _run_pid(instance: DagsterInstance, run) -> int | None:
     return None
 
 
-def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
-    """Mark runs as failed whose process was killed (e.g. SIGKILL) while they were in progress.
+def fail_abandoned_runs(instance: DagsterInstance, cause: str | None = None) -> list[str]:
+    """Mark runs as failed whose process was killed (e.g. SIGKILL) while they were in progress;
+    ``cause``: why their process ended, when known (e.g. a full disk).
 
     Dagster's run monitoring cannot check the health of runs executed in process or by the
     default run launcher, so such runs would otherwise show as in progress forever. Returns the
@@ -217,10 +242,24 @@ def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
         started = (record.start_time if record and record.start_time else record.create_timestamp.timestamp()) if record else 0
         if pid is None or _process_alive_since(pid, started):
             continue
+        why = cause or "killed, e.g. by SIGKILL or out of memory"
         instance.report_run_failed(
             run,
-            f"The process running this run (pid {pid}) ended without finishing it (killed, e.g. by SIGKILL or out of "
-            "memory). Its completed assets are kept; re-run it to materialise the rest (dataenvgym run skips what is done).",
+            f"The process running this run (pid {pid}) ended without finishing it ({why}). Its completed assets are "
+            "kept; re-run it to materialise the rest (dataenvgym run skips what is done).",
         )
+        marked.append(run.run_id)
+    return marked
+
+
+def fail_own_runs(instance: DagsterInstance, cause: str) -> list[str]:
+    """Mark the runs this process has in progress as failed with ``cause`` (the process cannot go on,
+    e.g. the disk is full, and Dagster could not record the failure itself). The run ids marked."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    marked = []
+    for run in instance.get_runs(RunsFilter(tags=tags, statuses=[DagsterRunStatus.STARTED])):
+        instance.report_run_failed(run, f"{cause}. Its completed assets are kept.")
         marked.append(run.run_id)
     return marked

@@ -3,55 +3,93 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from dagster import MetadataValue
+from PIL import Image
 
 from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
 from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png, learning_curves_png
 from dataenvgym_dagster.machinery.student.evaluation import GenerationReport
+from dataenvgym_dagster.machinery.storage import replace_file
 from dataenvgym_dagster.machinery.student.training import TrainingReport
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 
-def markdown_table(frame: pl.DataFrame) -> MetadataValue:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    body = "\n".join("| " + " | ".join(_cell(value) for value in row) + " |" for row in frame.iter_rows())
+def markdown_table(frame: pl.DataFrame, percent: Sequence[str] = ()) -> MetadataValue:
+    """``frame`` as a Markdown table that fits the UI's metadata column: headers with spaces (so they
+    wrap), fractions in the ``percent`` columns as ``46.5 %``, other floats to three decimals."""
+    header = "| " + " | ".join(column.replace("_", " ") for column in frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    body = "\n".join(
+        "| " + " | ".join(_cell(value, column in percent) for column, value in zip(frame.columns, row, strict=True)) + " |"
+        for row in frame.iter_rows()
+    )
     return MetadataValue.md(header + body)
 
 
-def _cell(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+def _cell(value: Any, as_percent: bool = False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return percent(value) if as_percent else f"{value:.3f}"
+    return str(value)
+
+
+def percent(fraction: float, digits: int = 1) -> str:
+    """``0.4646`` as ``46.5 %``."""
+    return f"{100 * fraction:.{digits}f} %"
+
+
+def quantity(value: float, unit: str) -> str:
+    """A rate or amount rounded for reading, with its unit: ``1,560 examples/s``, ``0.412 nats/token``."""
+    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 3
+    return f"{value:,.{digits}f} {unit}"
+
+
+def duration(seconds: float) -> str:
+    """``12.3 s``, or ``3 min 05 s`` from a minute on."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
 
 
 def evaluation_metadata(results: pl.DataFrame, report: GenerationReport) -> dict[str, Any]:
-    per_skill = (
-        results.group_by("skill", maintain_order=True)
-        .agg(n=pl.len(), accuracy=pl.col("correct").mean(), answer_loss=pl.col("answer_loss").mean())
-    )
+    # Three columns fit the UI's metadata value column at 1440 px with long skill names; a fourth was cut
+    # off. Per-skill answer loss is in `dataenvgym run`'s second table and the skill_accuracy view.
+    per_skill = results.group_by("skill", maintain_order=True).agg(n=pl.len(), accuracy=pl.col("correct").mean())
+    right = int(results["correct"].sum())
     return {
+        "accuracy": MetadataValue.text(f"{percent(right / len(results))} ({right} of {len(results)} right)"),
         "examples": len(results),
-        "accuracy": float(results["correct"].mean()),
-        "answer_loss": float(results["answer_loss"].mean()),
-        "examples_per_second": report.prompts_per_second,
-        "per_skill": markdown_table(per_skill),
-        "checkpoint_sha256": results["checkpoint_sha256"][0],
+        "answer_loss": MetadataValue.text(quantity(float(results["answer_loss"].mean()), "nats/token")),
+        "evaluation_speed": MetadataValue.text(
+            f"{quantity(report.prompts_per_second, 'examples/s')} ({duration(report.seconds)})"
+        ),
+        "evaluation_seconds": round(report.seconds, 2),  # a number, for plots and benchmarks/stage_timings.py
+        "per_skill": markdown_table(per_skill, percent=["accuracy"]),
+        # A prefix: the full 64 hex digits widened the UI's value column past the window, clipping the
+        # per-skill table (the full hash is in evaluation_results.checkpoint_sha256 and the checkpoint's sha256).
+        "checkpoint_sha256": f"{results['checkpoint_sha256'][0][:16]}…",
     }
 
 
 def training_metadata(report: TrainingReport) -> dict[str, Any]:
+    every = max(1, -(-len(report.loss_curve) // 10))  # at most ten points of the curve, and the last one
+    curve = report.loss_curve[::every] + ([report.loss_curve[-1]] if (len(report.loss_curve) - 1) % every else [])
     return {
         "examples": report.examples,
         "steps": report.steps,
         "tokens": report.tokens,
-        "train_seconds": report.seconds,
-        "tokens_per_second": report.tokens_per_second,
-        "final_loss": report.final_loss,
-        "loss_curve": markdown_table(pl.DataFrame(report.loss_curve, schema=["step", "loss"], orient="row")),
+        "training_time": MetadataValue.text(duration(report.seconds)),
+        "train_seconds": round(report.seconds, 1),  # a number, for plots and benchmarks/stage_timings.py
+        "training_speed": MetadataValue.text(quantity(report.tokens_per_second, "tokens/s")),
+        "final_loss": MetadataValue.text(quantity(report.final_loss, "nats/token")),
+        "loss_curve": markdown_table(pl.DataFrame(curve, schema=["step", "loss"], orient="row")),
     }
-
 
 
 def generation_metadata(frame: pl.DataFrame, result: GenerationResult) -> dict[str, Any]:
@@ -88,8 +126,7 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
     curves = pl.concat([earlier.cast({"iteration": pl.Int64}), current.cast({"iteration": pl.Int64})])
     png = learning_curves_png(curves, f"{domain} | {experiment}: test accuracy per skill")
     path = folder / domain / experiment / f"learning_curves_iteration_{iteration}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png)
+    replace_file(path, png)  # a reader (or a full disk) never leaves half an image
     return {
         # The UI shows markdown of under 1000 characters inline and longer markdown (the full PNG)
         # behind a "[Show Markdown]" link, so the curves also come as a small plot and as text
@@ -97,8 +134,26 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
         "learning_curve": MetadataValue.md(learning_curve_thumbnail(curves)),
         "learning_curves_at_a_glance": MetadataValue.md(sparklines(curves)),
         "learning_curves": MetadataValue.md(f"![learning curves](data:image/png;base64,{base64.b64encode(png).decode()})"),
-        "learning_curves_png": MetadataValue.path(str(path)),
+        # No path entry: an absolute path (80+ characters) widened the value column past the window,
+        # clipping the tables beside it; the PNG's place is documented (plots/<domain>/<experiment>/).
     }
+
+
+def damaged_plots(home: Path) -> list[str]:
+    """One line per learning-curve PNG under ``<home>/plots`` that does not decode, with what to re-materialise."""
+    damaged = []
+    for path in sorted((home / "plots").glob("*/*/learning_curves_iteration_*.png")):
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except Exception as error:  # noqa: BLE001 - PIL raises several types for a damaged file
+            domain, experiment = path.parent.parent.name, path.parent.name
+            iteration = path.stem.rsplit("_", 1)[1]
+            damaged.append(
+                f"{path} (learning curves) is damaged ({str(error).splitlines()[0]}). Re-materialise "
+                f"iteration_{iteration}_test_evaluation for partition {domain}|{experiment}, or delete the file"
+            )
+    return damaged
 
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
@@ -106,16 +161,14 @@ INLINE_MARKDOWN_LIMIT = 1000  # characters; longer markdown metadata is hidden b
 
 
 def learning_curve_thumbnail(curves: pl.DataFrame, limit: int = INLINE_MARKDOWN_LIMIT) -> str:
-    """Mean test accuracy over skills by iteration as a small inline plot with its first and last
-    value in words; the plot narrows (fewer pixels per iteration) until the markdown fits ``limit``."""
+    """Mean test accuracy over skills by iteration as a small inline plot with labelled axes, and a
+    short caption with its first and last value; a narrower plot if the markdown would not fit ``limit``."""
     mean = curves.group_by("iteration").agg(pl.col("accuracy").mean()).sort("iteration")
     values, iterations = mean["accuracy"].to_list(), mean["iteration"].to_list()
-    caption = (
-        f"mean test accuracy over skills, iteration {iterations[0]}: {100 * values[0]:.1f} % → "
-        f"iteration {iterations[-1]}: {100 * values[-1]:.1f} %"
-    )
-    for width in (240, 180, 120, 80):
-        png = base64.b64encode(accuracy_thumbnail_png(values, width=width)).decode()
+    caption = f"mean test accuracy: {percent(values[0])}"
+    caption += f" → {percent(values[-1])} (iterations {iterations[0]}–{iterations[-1]})" if len(values) > 1 else f" (iteration {iterations[0]})"
+    for width in (280, 220, 160, 120):
+        png = base64.b64encode(accuracy_thumbnail_png(values, iterations, width=width)).decode()
         text = f"![mean test accuracy by iteration](data:image/png;base64,{png})\n\n{caption}"
         if len(text) < limit:
             return text

@@ -18,6 +18,7 @@ import polars as pl
 from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 from pydantic import BaseModel
 
+from dataenvgym_dagster.asset_names import legacy_asset_name, parse_iteration_asset_name
 from dataenvgym_dagster.defs.partitions import partition_segments
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 from dataenvgym_dagster.machinery.storage import STORAGE_ENV_VAR, Storage, StorageSettingError, is_url, storage_options
@@ -138,6 +139,7 @@ class WarehouseIOManager(ConfigurableIOManager):
             if table is None:
                 raise ValueError(f"{context.asset_key.to_user_string()} returns a table but declares no {WAREHOUSE_TABLE}")
             self._warehouse(context).write(table, self._table_key(asset_path, context.partition_key), obj)
+            self._remove_legacy_table_file(table, asset_path, context)
         elif isinstance(obj, BaseModel):
             model = f"{type(obj).__module__}:{type(obj).__qualname__}"
             payload = json.dumps({"model": model, "value": obj.model_dump(mode="json")}, indent=2)
@@ -145,8 +147,20 @@ class WarehouseIOManager(ConfigurableIOManager):
             if table is not None:
                 rows = pl.DataFrame(obj.warehouse_rows())  # type: ignore[attr-defined]
                 self._warehouse(context).write(table, self._table_key(asset_path, context.partition_key), rows)
+                self._remove_legacy_table_file(table, asset_path, context)
         else:
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; expected a DataFrame or a pydantic model")
+
+    def _remove_legacy_table_file(self, table: str, asset_path: list[str], context: OutputContext) -> None:
+        """Rows this asset wrote under its key before the short names (``iteration_1_test_evaluation``)
+        would be read twice by the views beside the new file: remove them once the new file is in place."""
+        parsed = parse_iteration_asset_name(asset_path[-1])
+        if parsed is None:
+            return
+        legacy = self._table_key([*asset_path[:-1], legacy_asset_name(*parsed)], context.partition_key)
+        removed = Warehouse(Path(self.home), self._store()).remove(table, legacy)
+        if removed:
+            context.log.info(f"removed {removed}, written under this asset's former key {legacy[-1]}")
 
     def load_input(self, context: InputContext) -> Any:
         asset_path = list(context.asset_key.path)

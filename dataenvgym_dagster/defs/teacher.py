@@ -47,6 +47,8 @@ ENV_VARS: dict[str, str] = {
     "DATAENVGYM_TEACHER_BACKOFF_MAX_S": "backoff_max_s",
     "DATAENVGYM_TEACHER_MAX_RETRY_AFTER_S": "max_retry_after_s",
     "DATAENVGYM_TEACHER_STRUCTURED_OUTPUT": "structured_output",
+    "DATAENVGYM_TEACHER_MAX_STRING_LENGTH": "max_string_length",
+    "DATAENVGYM_TEACHER_MAX_LIST_LENGTH": "max_list_length",
     "DATAENVGYM_TEACHER_PRICE_INPUT": "price_per_million_input_tokens",
     "DATAENVGYM_TEACHER_PRICE_OUTPUT": "price_per_million_output_tokens",
     "DATAENVGYM_TEACHER_CACHE_MODE": "cache_mode",
@@ -81,6 +83,8 @@ class TeacherResource(ConfigurableResource):
     backoff_max_s: float | None = None
     max_retry_after_s: float | None = None
     structured_output: bool | None = None
+    max_string_length: int | None = Field(None, description="Structured output: maxLength of every string (digits of every integer) in the schema sent.")
+    max_list_length: int | None = Field(None, description="Structured output: maxItems of every array in the schema sent.")
     price_per_million_input_tokens: float | None = Field(None, description="US dollars per million input tokens.")
     price_per_million_output_tokens: float | None = Field(None, description="US dollars per million output tokens.")
     cache_mode: CacheMode | None = Field(None, description="live (default), replay (cache only, no network) or refresh.")

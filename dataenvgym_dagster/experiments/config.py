@@ -19,6 +19,7 @@ from dataenvgym_dagster.agents.loading import BUILTIN_ENGINES, check_engine_name
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec, WorkedSolutions
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
+from dataenvgym_dagster.experiments.errors import describe_validation_error, describe_yaml_error
 from dataenvgym_dagster.machinery.images import ImageGeneratorSettings
 from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
 
@@ -298,14 +299,17 @@ def load_catalog(path: Path | None = None) -> ExperimentCatalog:
     """Read and validate the catalogue at ``path`` (default: ``$DATAENVGYM_EXPERIMENTS`` or the shipped one)."""
     path = path or catalog_path()
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        raw = yaml.safe_load(text)
     except FileNotFoundError:
         raise CatalogError(f"experiment catalogue {path} does not exist; unset {CATALOG_ENV_VAR} to use the default") from None
     except yaml.YAMLError as error:
-        raise CatalogError(f"experiment catalogue {path} is not valid YAML: {error}") from None
+        raise CatalogError(f"experiment catalogue {path} is not valid YAML: {describe_yaml_error(error)}") from None
     if isinstance(raw, dict):  # top-level ``x-`` keys hold YAML anchors for sharing settings
         raw = {key: value for key, value in raw.items() if not str(key).startswith("x-")}
     try:
         return ExperimentCatalog.model_validate(raw)
-    except (ValidationError, KeyError) as error:
-        raise CatalogError(f"experiment catalogue {path} is invalid:\n{error}") from None
+    except ValidationError as error:
+        raise CatalogError(f"experiment catalogue {path} is invalid: {describe_validation_error(error, text)}") from None
+    except KeyError as error:
+        raise CatalogError(f"experiment catalogue {path} is invalid: {error.args[0] if error.args else error}") from None

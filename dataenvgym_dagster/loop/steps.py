@@ -30,6 +30,7 @@ from dataenvgym_dagster.experiments.config import (
     ExperimentSettings,
     TrainingRecipe,
 )
+from dataenvgym_dagster.asset_names import iteration_asset_name
 from dataenvgym_dagster.loop.checkpoints import (
     StudentCheckpoint,
     checkpoint_dir,
@@ -328,11 +329,11 @@ def environment_state(
 
     Each result is relabelled with the skill the iteration's taxonomy assigns its question.
     """
-    evaluated = records(validation, EvaluationRecord, f"iteration_{iteration - 1}_validation_evaluation")
+    evaluated = records(validation, EvaluationRecord, iteration_asset_name(iteration - 1, "validation_evaluation"))
     unlabelled = [r.example_id for r in evaluated if r.example_id not in taxonomy.assignments]
     if unlabelled:
         raise ValueError(
-            f"{len(unlabelled)} validation examples (e.g. {unlabelled[0]}) have no skill in iteration_{iteration}_skill_taxonomy; "
+            f"{len(unlabelled)} validation examples (e.g. {unlabelled[0]}) have no skill in {iteration_asset_name(iteration, 'skill_taxonomy')}; "
             "re-materialise skill_taxonomy after changing the benchmark"
         )
     relabelled = [r.model_copy(update={"skill": taxonomy.assignments[r.example_id]}) for r in evaluated]
@@ -515,13 +516,13 @@ def train_iteration_student(
     )
     publish(checkpoint, home, store)
     lineage_sources = [("checkpoint", start_from.reference, 0)] + [
-        ("dataset", f"iteration_{iteration}_generated_dataset", sources["this_iteration"])
+        ("dataset", iteration_asset_name(iteration, "generated_dataset"), sources["this_iteration"])
     ]
     if "replay" in sources:
         lineage_sources.append(("dataset", "replay: pretraining_corpus + earlier generated_dataset", sources["replay"]))
     else:
         lineage_sources += [
-            ("dataset", f"iteration_{earlier}_generated_dataset", frame.filter(pl.col("passed_quality_checks")).height)
+            ("dataset", iteration_asset_name(earlier, "generated_dataset"), frame.filter(pl.col("passed_quality_checks")).height)
             for earlier, frame in enumerate(earlier_generated, start=1)
         ]
     lineage = pl.DataFrame(

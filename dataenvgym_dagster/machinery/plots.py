@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # no display: runs happen in workers and CI
 
 import matplotlib.pyplot as plt
 import polars as pl
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def learning_curves_png(accuracy: pl.DataFrame, title: str) -> bytes:
@@ -40,29 +40,43 @@ def learning_curves_png(accuracy: pl.DataFrame, title: str) -> bytes:
         plt.close(figure)
 
 
-def accuracy_thumbnail_png(accuracy: list[float], width: int = 240, height: int = 72) -> bytes:
-    """A small line plot of accuracy (fractions, one per iteration) on a 0/50/100 % grid.
+def accuracy_thumbnail_png(accuracy: list[float], iterations: list[int] | None = None, width: int = 280, height: int = 110) -> bytes:
+    """A small line plot of accuracy (fractions, one per iteration) with its axes labelled: test
+    accuracy 0/50/100 % on the y axis, the iterations on the x axis.
 
-    Four palette colours and no text keep it to a few hundred bytes, so that it fits in markdown
-    the UI shows inline (under 1000 characters, base64 included).
+    Four palette colours and a bitmap font keep it to several hundred bytes, so that it fits in
+    markdown the UI shows inline (under 1000 characters, base64 included).
     """
+    iterations = list(range(len(accuracy))) if iterations is None else iterations
     image = Image.new("P", (width, height), 0)
-    image.putpalette([255, 255, 255, 225, 225, 225, 170, 170, 170, 31, 119, 180])  # white, grid, axis, line
+    image.putpalette([255, 255, 255, 225, 225, 225, 90, 90, 90, 31, 119, 180])  # white, grid, axis and text, line
     draw = ImageDraw.Draw(image)
-    pad = 4
+    draw.fontmode = "1"  # no anti-aliasing: the four colours stay four
+    font = ImageFont.load_default()
+    left, right, top, bottom = 34, 10, 6, 26  # room for the y labels, the last point, the x labels and title
 
     def y(fraction: float) -> float:
-        return pad + (1 - fraction) * (height - 2 * pad)
+        return top + (1 - fraction) * (height - top - bottom)
 
-    for fraction in (0.5, 1.0):
-        draw.line([(pad, y(fraction)), (width - pad, y(fraction))], fill=1)
-    draw.line([(pad, y(0.0)), (width - pad, y(0.0))], fill=2)
-    step = (width - 2 * pad) / max(len(accuracy) - 1, 1)
-    points = [(pad + index * step, y(value)) for index, value in enumerate(accuracy)]
+    def x(index: int) -> float:
+        return left + index * (width - left - right) / max(len(accuracy) - 1, 1)
+
+    for fraction, label in ((0.0, "0%"), (0.5, "50%"), (1.0, "100%")):
+        draw.line([(left, y(fraction)), (width - right, y(fraction))], fill=2 if fraction == 0 else 1)
+        draw.text((left - 4, y(fraction)), label, fill=2, font=font, anchor="rm")
+    every = -(-len(iterations) // 8)  # at most 8 labelled ticks, the last one always
+    for index, iteration in enumerate(iterations):
+        if index % every and index != len(iterations) - 1:
+            continue
+        draw.line([(x(index), y(0)), (x(index), y(0) + 3)], fill=2)
+        draw.text((x(index), y(0) + 4), str(iteration), fill=2, font=font, anchor="mt")
+    draw.text(((left + width - right) / 2, height - 1), "iteration", fill=2, font=font, anchor="mb")
+    points = [(x(index), y(value)) for index, value in enumerate(accuracy)]
+    many = len(points) > 12  # a thin line without dots: fewer bytes, and dots would merge anyway
     if len(points) > 1:
-        draw.line(points, fill=3, width=2)
-    for x, top in points:
-        draw.ellipse([x - 2, top - 2, x + 2, top + 2], fill=3)
+        draw.line(points, fill=3, width=1 if many else 2)
+    for px, py in [] if many else points:
+        draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=3)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True, bits=2)
     return buffer.getvalue()

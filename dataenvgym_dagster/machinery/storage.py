@@ -153,7 +153,7 @@ class Storage:
     def write_bytes(self, parts: tuple[str, ...], data: bytes) -> None:
         """Replace the object with ``data``, atomically (rename locally, one PUT in an object store)."""
         if self.is_local:
-            _replace(self.local_path(*parts), lambda temporary: temporary.write_bytes(data))
+            replace_file(self.local_path(*parts), data)
         else:
             self.fs.pipe_file(self._key(*parts), data)
 
@@ -169,6 +169,11 @@ class Storage:
         key = self._key(*parts)
         if self.fs.exists(key):
             self.fs.rm(key, recursive=recursive)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to the local file ``path`` atomically: readers see the old file or the new one, never part of it."""
+    _replace(path, lambda temporary: temporary.write_bytes(data))
 
 
 def _replace(path: Path, write: Callable[[Path], object]) -> None:

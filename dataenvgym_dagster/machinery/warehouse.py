@@ -6,8 +6,8 @@ into place, so a reader sees the old rows or the new ones, never half, and re-ma
 partition replaces its rows instead of adding to them.
 
 ``warehouse.duckdb`` holds only view definitions over those folders. Runs open it just to
-(re)create views when their definitions change, so a user holding the file open in the
-``duckdb`` CLI never makes a run fail, and concurrent runs never contend for its lock.
+(re)create views when their definitions change, so a user holding the file open in a
+DuckDB client never makes a run fail, and concurrent runs never contend for its lock.
 
 The Parquet folders may also live in an object store (``s3://…``, ``gs://…``, see
 :mod:`~dataenvgym_dagster.machinery.storage`): a partition file is then written locally,
@@ -30,7 +30,8 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
-from dataenvgym_dagster.machinery.storage import Storage, hidden_temporary
+from dataenvgym_dagster.asset_names import iteration_asset_name
+from dataenvgym_dagster.machinery.storage import Storage, hidden_temporary, replace_file
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
     # ``payload``: JSON text with what a domain needs beyond question and answer (solution, tests, image, plan).
@@ -374,6 +375,14 @@ class Warehouse:
         with self.storage.open(*parts) as handle:
             return pl.read_parquet(handle)
 
+    def remove(self, table: str, key: Sequence[str]) -> Path | str | None:
+        """Delete the rows stored under ``key``; the file removed, or ``None`` if there was none."""
+        parts = _file_parts(table, key)
+        if not self.storage.exists(*parts):
+            return None
+        self.storage.remove(*parts)
+        return self.storage.local_path(*parts) if self.storage.is_local else self.storage.url(*parts)
+
     def _store(self, frame: pl.DataFrame, parts: tuple[str, ...]) -> Path | str:
         """Write one partition file atomically: rename into place locally, one upload of a checked file otherwise."""
         if self.storage.is_local:
@@ -444,10 +453,10 @@ class Warehouse:
                     raise WarehouseLockedError(
                         f"{self.database} is held open for writing by another process ({error}). "
                         "Table data is safe in Parquet; the views will be updated on the next run. "
-                        "Open the warehouse read-only (duckdb -readonly) to avoid this."
+                        "Query it with `dataenvgym sql` (which never takes its lock), or open it with read_only=True, to avoid this."
                     ) from error
                 time.sleep(0.2)
-        stamp.write_text(fingerprint)
+        replace_file(stamp, fingerprint.encode())
         return True
 
     def damaged_files(self) -> list[DamagedFile]:
@@ -521,6 +530,6 @@ def _writer_of(table: str, relative: Path) -> tuple[str, str]:
     if table == "teacher_calls":
         return f"the {parts[2] if len(parts) > 2 else ''} asset that called the teacher", "|".join(parts[:2])
     if table in WRITTEN_BY and len(parts) >= 3:
-        return f"{parts[2]}_{WRITTEN_BY[table]}", "|".join(parts[:2])
+        return iteration_asset_name(int(parts[2].removeprefix("iteration_")), WRITTEN_BY[table]), "|".join(parts[:2])
     *partition, asset = parts
     return asset.replace("__", "/"), "|".join(partition)

@@ -2,11 +2,13 @@
 
 Iteration 0 records the experiment's settings and evaluates the base student. Iteration t ≥ 1:
 
-    benchmark_splits (+ iteration_{t-1}_skill_taxonomy) ─▶ skill_taxonomy
-    iteration_{t-1}_validation_evaluation + skill_taxonomy
-        (+ iteration_{t-1}_environment_state, data_generation_plan) ─▶ environment_state
+    benchmark_splits (+ iteration t-1's skill_taxonomy) ─▶ skill_taxonomy
+    iteration t-1's validation_evaluation + skill_taxonomy
+        (+ iteration t-1's environment_state, data_generation_plan) ─▶ environment_state
         ─▶ data_generation_plan ─▶ generated_dataset
-        ─▶ student_checkpoint (from iteration_{t-1}_student_checkpoint) ─▶ validation_evaluation, test_evaluation
+        ─▶ student_checkpoint (from iteration t-1's student_checkpoint) ─▶ validation_evaluation, test_evaluation
+
+Keys are short (``it1_val_eval`` for iteration 1's validation_evaluation): see asset_names.py.
 
 Dagster forbids cycles between asset keys, so each iteration has its own keys; that is also
 what lets Dagster order a backfill by iteration and mark later iterations stale.
@@ -32,6 +34,7 @@ from dagster import (
 )
 
 from dataenvgym_dagster.agents.loading import PlanRefusedError
+from dataenvgym_dagster.asset_names import iteration_asset_name
 from dataenvgym_dagster.defs import image_grid
 from dataenvgym_dagster.defs.metadata import (
     evaluation_metadata,
@@ -70,9 +73,10 @@ class GivenPlan(Config):
 
 
 def iteration_key(iteration: int, name: str) -> AssetKey:
-    """``iteration_<t>_<name>``: one flat key, because the UI labels graph nodes (and the stubs that
-    link to other groups) with a key's last part only, so that part has to say the iteration."""
-    return AssetKey(f"iteration_{iteration}_{name}")
+    """``it<t>_<short name>`` (``it1_val_eval`` for ``validation_evaluation``): one flat key, because the
+    UI labels graph nodes (and the stubs that link to other groups) with a key's last part only, cut
+    past 18 characters, so that part has to say the iteration and the artefact briefly (see asset_names)."""
+    return AssetKey(iteration_asset_name(iteration, name))
 
 
 def _partition(context: AssetExecutionContext, teaching: TeachingHome) -> tuple[Domain, str, ExperimentSettings]:
@@ -147,7 +151,10 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         shown = rows.filter(pl.col("kind") != "example") if settings.environment != "open_ended" else rows.filter(pl.col("accuracy") == 0).head(20)
         return Output(state, metadata={
             "environment": settings.environment, "nodes": len(rows),
-            "state": markdown_table(shown.select("kind", "node", "parent", "n", "accuracy", "answer_loss", "previous_accuracy", "allocation")),
+            "state": markdown_table(
+                shown.select("kind", "node", "parent", "n", "accuracy", "answer_loss", "previous_accuracy", "allocation"),
+                percent=["accuracy", "previous_accuracy", "allocation"],
+            ),
         })
 
     @loop_asset("data_generation_plan", {"state": AssetIn(iteration_key(iteration, "environment_state"))}, "data_generation_plans", pool=TEACHER_POOL)

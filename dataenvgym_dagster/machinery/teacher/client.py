@@ -60,6 +60,13 @@ class EndpointSettings(BaseModel):
     backoff_max_s: float = Field(30.0, ge=0)
     max_retry_after_s: float = Field(120.0, ge=0, description="The longest Retry-After the client waits.")
     structured_output: bool = Field(True, description="Ask for response_format json_schema (falls back when rejected).")
+    max_string_length: int | None = Field(
+        None, gt=0, description="Structured output: every string of the schema sent gets this maxLength, every integer as many "
+        "digits at most. None: the reply model's own."
+    )
+    max_list_length: int | None = Field(
+        None, gt=0, description="Structured output: every array of the schema sent gets this maxItems. None: the reply model's own."
+    )
     price_per_million_input_tokens: float = Field(0.0, ge=0)
     price_per_million_output_tokens: float = Field(0.0, ge=0)
     cache_mode: CacheMode = CacheMode.live
@@ -153,7 +160,7 @@ class OpenAIChat:
             "model": self.model,
             "messages": [message.model_dump() for message in request.messages],
             "params": {"temperature": self.settings.temperature, "max_completion_tokens": self.settings.max_completion_tokens},
-            "schema": _schema(reply_model),
+            "schema": self._schema(reply_model),
             "prompt_version": request.prompt_version,
             "seed": request.seed,
         }
@@ -283,9 +290,12 @@ class OpenAIChat:
         if self._structured:
             arguments["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": reply_model.__name__, "schema": _schema(reply_model)},
+                "json_schema": {"name": reply_model.__name__, "schema": self._schema(reply_model)},
             }
         return arguments
+
+    def _schema(self, reply_model: type[BaseModel]) -> dict[str, Any]:
+        return _schema(reply_model, self.settings.max_string_length, self.settings.max_list_length)
 
     def _redact(self, text: str) -> str:
         if self.settings.api_key and self.settings.api_key.get_secret_value():
@@ -294,9 +304,33 @@ class OpenAIChat:
 
 
 @functools.cache
-def _schema(reply_model: type[BaseModel]) -> dict[str, Any]:
-    """The reply model's JSON schema, built once per model (it is on every call's path)."""
-    return reply_model.model_json_schema()
+def _schema(reply_model: type[BaseModel], max_string_length: int | None = None, max_list_length: int | None = None) -> dict[str, Any]:
+    """The reply model's JSON schema (bounded as :func:`bounded_schema` says), built once per model and
+    bounds: it is on every call's path."""
+    return bounded_schema(reply_model.model_json_schema(), max_string_length, max_list_length)
+
+
+def bounded_schema(schema: Any, max_string_length: int | None, max_list_length: int | None) -> Any:
+    """``schema`` with every string capped at ``max_string_length`` characters (every integer at as many
+    digits) and every array at ``max_list_length`` items; a tighter bound the schema already has is kept, and
+    None leaves that kind alone.
+
+    Guided decoding generates only what the schema allows, so the caps bound what one reply can
+    spend on one field: against a model that repeats itself (or, in tests, a random one).
+    """
+    if isinstance(schema, list):
+        return [bounded_schema(item, max_string_length, max_list_length) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    bounded = {key: bounded_schema(value, max_string_length, max_list_length) for key, value in schema.items()}
+    for kind, keyword, cap in (("string", "maxLength", max_string_length), ("array", "maxItems", max_list_length)):
+        if cap is not None and bounded.get("type") == kind:
+            bounded[keyword] = min(cap, bounded.get(keyword, cap))
+    if max_string_length is not None and bounded.get("type") == "integer":  # digits are characters too
+        largest = 10**max_string_length - 1
+        bounded["maximum"] = min(largest, bounded.get("maximum", largest))
+        bounded["minimum"] = max(-largest, bounded.get("minimum", -largest))
+    return bounded
 
 
 def _retry_after(response: Any) -> float | None:

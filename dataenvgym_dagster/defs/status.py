@@ -1,0 +1,52 @@
+"""What is actually missing or out of date, for the partitions the catalogue runs.
+
+The UI counts every domain × experiment pair of the loop partitions (a pair the catalogue does not
+run shows as "missing"), and marks no partitioned asset stale (Dagster 1.13 computes staleness for
+partitioned assets only per partition). ``dataenvgym status`` answers both for the valid pairs: per
+``domain|experiment``, the last complete iteration, the assets never materialised, and those
+materialised before one of their inputs (what the next ``dataenvgym run`` would redo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagster import AssetKey, DagsterInstance, Definitions
+
+from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB, _latest_storage_id, plan_job
+from dataenvgym_dagster.defs.partitions import loop_partition_key, registered_experiments
+from dataenvgym_dagster.experiments import ExperimentCatalog
+
+
+@dataclass(frozen=True)
+class PartitionStatus:
+    partition: str
+    missing: list[AssetKey]
+    stale: list[AssetKey]  # materialised, but before one of their inputs (or downstream of such)
+
+    def describe(self) -> str:
+        if not self.missing and not self.stale:
+            return f"{self.partition}: up to date"
+        parts = []
+        if self.stale:
+            parts.append(f"{len(self.stale)} out of date: {', '.join(k.to_user_string() for k in self.stale)}")
+        if self.missing:
+            parts.append(f"{len(self.missing)} never materialised: {', '.join(k.to_user_string() for k in self.missing)}")
+        return f"{self.partition}: " + "; ".join(parts)
+
+
+def partition_status(defs: Definitions, instance: DagsterInstance, job: str, partition) -> PartitionStatus:
+    plan = plan_job(defs, instance, job, partition)
+    missing = [key for key in plan.stale if _latest_storage_id(instance, key, str(partition)) is None]
+    return PartitionStatus(str(partition), missing, [key for key in plan.stale if key not in missing])
+
+
+def experiment_status(defs: Definitions, instance: DagsterInstance, catalog: ExperimentCatalog) -> list[PartitionStatus]:
+    """Each domain's foundations, then each registered experiment on each domain it names (valid pairs only)."""
+    statuses = [partition_status(defs, instance, FOUNDATIONS_JOB, domain) for domain in catalog.domains]
+    registered = registered_experiments(instance)
+    for experiment in sorted(key for key in catalog.runs if key in registered):
+        for domain in catalog.domains_of(experiment):
+            if domain in catalog.domains:
+                statuses.append(partition_status(defs, instance, TEACHING_LOOP_JOB, loop_partition_key(domain, experiment)))
+    return statuses

@@ -1,0 +1,86 @@
+"""Catalogue errors in one line: the entry, the field, its line in the file, what is allowed.
+
+pydantic's own report spans lines, repeats the input (``input_value=…``) and links to its
+documentation; a user editing ``experiments.yaml`` needs where and what instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+MAX_LISTED = 3
+
+
+def _node_at(root: yaml.Node | None, location: Sequence[Any]) -> yaml.Node | None:
+    """The YAML node of the deepest key (or sequence item) along ``location``: where the field is written."""
+    node, found = root, root
+    for part in location:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((key, value) for key, value in node.value if getattr(key, "value", None) == str(part)), None)
+            if pair is not None:
+                found, child = pair
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            found = child = node.value[part]
+        if child is None:
+            break
+        node = child
+    return found
+
+
+def _line(text: str | None, location: Sequence[Any]) -> str:
+    if text is None:
+        return ""
+    try:
+        node = _node_at(yaml.compose(text), location)
+    except yaml.YAMLError:
+        return ""
+    return f" (line {node.start_mark.line + 1})" if node is not None else ""
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return str(value)
+
+
+def _problem(error: dict[str, Any]) -> str:
+    kind, message, value = error["type"], error["msg"], error.get("input")
+    if kind == "literal_error":
+        allowed = str(error.get("ctx", {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"{_shown(value)} is not allowed; allowed values: {allowed}"
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known setting (a typo?)"
+    if kind == "value_error":
+        return message.removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        return f"must be {message.removeprefix('Input should be ')}, not {_shown(value)}"
+    return f"{message} (got {_shown(value)})"
+
+
+def describe_validation_error(error: ValidationError, text: str | None = None) -> str:
+    """One line for every problem of ``error`` (the same problem repeated by YAML anchors once), each as
+    ``<field> (line N): <what is wrong>``; ``text`` is the YAML the data came from, for line numbers."""
+    seen: dict[str, str] = {}
+    for item in error.errors():
+        location = [part for part in item["loc"] if not str(part).startswith("function-")]
+        field = ".".join(str(part) for part in location) or "the file"
+        problem = _problem(item)
+        seen.setdefault(problem + field.rsplit(".", 1)[-1], f"{field}{_line(text, location)}: {problem}")
+    problems = list(seen.values())
+    more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    return "; ".join(problems[:MAX_LISTED]) + more
+
+
+def describe_yaml_error(error: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: line, column and the problem."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
