@@ -73,8 +73,9 @@ ui: install  ## the Dagster UI (dg dev: webserver + daemon for automation, sched
 	@echo "Dagster UI: http://127.0.0.1:$(UI_PORT) (ready in about 30 s; Ctrl-C stops it; UI_LOG_LEVEL=info for every sensor tick)"
 	$(VENV)/bin/dg dev --port $(UI_PORT) --log-level $(UI_LOG_LEVEL)
 
-benchmark: install  ## stage timings of the default experiment
+benchmark: install  ## stage timings of the default experiment, then what a state, a plan and an agent's import add
 	$(PYTHON) benchmarks/stage_timings.py
+	$(PYTHON) benchmarks/agent_overhead.py
 
 table2: install  ## every environment with and without state, 3 seeds each (about 25 minutes)
 	$(PYTHON) benchmarks/environments_table.py

@@ -93,6 +93,55 @@ class ArithmeticResponder:
         return json.dumps({"error": "unrecognised prompt"})
 
 
+@dataclass
+class PolicyResponder:
+    """Answers the LLM policies' prompts as a sensible model would, and everything else as ``teacher`` does.
+
+    Skill-List: the budget evenly over the three least accurate skills; Skill-Tree: explore two
+    sub-skills of an empty tree, otherwise even shares, the budget evenly over trees; Open-Ended:
+    the first eight errors, the budget evenly. ``replies`` are sent instead, in order, to the next
+    policy prompts (a reply over the budget, naming an unknown skill, not JSON ...).
+    """
+
+    teacher: Responder = field(default_factory=ArithmeticResponder)
+    replies: list[str] = field(default_factory=list)
+    policy_prompts: int = 0
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        first = next(m["content"] for m in request["messages"] if m["role"] == "user")
+        budget = re.search(r"Budget: at most (\d+) training examples", first)
+        if budget is None:
+            return self.teacher(request)
+        self.policy_prompts += 1
+        if self.replies:
+            return self.replies.pop(0)
+        budget = int(budget.group(1))
+        lines = first.splitlines()
+        if first.startswith("skill_list state"):
+            skills = [(float(m.group(2)), m.group(1)) for line in lines if (m := re.match(r"- (\S+): accuracy (\d+)%", line))]
+            chosen = [skill for _, skill in sorted(skills)[:3]]
+            return json.dumps({"allocations": [
+                {"skill": skill, "examples": budget // len(chosen), "rationale": "among the least accurate"} for skill in chosen
+            ]})
+        if first.startswith("skill_tree state"):
+            trees: dict[str, list[str]] = {}
+            for line in lines:
+                if m := re.match(r"- (\S+): accuracy", line):
+                    tree = trees.setdefault(m.group(1), [])
+                elif m := re.match(r"  - (\S+): share", line):
+                    tree.append(m.group(1))
+            each = budget // len(trees)
+            return json.dumps({"trees": [
+                {"skill": skill, "action": "exploit", "examples": each, "shares": {n: 1 / len(nodes) for n in nodes}, "rationale": "even"}
+                if nodes else {"skill": skill, "action": "explore", "examples": each, "new_subskills": 2, "rationale": "empty tree"}
+                for skill, nodes in trees.items()
+            ]})
+        errors = [m.group(1) for line in lines if (m := re.match(r"- (\S+) \[", line))][:8]
+        return json.dumps({"specs": [
+            {"example_id": example, "examples": budget // len(errors), "spec": "the same kind of problem, other numbers"} for example in errors
+        ]})
+
+
 def label_question(question: str) -> str:
     """A skill name from the operator: what a model would say the question tests."""
     if "?" in question:

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dagster import AssetKey
-
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB, run_experiment
+from dataenvgym_dagster.defs.loop.iterations import iteration_key
 from dataenvgym_dagster.defs.partitions import loop_partition_key, register_experiments
 from dataenvgym_dagster.defs.resources import home_warehouse
 from dataenvgym_dagster_tests.conftest import MICRO_TRAINING, make_workspace
@@ -196,7 +195,7 @@ def test_an_agent_that_does_not_import_fails_the_run_naming_the_agent_experiment
     register_experiments(broken.instance, ["broken"])
     failure = broken.defs.resolve_job_def(TEACHING_LOOP_JOB).execute_in_process(
         partition_key=loop_partition_key("arithmetic", "broken"), instance=broken.instance, raise_on_error=False,
-        asset_selection=[AssetKey("it0_experiment")],
+        asset_selection=[iteration_key(0, "experiment_config")],
     )
     messages = [e.event_specific_data.error.to_string() for e in failure.all_events if e.event_type_value == "STEP_FAILURE"]
     assert any(

@@ -81,31 +81,25 @@ def check_policy_name(environment: str, name: str) -> None:
     An import path is only checked for its shape here: it is imported when a run needs it, so a
     broken agent fails its own iteration, not the catalogue.
     """
-    builtins = get_environment(environment).policies
-    if name in builtins or name in installed(POLICY_GROUP):
-        return
-    if is_import_path(name):
-        _split(name, "policy")
-        return
-    plugins = ", ".join(installed(POLICY_GROUP)) or "none installed"
-    raise ValueError(
-        f"policy {name!r} does not exist for environment {environment!r}; choose one of: {', '.join(builtins)}; "
-        f"an entry point of {POLICY_GROUP} ({plugins}); or an import path 'package.module:attribute'"
-    )
+    builtins = list(get_environment(environment).policies)
+    _check_name(name, builtins, POLICY_GROUP, "policy", f"policy {name!r} does not exist for environment {environment!r}")
 
 
 def check_engine_name(name: str) -> None:
     """Raise, naming the choices, unless ``name`` can name a data generation engine."""
-    if name in BUILTIN_ENGINES or name in installed(ENGINE_GROUP):
-        return
+    _check_name(name, list(BUILTIN_ENGINES), ENGINE_GROUP, "teacher engine", f"teacher {name!r} is not an engine")
+
+
+def _check_name(name: str, builtins: list[str], group: str, kind: str, unknown: str) -> None:
     if is_import_path(name):
-        _split(name, "teacher engine")
+        _split(name, kind)
         return
-    plugins = ", ".join(installed(ENGINE_GROUP)) or "none installed"
-    raise ValueError(
-        f"teacher {name!r} is not an engine; choose one of: {', '.join(BUILTIN_ENGINES)}; an entry point of "
-        f"{ENGINE_GROUP} ({plugins}); or an import path 'package.module:Class'"
-    )
+    plugins = installed(group)
+    if name not in builtins and name not in plugins:
+        raise ValueError(
+            f"{unknown}; choose one of: {', '.join(builtins)}; an entry point of {group} "
+            f"({', '.join(plugins) or 'none installed'}); or an import path 'package.module:attribute'"
+        )
 
 
 def _split(name: str, kind: str) -> tuple[str, str]:
@@ -117,7 +111,7 @@ def _split(name: str, kind: str) -> tuple[str, str]:
 
 def _load(name: str, group: str, kind: str) -> tuple[Any, str, str]:
     """The named object, its version and its origin; an :class:`AgentError` saying why it cannot be loaded."""
-    plugin = installed(group).get(name)
+    plugin = None if is_import_path(name) else installed(group).get(name)  # listing entry points reads every distribution
     try:
         if plugin is not None:
             obj = plugin.load()
@@ -156,7 +150,7 @@ def load_policy(environment: str, name: str) -> LoadedPolicy:
     if spec is not None:
         version = getattr(spec.policy, "version", None) or source_version(spec.policy)
         return LoadedPolicy(AgentInfo(name, str(version), "built-in"), spec.policy, spec.uses_state)
-    if name not in installed(POLICY_GROUP) and not is_import_path(name):
+    if not is_import_path(name) and name not in installed(POLICY_GROUP):
         check_policy_name(environment, name)  # raises with the choices
     policy, version, origin = _load(name, POLICY_GROUP, "policy")
     made_for = getattr(policy, "environment", None)
@@ -237,7 +231,15 @@ def run_policy(loaded: LoadedPolicy, environment: str, state: EnvironmentState, 
             "dataenvgym_dagster.agents.DataGenerationPlan (build one from a dict with DataGenerationPlan.model_validate)"
         )
     plan = plan.model_copy(update={"policy": name, "policy_version": loaded.info.version})
-    problems = plan_problems(get_environment(environment), state, plan, context.budget)
+    return accepted(environment, state, plan, context.budget)
+
+
+def accepted(environment: str, state: EnvironmentState, plan: DataGenerationPlan, budget: int) -> DataGenerationPlan:
+    """``plan`` if the environment accepts it for ``state`` under ``budget``; else :class:`PlanRefusedError` with every reason."""
+    problems = plan_problems(get_environment(environment), state, plan, budget)
     if problems:
-        raise PlanRefusedError(f"the {environment} environment refused the plan of policy {name!r} on {where}: {'; '.join(problems)}", plan, problems)
+        where = f"{state.domain}|{state.experiment} iteration {state.iteration}"
+        raise PlanRefusedError(
+            f"the {environment} environment refused the plan of policy {plan.policy!r} on {where}: {'; '.join(problems)}", plan, problems
+        )
     return plan

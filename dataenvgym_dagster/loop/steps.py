@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from dataenvgym_dagster.agents.loading import AgentError, accepted, engine_info, load_policy, run_policy
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills, SkillDiscoverer, skill_mapping
-from dataenvgym_dagster.agents.loading import AgentError, engine_info, load_policy, run_policy
 from dataenvgym_dagster.domain.environments import Observation, PolicyContext, get_environment
 from dataenvgym_dagster.domain.environments.base import EnvironmentState, SubskillProposer
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
@@ -361,6 +361,11 @@ def data_generation_plan(
         budget=settings.data_budget, seed=iteration_seed(settings, state.iteration), proposer=proposer, chat=chat,
     )
     return run_policy(loaded, settings.environment, state, context)
+
+
+def given_plan(state: EnvironmentState, settings: ExperimentSettings, plan_json: str) -> DataGenerationPlan:
+    """A plan given from outside the loop (a gym step), checked by the environment like a policy's."""
+    return accepted(settings.environment, state, DataGenerationPlan.model_validate_json(plan_json), settings.data_budget)
 
 
 def experiment_row(domain: str, experiment: str, name: str, settings: ExperimentSettings) -> pl.DataFrame:

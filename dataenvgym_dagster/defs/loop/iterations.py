@@ -28,10 +28,12 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    Config,
     Output,
     asset,
 )
 
+from dataenvgym_dagster.agents.loading import PlanRefusedError
 from dataenvgym_dagster.asset_names import iteration_asset_name
 from dataenvgym_dagster.defs import image_grid
 from dataenvgym_dagster.defs.metadata import (
@@ -44,7 +46,6 @@ from dataenvgym_dagster.defs.metadata import (
 from dataenvgym_dagster.defs.deployment import GPU_POOL, TEACHER_POOL, step_tags
 from dataenvgym_dagster.defs.partitions import DOMAIN, EXPERIMENT, SAME_DOMAIN, loop_partitions
 from dataenvgym_dagster.defs.resources import WAREHOUSE_TABLE, TeachingHome
-from dataenvgym_dagster.agents.loading import PlanRefusedError
 from dataenvgym_dagster.defs.teacher import TeacherResource
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills
 from dataenvgym_dagster.domain.environments.base import EnvironmentState
@@ -59,6 +60,16 @@ from dataenvgym_dagster.machinery.student.backend import PALIGEMMA
 from dataenvgym_dagster.machinery.warehouse import TABLES
 
 NO_TEST_QUESTION_CHECK = "no_test_question_kept"
+
+
+class GivenPlan(Config):
+    """Run config of ``data_generation_plan``: a plan (JSON) given from outside, e.g. by a gym ``step``.
+
+    Empty (the default): the experiment's policy makes the plan. A given plan is checked by the
+    environment like any other and recorded under the policy name and version it carries.
+    """
+
+    plan: str = ""
 
 
 def iteration_key(iteration: int, name: str) -> AssetKey:
@@ -147,16 +158,22 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         })
 
     @loop_asset("data_generation_plan", {"state": AssetIn(iteration_key(iteration, "environment_state"))}, "data_generation_plans", pool=TEACHER_POOL)
-    def data_generation_plan(context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, state: EnvironmentState) -> Output[DataGenerationPlan]:
-        """The policy's action: how this iteration's data budget is spent, and why."""
+    def data_generation_plan(
+        context: AssetExecutionContext, teaching: TeachingHome, teacher: TeacherResource, state: EnvironmentState, config: GivenPlan
+    ) -> Output[DataGenerationPlan]:
+        """The policy's action: how this iteration's data budget is spent, and why (or the plan a gym step gave)."""
         domain, experiment, settings = _partition(context, teaching)
-        proposer = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)
-        chat = teacher.chat(domain.name, experiment=experiment, iteration=iteration, log=context.log.info)
         try:
-            plan = steps.data_generation_plan(state, settings, proposer, chat)
-        except PlanRefusedError as refused:  # the refusal and its reasons stay in policy_actions
+            if config.plan:
+                plan = steps.given_plan(state, settings, config.plan)
+            else:
+                proposer = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info)
+                chat = teacher.chat(domain.name, experiment=experiment, iteration=iteration, log=context.log.info)
+                plan = steps.data_generation_plan(state, settings, proposer, chat)
+        except PlanRefusedError as refused:  # the refusal and its reasons stay in policy_actions, under this partition
+            here = refused.plan.model_copy(update={"domain": domain.name, "experiment": experiment, "iteration": iteration})
             _write(teaching, "policy_actions", domain.name, experiment, iteration,
-                   pl.DataFrame(refused.plan.refusal_rows(refused.reasons), schema=TABLES["policy_actions"]))
+                   pl.DataFrame(here.refusal_rows(refused.reasons), schema=TABLES["policy_actions"]))
             raise
         _write(teaching, "policy_actions", domain.name, experiment, iteration, pl.DataFrame(plan.action_rows(), schema=TABLES["policy_actions"]))
         table = pl.DataFrame(plan.warehouse_rows()).select("skill", "parent_skill", "count", "rationale")

@@ -12,6 +12,12 @@ ENVIRONMENTS: dict[str, Environment] = {
     for environment in (OpenEndedEnvironment(), SkillListEnvironment(), SkillTreeEnvironment())
 }
 
+# The paper's LLM agents, one per environment (``policy: llm``); they ask the teacher's chat model.
+from dataenvgym_dagster.domain.environments.llm import LLM_POLICIES  # noqa: E402  (it imports the environments above)
+
+for _environment in ENVIRONMENTS.values():
+    _environment.policies = {**_environment.policies, "llm": LLM_POLICIES[_environment.name]}
+
 
 def get_environment(name: str) -> Environment:
     try:

@@ -58,5 +58,8 @@ class TeacherChat(Protocol):
     def complete(self, requests: Sequence[ChatRequest], reply_model: type[Reply]) -> list[ChatReply]:
         """One reply per request, in order."""
 
+    def reject(self, request: ChatRequest, prompt_hash: str, reply: str, reasons: Sequence[str]) -> None:
+        """Record that the caller refused a parsed reply (and why), beside the call's own record."""
+
     def usage(self) -> dict[str, float | int]:
         """Totals of the calls made so far (calls, cache hits, tokens, cost): for asset metadata."""

@@ -140,6 +140,16 @@ class OpenAIChat:
         )
         return [outcome.reply for outcome in ordered]
 
+    def reject(self, request: ChatRequest, prompt_hash: str, reply: str, reasons: Sequence[str]) -> None:
+        """Record in the ledger that a parsed reply was refused by its caller (outcome ``refused``), with the reply and why."""
+        record = CallRecord(
+            purpose=request.purpose, model=self.model, prompt_version=request.prompt_version,
+            prompt_hash=prompt_hash, outcome="refused",
+            error=self._redact(f"{'; '.join(reasons)} | reply: {reply}"),
+        )
+        self.ledger.record([record])
+        self.calls.append(record)
+
     def usage(self) -> dict[str, float | int]:
         """Totals over every call this client made: for asset metadata."""
         return summary(self.calls)

@@ -33,7 +33,8 @@ class CallRecord(BaseModel):
     latency_s: float = Field(0.0, description="Wall time from the first attempt to the last reply, seconds.")
     attempts: int = Field(0, description="HTTP requests made; 0 for a cache hit.")
     cache_hit: bool = False
-    outcome: str = Field("ok", description="ok, failed (transport gave up or status error) or unparsed (replies never parsed).")
+    outcome: str = Field("ok", description="ok, failed (transport gave up or status error), unparsed (replies never parsed) "
+                         "or refused (parsed, but the caller refused it: the reason and reply are in error).")
     error: str | None = None
     recorded_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
