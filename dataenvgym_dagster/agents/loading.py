@@ -94,6 +94,8 @@ def _check_name(name: str, builtins: list[str], group: str, kind: str, unknown: 
     if is_import_path(name):
         _split(name, kind)
         return
+    if name in builtins:
+        return  # listing entry points reads every installed distribution: only for names that need it
     plugins = installed(group)
     if name not in builtins and name not in plugins:
         raise ValueError(
