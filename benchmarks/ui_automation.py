@@ -44,6 +44,7 @@ def catalogue(kind: str, automated: bool) -> dict:
     # experiments are not kept, and `dataenvgym run` runs the first domain.
     domain = next(iter(raw["domains"]))
     raw["domains"] = {domain: raw["domains"][domain]}
+    raw.pop("suites", None)  # suites name the other domains and experiments
     return raw
 
 

@@ -73,25 +73,24 @@ class Daemon:
 
     def stop(self) -> None:
         """Stop the daemon and everything every start of it started (code servers, run workers)."""
-        for group in self.groups:
-            try:
-                os.killpg(group, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        self._signal_groups(signal.SIGTERM)
         if self.process is not None:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 pass
-        for group in self.groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        self._signal_groups(signal.SIGKILL)  # whatever did not stop (a run worker mid-step)
         if self.process is not None:
             self.process.wait(timeout=30)
         self.groups.clear()
         self.process = None
+
+    def _signal_groups(self, sig: signal.Signals) -> None:
+        for group in self.groups:
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                pass
 
     def wait_for(self, what: str, check: Callable[[], T | None], timeout_s: float = 600, poll_s: float = 0.2) -> T:
         """Poll ``check`` until it returns something truthy; fails naming ``what`` (and the daemon's log) on timeout or exit."""

@@ -18,12 +18,12 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import TickStatus
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from dataenvgym_dagster.asset_names import iteration_asset_name
 from dataenvgym_dagster.defs.automation import SENSOR as ADVANCE
 from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB
 from dataenvgym_dagster.defs.registration import SENSOR as REGISTER
+from dataenvgym_dagster.defs.turns import PENDING_STATUSES
 
 from .conftest import MICRO_CATALOG
 from .daemon import Daemon, prepare_home
@@ -103,7 +103,9 @@ def test_a_daemon_killed_mid_chain_and_restarted_launches_nothing_twice_and_fini
             daemon.kill(signal.SIGKILL)  # the daemon alone: its run worker goes on, as after a crash of the daemon
             daemon.start()
             daemon.wait_for("the chain's last asset", lambda: PARTITION in instance.get_materialized_partitions(last))
-            daemon.wait_for("no run in progress", lambda: not instance.get_runs(RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES))))
+            daemon.wait_for("no run queued or in progress", lambda: not instance.get_runs(RunsFilter(statuses=PENDING_STATUSES)))
+            time.sleep(3)  # a tick or more after the end: a sensor that relaunched would have done it by now
+            assert not instance.get_runs(RunsFilter(statuses=PENDING_STATUSES))
         finally:
             daemon.stop()
         runs = instance.get_runs()

@@ -114,6 +114,16 @@ def test_the_sensor_starts_an_automated_experiment_with_its_foundations_once(tmp
     assert isinstance(waiting, SkipReason) and "in progress" in waiting.skip_message
 
 
+@pytest.mark.parametrize("status", [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTED])
+def test_the_sensor_launches_nothing_for_a_partition_whose_run_is_queued_or_in_progress(tmp_path, status):
+    workspace = make_workspace(tmp_path, AUTOMATED)
+    workspace.run_foundations()
+    create_run_for_test(workspace.instance, job_name=TEACHING_LOOP_JOB, status=status,
+                        tags={"dagster/partition": "arithmetic|skill_list"})
+    waiting = evaluate_sensor(workspace)
+    assert isinstance(waiting, SkipReason) and "arithmetic|skill_list is queued or in progress" in waiting.skip_message
+
+
 def test_a_failed_iteration_stops_the_chain_with_the_reason(tmp_path):
     workspace = make_workspace(tmp_path, AUTOMATED)
     workspace.run_foundations()

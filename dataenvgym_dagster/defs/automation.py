@@ -33,7 +33,6 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from dataenvgym_dagster.defs.jobs import (
     DOMAIN_TAG,
@@ -47,6 +46,7 @@ from dataenvgym_dagster.defs.jobs import (
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
 from dataenvgym_dagster.defs.partitions import EXPERIMENTS, loop_partition_key, registered_experiments
 from dataenvgym_dagster.defs.registration import show_on_sensor_page, skip
+from dataenvgym_dagster.defs.turns import PENDING_STATUSES
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 from dataenvgym_dagster.experiments.registration import RELOAD, plan_registration
 
@@ -102,8 +102,8 @@ def next_step(
     for position, stage in enumerate(ordered):
         if _complete(instance, stage):
             continue
-        if _runs(instance, stage.partition, statuses=list(IN_PROGRESS_RUN_STATUSES), limit=1):
-            return SkipReason(f"{partition}: a run of {stage.partition} is in progress; waiting for it")
+        if _runs(instance, stage.partition, statuses=PENDING_STATUSES, limit=1):
+            return SkipReason(f"{partition}: a run of {stage.partition} is queued or in progress; waiting for it")
         latest = _runs(instance, stage.partition, limit=1)
         if latest and latest[0].status == DagsterRunStatus.FAILURE:
             return SkipReason(

@@ -35,7 +35,6 @@ from dagster import (
     asset,
     sensor,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from dataenvgym_dagster import leaderboard
 from dataenvgym_dagster.defs.automation import _runs, next_step
@@ -43,6 +42,7 @@ from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, run_experiment
 from dataenvgym_dagster.defs.loop.iterations import iteration_key
 from dataenvgym_dagster.defs.partitions import EXPERIMENTS, registered_experiments
 from dataenvgym_dagster.defs.resources import TeachingHome
+from dataenvgym_dagster.defs.turns import PENDING_STATUSES
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 from dataenvgym_dagster.experiments.config import CatalogError
 from dataenvgym_dagster.machinery.storage import replace_file
@@ -182,7 +182,7 @@ def _suite_sensor(name, loaded, groups, jobs, experiments_file, max_in_flight, i
         except (CatalogError, KeyError) as error:
             return SkipReason(f"suite {name} not run: {error}")
         finished = finished_partitions(context.instance, catalog)
-        in_progress = list(IN_PROGRESS_RUN_STATUSES)
+        in_progress = PENDING_STATUSES  # queued ones too: the queue will start them
         progress = SuiteProgress(total=len(pairs))
         candidates = []
         for domain, key in pairs:
