@@ -118,8 +118,15 @@ def test_the_sensor_starts_an_automated_experiment_with_its_foundations_once(tmp
 def test_the_sensor_launches_nothing_for_a_partition_whose_run_is_queued_or_in_progress(tmp_path, status):
     workspace = make_workspace(tmp_path, AUTOMATED)
     workspace.run_foundations()
-    create_run_for_test(workspace.instance, job_name=TEACHING_LOOP_JOB, status=status,
-                        tags={"dagster/partition": "arithmetic|skill_list"})
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    # A queued run carries where its job comes from (the queue launches it from there).
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__)),
+                                                    "__repository__"), TEACHING_LOOP_JOB)
+    run = create_run_for_test(workspace.instance, job_name=TEACHING_LOOP_JOB, status=status, remote_job_origin=origin,
+                              tags={"dagster/partition": "arithmetic|skill_list"})
+    assert workspace.instance.get_run_by_id(run.run_id).status == status
     waiting = evaluate_sensor(workspace)
     assert isinstance(waiting, SkipReason) and "arithmetic|skill_list is queued or in progress" in waiting.skip_message
 
