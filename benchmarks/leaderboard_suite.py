@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import yaml
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from dataenvgym_dagster import leaderboard
 from dataenvgym_dagster.definitions import build_definitions
@@ -76,6 +76,21 @@ def scaled_catalog(arguments: argparse.Namespace) -> dict:
     catalog = {"iterations": arguments.iterations, "domains": domains, "experiments": {}, "suites": {arguments.name: suite}}
     first = next(iter(SuiteSettings.model_validate(suite).experiments(arguments.name)))
     return {**catalog, "default_experiment": f"{first}_seed{arguments.seeds[0]}"}
+
+
+def run_seconds(instance: DagsterInstance, partitions: set[str]) -> dict[str, list[float]]:
+    """Whole-run wall time of each finished partition (``domain|experiment``), per domain: the seconds from
+    each of its Dagster runs' start to end, summed (a resumed partition has several). Not in the warehouse,
+    whose leaderboard has only the student's training seconds."""
+    seconds: dict[str, float] = {}
+    for record in instance.get_run_records(filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS])):
+        partition = record.dagster_run.tags.get("dagster/partition", "")
+        if partition in partitions and record.start_time and record.end_time:
+            seconds[partition] = seconds.get(partition, 0.0) + record.end_time - record.start_time
+    by_domain: dict[str, list[float]] = {}
+    for partition, total in sorted(seconds.items()):
+        by_domain.setdefault(partition.split("|", 1)[0], []).append(total)
+    return by_domain
 
 
 def main() -> None:
@@ -140,6 +155,11 @@ def main() -> None:
         f"{' with a head start' if arguments.head_start else ''} (scale: {arguments.scale or 'options'}); load average "
         f"{' '.join(f'{load:.2f}' for load in os.getloadavg())} at the end."
     )
+    walls = run_seconds(instance, set(progress.done))
+    print("Whole-run wall time per partition (Dagster run start to end), mean [min, max]: " + "; ".join(
+        f"{domain} {sum(values) / len(values):.0f} s [{min(values):.0f}, {max(values):.0f}] over {len(values)} runs"
+        for domain, values in walls.items()
+    ))
     print(f"HTML: dataenvgym leaderboard --suite {arguments.name} --format html (DATAENVGYM_HOME={home} DATAENVGYM_EXPERIMENTS={catalog_file})")
 
 

@@ -7,8 +7,9 @@ from dataenvgym_dagster.cli import main
 from dataenvgym_dagster.domain.arithmetic.domain import ARITHMETIC
 from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG, CatalogError, load_catalog
 from dataenvgym_dagster.loop.steps import pretraining_corpus
+from dataenvgym_dagster.machinery.warehouse import Warehouse
 
-from .conftest import MICRO_CATALOG, write_catalog
+from .conftest import MICRO_CATALOG, make_workspace, write_catalog
 
 
 def test_the_shipped_catalogue_is_valid_and_names_its_default():
@@ -110,3 +111,13 @@ def test_a_head_start_on_an_unknown_skill_or_beside_a_mixture_is_refused(tmp_pat
         load_catalog(_with_head_start(tmp_path, {"skills": ["addition/ten_digit"]}))
     with pytest.raises(CatalogError, match="both pretraining_mixture and head_start"):
         load_catalog(_with_head_start(tmp_path, {"skills": ["addition/one_digit"]}, pretraining_mixture={"two_step/mixed": 2}))
+
+
+def test_the_foundations_of_a_head_start_domain_pretrain_on_the_head_start(tmp_path):
+    domain = {**MICRO_CATALOG["domains"]["arithmetic"]}
+    domain["base_student"] = {**domain["base_student"], "head_start": {"skills": ["addition/one_digit"], "others_weight": 0.0}}
+    workspace = make_workspace(tmp_path, {"domains": {"arithmetic": domain}})
+    workspace.run_foundations()
+    with Warehouse(workspace.home).connect() as connection:
+        skills = connection.sql("SELECT DISTINCT skill FROM pretraining_corpus").fetchall()
+    assert skills == [("addition/one_digit",)]
