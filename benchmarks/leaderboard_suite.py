@@ -80,10 +80,10 @@ def scaled_catalog(arguments: argparse.Namespace) -> dict:
 
 def run_seconds(instance: DagsterInstance, partitions: set[str]) -> dict[str, list[float]]:
     """Whole-run wall time of each finished partition (``domain|experiment``), per domain: the seconds from
-    each of its Dagster runs' start to end, summed (a resumed partition has several). Not in the warehouse,
-    whose leaderboard has only the student's training seconds."""
+    each of its Dagster runs' start to end, failed ones included, summed (a resumed partition has several).
+    Not in the warehouse, whose leaderboard has only the student's training seconds."""
     seconds: dict[str, float] = {}
-    for record in instance.get_run_records(filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS])):
+    for record in instance.get_run_records(filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE])):
         partition = record.dagster_run.tags.get("dagster/partition", "")
         if partition in partitions and record.start_time and record.end_time:
             seconds[partition] = seconds.get(partition, 0.0) + record.end_time - record.start_time
