@@ -9,8 +9,7 @@ from dataenvgym_dagster.defs.loop.iterations import iteration_key
 from dataenvgym_dagster.defs.partitions import loop_partition_key
 from dataenvgym_dagster.defs.status import experiment_status
 
-from .conftest import MICRO_CATALOG, make_workspace
-from .test_tool_use_end_to_end import TOOL_USE_MICRO
+from .conftest import ARITHMETIC_EXPERIMENTS_OF_TWO_DOMAINS, make_workspace
 
 
 @pytest.mark.slow
@@ -31,13 +30,7 @@ def test_after_redoing_an_upstream_step_the_work_built_on_it_is_out_of_date_and_
     assert iteration_key(1, "generated_dataset") in loop.missing and iteration_key(2, "test_evaluation") in loop.missing
     assert loop.describe().startswith("arithmetic|skill_list: 3 out of date: it0_checkpoint, ")
     assert "never materialised: it1_skill_taxonomy, " in loop.describe()
-
-
-# A second domain the experiment does not run on: Dagster counts arithmetic|skill_list and tool_use|skill_list.
-ONE_OF_TWO_DOMAINS = {
-    "domains": {**MICRO_CATALOG["domains"], "tool_use": TOOL_USE_MICRO["domains"]["tool_use"]},
-    "experiments": {"skill_list": {**MICRO_CATALOG["experiments"]["skill_list"], "domains": ["arithmetic"]}},
-}
+    assert loop.why()[0] == "  it0_checkpoint: its input base_student was materialised after it"
 
 
 def tick_with_cursor(workspace, cursor: str | None = None):
@@ -48,7 +41,7 @@ def tick_with_cursor(workspace, cursor: str | None = None):
 
 @pytest.mark.slow
 def test_after_redoing_iteration_0_the_up_to_date_check_of_iteration_1_warns_and_names_the_newer_input(tmp_path):
-    workspace = make_workspace(tmp_path, ONE_OF_TWO_DOMAINS)
+    workspace = make_workspace(tmp_path, ARITHMETIC_EXPERIMENTS_OF_TWO_DOMAINS)  # skill_list is registered, not tool_use|skill_list
     workspace.run_foundations()
     assert workspace.run_loop(asset_selection=[*workspace.defs.resolve_job_def("iteration_0_job").asset_layer.executable_asset_keys,
                                                *workspace.defs.resolve_job_def("iteration_1_job").asset_layer.executable_asset_keys]).success

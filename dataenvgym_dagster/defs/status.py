@@ -37,6 +37,10 @@ class PartitionStatus:
             parts.append(f"{len(self.missing)} never materialised: {', '.join(k.to_user_string() for k in self.missing)}")
         return f"{self.partition}: " + "; ".join(parts)
 
+    def why(self) -> list[str]:
+        """One line per out-of-date asset: which input is newer, or is itself out of date."""
+        return [f"  {key.to_user_string()}: {self.causes[key]}" for key in self.stale]
+
 
 def partition_status(defs: Definitions | RepositoryDefinition, instance: DagsterInstance, job: str, partition) -> PartitionStatus:
     plan = plan_job(defs, instance, job, partition)
