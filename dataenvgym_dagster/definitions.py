@@ -1,4 +1,5 @@
-"""The code location: assembles assets, checks, resources, jobs, the registration, automation and up-to-date sensors and schedules. Nothing else lives here."""
+"""The code location: assembles assets, checks, resources, jobs, sensors (registration, automation, up to date) and
+schedules. Nothing else lives here."""
 
 from __future__ import annotations
 

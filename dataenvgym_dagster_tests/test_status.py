@@ -1,5 +1,6 @@
-"""`dataenvgym status`: what is missing or out of date for the partitions the catalogue runs (the UI counts
-every domain × experiment pair as a partition and marks no partitioned asset stale)."""
+"""`dataenvgym status`: what is missing or out of date for the partitions the catalogue runs (Dagster's UI counts
+every domain × experiment pair as a partition and marks no partitioned asset stale), and the same answer in the UI:
+each asset's `up_to_date` check, evaluated by the report_up_to_date sensor."""
 
 import pytest
 from dagster import AssetCheckSeverity, SkipReason, build_sensor_context
@@ -41,10 +42,11 @@ def tick_with_cursor(workspace, cursor: str | None = None):
 
 @pytest.mark.slow
 def test_after_redoing_iteration_0_the_up_to_date_check_of_iteration_1_warns_and_names_the_newer_input(tmp_path):
-    workspace = make_workspace(tmp_path, ARITHMETIC_EXPERIMENTS_OF_TWO_DOMAINS)  # skill_list is registered, not tool_use|skill_list
+    # skill_list runs on arithmetic only; Dagster counts tool_use|skill_list as a partition too.
+    workspace = make_workspace(tmp_path, ARITHMETIC_EXPERIMENTS_OF_TWO_DOMAINS)
     workspace.run_foundations()
-    assert workspace.run_loop(asset_selection=[*workspace.defs.resolve_job_def("iteration_0_job").asset_layer.executable_asset_keys,
-                                               *workspace.defs.resolve_job_def("iteration_1_job").asset_layer.executable_asset_keys]).success
+    jobs = {t: workspace.defs.resolve_job_def(f"iteration_{t}_job") for t in (0, 1)}
+    assert workspace.run_loop(asset_selection=[key for t in (0, 1) for key in jobs[t].asset_layer.executable_asset_keys]).success
 
     reported, cursor = tick_with_cursor(workspace)
     checks = {event.asset_key.to_user_string(): event for event in reported.asset_events}
@@ -58,16 +60,18 @@ def test_after_redoing_iteration_0_the_up_to_date_check_of_iteration_1_warns_and
     assert cursor.endswith(": every asset up to date")  # what the sensor's page shows
     assert isinstance(tick_with_cursor(workspace, cursor)[0], SkipReason)  # nothing new: not evaluated again
 
-    iteration_0 = workspace.defs.resolve_job_def("iteration_0_job")
-    assert iteration_0.execute_in_process(partition_key=loop_partition_key("arithmetic", "skill_list"), instance=workspace.instance).success
+    redone = jobs[0].execute_in_process(partition_key=loop_partition_key("arithmetic", "skill_list"), instance=workspace.instance)
+    assert redone.success
 
     reported, cursor = tick_with_cursor(workspace, cursor)
     checks = {event.asset_key.to_user_string(): event for event in reported.asset_events}
-    failed = {key for key, event in checks.items() if not event.passed}
-    assert failed == {"it1_env_state", "it1_data_plan", "it1_generated_data", "it1_checkpoint", "it1_val_eval", "it1_test_eval"}
+    assert {key for key, event in checks.items() if not event.passed} == {"it1_env_state", "it1_data_plan", "it1_generated_data", "it1_checkpoint", "it1_val_eval", "it1_test_eval"}
     assert checks["it1_env_state"].severity == AssetCheckSeverity.WARN
-    assert checks["it1_env_state"].description.startswith("out of date in arithmetic|skill_list: its input it0_val_eval was materialised after it")
-    assert checks["it1_checkpoint"].metadata["out of date"].value == "arithmetic|skill_list: its input it0_checkpoint was materialised after it"
-    assert checks["it1_data_plan"].metadata["out of date"].value == "arithmetic|skill_list: its input it1_env_state is to be redone"
+    assert checks["it1_env_state"].description.startswith(
+        "out of date in arithmetic|skill_list: its input it0_val_eval was materialised after it"
+    )
+    out_of_date = {key: event.metadata["out of date"].value for key, event in checks.items() if not event.passed}
+    assert out_of_date["it1_checkpoint"] == "arithmetic|skill_list: its input it0_checkpoint was materialised after it"
+    assert out_of_date["it1_data_plan"] == "arithmetic|skill_list: its input it1_env_state is to be redone"
     assert checks["it1_skill_taxonomy"].passed  # built from the benchmark only, which did not change
-    assert cursor.endswith(": out of date: it1_env_state, it1_data_plan, it1_generated_data, it1_checkpoint, it1_test_eval, it1_val_eval")
+    assert cursor.endswith(": out of date: " + ", ".join(out_of_date))  # in graph order, on the sensor's page

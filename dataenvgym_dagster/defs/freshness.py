@@ -11,7 +11,8 @@ partition out of date fails the check with a warning, which the graph node and t
 The ``report_up_to_date`` sensor evaluates the checks outside any run, after every new
 materialisation (or newly registered experiment), so re-running iteration 0 marks iteration 1's
 assets at once; "Execute" on a check re-evaluates it in a run of its own. No job runs these
-checks; a run that materialises selected assets (Dagster adds their checks to it) leaves them to the sensor.
+checks; a run that materialises selected assets (Dagster adds their checks to it) leaves them to the
+sensor.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -115,11 +116,11 @@ def up_to_date(repository: RepositoryDefinition, instance: DagsterInstance, cata
                 out_of_date.setdefault(key, {})[status.partition] = status.causes[key]
     pairs_counted = len(catalog.domains) * len(registered_experiments(instance))
     loop = repository.get_job(TEACHING_LOOP_JOB).asset_layer.executable_asset_keys
+    checked = {check.asset_key for check in repository.asset_graph.asset_check_keys if check.name == CHECK}
     return [
-        UpToDate(key, partitions, missing.get(key, []), out_of_date.get(key, {}), pairs_counted if key in loop else None)
+        UpToDate(key, valid[key], missing.get(key, []), out_of_date.get(key, {}), pairs_counted if key in loop else None)
         for key in repository.asset_graph.toposorted_asset_keys  # graph order: iteration 0 before 1
-        if key in valid and AssetCheckKey(key, CHECK) in repository.asset_graph.asset_check_keys
-        for partitions in [valid[key]]
+        if key in valid and key in checked
     ]
 
 

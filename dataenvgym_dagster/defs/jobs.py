@@ -105,7 +105,11 @@ def _latest_storage_id(instance: DagsterInstance, key: AssetKey, partition: str)
 
 
 def plan_job(
-    defs: Definitions | RepositoryDefinition, instance: DagsterInstance, job: str, partition: str | MultiPartitionKey, force: bool = False
+    defs: Definitions | RepositoryDefinition,
+    instance: DagsterInstance,
+    job: str,
+    partition: str | MultiPartitionKey,
+    force: bool = False,
 ) -> Plan:
     """The assets of ``job`` to materialise for ``partition``: missing ones, those older than an input
     (materialised before it), and everything downstream of those. ``force``: all of them.
@@ -133,7 +137,8 @@ def plan_job(
             causes[key] = NEVER_MATERIALISED
             continue
         # An input materialised after it is the first cause to name; else an input that is itself redone.
-        newer = [parent for parent in parents if (latest.get(parent) or _latest_storage_id(instance, parent, partition_of(parent)) or 0) > own]
+        theirs = {parent: latest.get(parent) or _latest_storage_id(instance, parent, partition_of(parent)) for parent in parents}
+        newer = [parent for parent in parents if (theirs[parent] or 0) > own]
         redone = [parent for parent in parents if parent in causes]
         if newer:
             causes[key] = f"its input {newer[0].to_user_string()} was materialised after it"
