@@ -3,7 +3,9 @@ every domain × experiment pair as a partition and marks no partitioned asset st
 each asset's `up_to_date` check, evaluated by the report_up_to_date sensor."""
 
 import pytest
-from dagster import AssetCheckSeverity, SkipReason, build_sensor_context
+from dagster import AssetCheckSeverity, DagsterRunStatus, SkipReason, build_sensor_context
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.utils import make_new_run_id
 
 from dataenvgym_dagster.defs import freshness
 from dataenvgym_dagster.defs.loop.iterations import iteration_key
@@ -62,6 +64,12 @@ def test_after_redoing_iteration_0_the_up_to_date_check_of_iteration_1_warns_and
 
     redone = jobs[0].execute_in_process(partition_key=loop_partition_key("arithmetic", "skill_list"), instance=workspace.instance)
     assert redone.success
+
+    # While a run is in progress the evaluation waits for it, rather than compete with it for the cores.
+    in_progress = workspace.instance.add_run(DagsterRun(job_name="iteration_1_job", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED))
+    waiting, unchanged = tick_with_cursor(workspace, cursor)
+    assert isinstance(waiting, SkipReason) and "in progress" in waiting.skip_message and unchanged == cursor
+    workspace.instance.delete_run(in_progress.run_id)
 
     reported, cursor = tick_with_cursor(workspace, cursor)
     checks = {event.asset_key.to_user_string(): event for event in reported.asset_events}
