@@ -80,8 +80,9 @@ benchmark: install  ## stage timings of the default experiment, then what a stat
 table2: install  ## every environment with and without state, 3 seeds each (about 25 minutes)
 	$(PYTHON) benchmarks/environments_table.py
 
-leaderboard: install  ## the table2 suite scaled down (3 domains x 3 environments x 3 agents x 3 seeds, budget 4000, 2 iterations; hours on 2 cores), then its leaderboard
-	$(PYTHON) benchmarks/leaderboard_suite.py
+LEADERBOARD_OPTIONS ?= --scale small
+leaderboard: install  ## the table2 suite at the measured small scale (3 domains x 3 environments x 3 agents x 3 seeds, budget 500, 1 iteration), then its leaderboard; LEADERBOARD_OPTIONS="--scale small --head-start" for the changed environment
+	$(PYTHON) benchmarks/leaderboard_suite.py $(LEADERBOARD_OPTIONS)
 
 teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server
 	$(PYTHON) benchmarks/teacher_throughput.py

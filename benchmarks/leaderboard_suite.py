@@ -7,8 +7,14 @@ writes that catalogue into its own home and runs the suite there through Dagster
 already finished in that home are skipped, so an interrupted run resumes). Then prints the
 leaderboard of the suite as Markdown, with the machine and the time it took.
 
-    .venv/bin/python benchmarks/leaderboard_suite.py [--domains arithmetic code tool_use] [--seeds 0 1 2]
-        [--budget 4000] [--iterations 2] [--per-skill 20] [--agents learnable uniform negative_control]
+    .venv/bin/python benchmarks/leaderboard_suite.py [--scale small] [--head-start] [--domains arithmetic code tool_use]
+        [--seeds 0 1 2] [--budget 4000] [--iterations 2] [--per-skill 20] [--agents learnable uniform negative_control]
+
+``--scale small`` is the grid measured in docs/leaderboard.md (each option given after it still
+wins). ``--head-start`` changes the environment, not the agents: each domain's base student is
+pretrained only on the skills the shipped mixture weights most (weight >= 2; the others barely,
+``head_start`` in the catalogue), so it starts out mastering some skills and not others; such a
+run keeps its own home (``<home>-head-start``), as its foundations differ.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import time
 from pathlib import Path
 
 import yaml
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from dataenvgym_dagster import leaderboard
 from dataenvgym_dagster.definitions import build_definitions
@@ -31,6 +37,20 @@ from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 SUITE = "table2"  # the shipped catalogue's suite this benchmark scales down
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# Named scales: the settings of a published measurement, so that it can be run again exactly.
+SCALES = {
+    # docs/leaderboard.md: 81 runs (3 domains x 3 environments x 3 agents x 3 seeds) in about an hour on 2 shared CPUs.
+    "small": {"budget": 500, "iterations": 1, "per_skill": 20, "pretraining": 8000},
+}
+HEAD_START_WEIGHT = 2.0  # skills the shipped mixture weights at least this much get the head start
+
+
+def head_start(settings: dict) -> dict:
+    """The domain's base student with a head start on the skills its shipped mixture weights most."""
+    mixture = settings["pretraining_mixture"]
+    skills = [skill for skill, weight in mixture.items() if weight >= HEAD_START_WEIGHT]
+    base = {key: value for key, value in settings.items() if key != "pretraining_mixture"}
+    return {**base, "head_start": {"skills": skills}}
 
 
 def scaled_catalog(arguments: argparse.Namespace) -> dict:
@@ -42,6 +62,8 @@ def scaled_catalog(arguments: argparse.Namespace) -> dict:
         settings = raw["domains"][name]
         benchmark = {**settings["benchmark"], "validation_per_skill": arguments.per_skill, "test_per_skill": arguments.per_skill}
         base = {**settings["base_student"], "pretraining_examples": min(settings["base_student"]["pretraining_examples"], arguments.pretraining)}
+        if arguments.head_start:
+            base = head_start(base)
         domains[name] = {**settings, "benchmark": benchmark, "base_student": base, "default_experiment": None}
     shared = {**suite["settings"], "data_budget": arguments.budget}
     if arguments.replay_fraction is not None:  # how much of each iteration's training data is replay, not the agent's
@@ -56,8 +78,28 @@ def scaled_catalog(arguments: argparse.Namespace) -> dict:
     return {**catalog, "default_experiment": f"{first}_seed{arguments.seeds[0]}"}
 
 
+def run_seconds(instance: DagsterInstance, partitions: set[str]) -> dict[str, list[float]]:
+    """Whole-run wall time of each finished partition (``domain|experiment``), per domain: the seconds from
+    each of its Dagster runs' start to end, failed ones included, summed (a resumed partition has several).
+    Not in the warehouse, whose leaderboard has only the student's training seconds."""
+    seconds: dict[str, float] = {}
+    for record in instance.get_run_records(filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE])):
+        partition = record.dagster_run.tags.get("dagster/partition", "")
+        if partition in partitions and record.start_time and record.end_time:
+            seconds[partition] = seconds.get(partition, 0.0) + record.end_time - record.start_time
+    by_domain: dict[str, list[float]] = {}
+    for partition, total in sorted(seconds.items()):
+        by_domain.setdefault(partition.split("|", 1)[0], []).append(total)
+    return by_domain
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=sorted(SCALES), default=None, help="a named scale (options given too still win)")
+    parser.add_argument(
+        "--head-start", action="store_true",
+        help="change the environment: base students pretrained on their most-weighted skills only (see above)",
+    )
     parser.add_argument("--domains", nargs="+", default=["arithmetic", "code", "tool_use"])
     parser.add_argument("--environments", nargs="+", default=None, help="default: the suite's (all three)")
     parser.add_argument("--agents", nargs="+", default=None, help="default: the suite's")
@@ -81,9 +123,14 @@ def main() -> None:
         "the table still shows every finished run of the suite",
     )
     parser.add_argument("--home", type=Path, default=default_home() / "benchmarks" / "leaderboard")
+    scale, _ = parser.parse_known_args()
+    if scale.scale:
+        parser.set_defaults(**SCALES[scale.scale])
     arguments = parser.parse_args()
 
     home = arguments.home.absolute()
+    if arguments.head_start:
+        home = home.with_name(f"{home.name}-head-start")
     home.mkdir(parents=True, exist_ok=True)
     catalog_file = home / "experiments.yaml"
     catalog_file.write_text(yaml.safe_dump(scaled_catalog(arguments), sort_keys=False))
@@ -104,8 +151,15 @@ def main() -> None:
         f"\nSuite {arguments.name}: {len(progress.done)}/{progress.total} partitions, {len(progress.failed)} failed; this run took "
         f"{elapsed / 60:.1f} min on {platform.machine()} with {os.cpu_count()} CPUs ({platform.processor() or platform.platform()}). "
         f"Budget {arguments.budget} per iteration, {arguments.iterations} iterations, {arguments.per_skill} validation and "
-        f"test examples per skill, base students pretrained on at most {arguments.pretraining} examples."
+        f"test examples per skill, base students pretrained on at most {arguments.pretraining} examples"
+        f"{' with a head start' if arguments.head_start else ''} (scale: {arguments.scale or 'options'}); load average "
+        f"{' '.join(f'{load:.2f}' for load in os.getloadavg())} at the end."
     )
+    walls = run_seconds(instance, set(progress.done))
+    print("Whole-run wall time per partition (Dagster run start to end), mean [min, max]: " + "; ".join(
+        f"{domain} {sum(values) / len(values):.0f} s [{min(values):.0f}, {max(values):.0f}] over {len(values)} runs"
+        for domain, values in walls.items()
+    ))
     print(f"HTML: dataenvgym leaderboard --suite {arguments.name} --format html (DATAENVGYM_HOME={home} DATAENVGYM_EXPERIMENTS={catalog_file})")
 
 

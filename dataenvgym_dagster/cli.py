@@ -93,7 +93,8 @@ def compare(domain: str | None) -> int:
 
 
 def status() -> int:
-    """What is missing or out of date for each partition the catalogue runs (the UI counts invalid pairs too)."""
+    """What is missing or out of date for each partition the catalogue runs (the UI counts invalid pairs too), and
+    for each out-of-date asset the input that is newer (what each asset's up_to_date check shows in the UI)."""
     from dataenvgym_dagster.definitions import build_definitions
     from dataenvgym_dagster.defs.status import experiment_status
     from dataenvgym_dagster.experiments import load_catalog
@@ -101,7 +102,7 @@ def status() -> int:
     home = default_home()
     catalog = load_catalog()
     for line in experiment_status(build_definitions(catalog, str(home)), _instance(home), catalog):
-        print(line.describe())
+        print("\n".join([line.describe(), *line.why()]))
     return 0
 
 

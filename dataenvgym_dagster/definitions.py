@@ -1,4 +1,5 @@
-"""The code location: assembles assets, resources, jobs, the registration and automation sensors and schedules. Nothing else lives here."""
+"""The code location: assembles assets, checks, resources, jobs, sensors (registration, automation, up to date) and
+schedules. Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from dagster import Definitions
 
-from dataenvgym_dagster.defs import deployment, terminal
+from dataenvgym_dagster.defs import deployment, freshness, terminal
 from dataenvgym_dagster.defs.automation import advance_experiments_sensor
 from dataenvgym_dagster.defs.descriptions import with_descriptions
 from dataenvgym_dagster.defs.jobs import TEACHING_LOOP_JOB, jobs
@@ -41,19 +42,22 @@ def build_definitions(
     for iteration in range(catalog.iterations + 1):
         assets += iteration_assets(iteration, catalog)
     assets = with_descriptions(assets, catalog)
-    job_defs = jobs(catalog)
     groups: dict[str, list] = {}
     for definition in assets:
         for key in definition.keys:
             groups.setdefault(definition.group_names_by_key[key], []).append(key)
+    keys = [key for definition in assets for key in definition.keys]
+    job_defs = jobs(catalog, evaluated_apart=freshness.check_keys(keys))  # the sensor evaluates them, not the runs
     teaching_loop = next(job for job in job_defs if job.name == TEACHING_LOOP_JOB)
     return Definitions(
         assets=[*assets, leaderboard_report],
+        asset_checks=[freshness.up_to_date_checks(catalog, keys)],
         jobs=job_defs,
         # Both re-read the catalogue file at each tick: new experiments need no restart.
         sensors=[
             register_experiments_sensor(catalog, experiments_file),
             advance_experiments_sensor(catalog, groups, job_defs, experiments_file),
+            freshness.report_up_to_date_sensor(catalog, keys),  # marks out-of-date partitions in the UI
             *suite_sensors(catalog, groups, job_defs, experiments_file),  # stopped until started in the UI
         ],
         schedules=experiment_schedules(catalog, teaching_loop),

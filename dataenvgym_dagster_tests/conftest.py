@@ -97,6 +97,28 @@ def _homes_outside_the_working_tree(tmp_path_factory: pytest.TempPathFactory):
             os.environ[name] = value
 
 
+# A micro tool-use domain: a second domain, for runs on it and for partitions an experiment does not run.
+TOOL_USE_DOMAIN = {
+    "benchmark": {"validation_per_skill": 2, "test_per_skill": 2, "seed": 0},
+    "student": {"generation": {"max_new_tokens": 56, "batch_size": 64}},
+    "base_student": {
+        "architecture": {
+            "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "max_position_embeddings": 256,
+        },
+        "tokenizer_vocab_size": 256,
+        "pretraining_examples": 300,
+        "training": MICRO_TRAINING,
+    },
+}
+# Two domains, and experiments that run on arithmetic only: Dagster counts both domains × each experiment
+# as partitions, of which only the arithmetic ones are the catalogue's (valid) pairs.
+ARITHMETIC_EXPERIMENTS_OF_TWO_DOMAINS = {
+    "domains": {**MICRO_CATALOG["domains"], "tool_use": TOOL_USE_DOMAIN},
+    "experiments": {name: {**settings, "domains": ["arithmetic"]} for name, settings in MICRO_CATALOG["experiments"].items()},
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """vLLM's tests run where vLLM is installed (.venv-vllm, by `make test-vllm`); elsewhere they say where."""
     if importlib.util.find_spec("vllm") is not None:

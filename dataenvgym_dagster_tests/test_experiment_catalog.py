@@ -1,9 +1,15 @@
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
 from dataenvgym_dagster.cli import main
+from dataenvgym_dagster.domain.arithmetic.domain import ARITHMETIC
 from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG, CatalogError, load_catalog
+from dataenvgym_dagster.loop.steps import pretraining_corpus
+from dataenvgym_dagster.machinery.warehouse import Warehouse
 
-from .conftest import write_catalog
+from .conftest import MICRO_CATALOG, make_workspace, write_catalog
 
 
 def test_the_shipped_catalogue_is_valid_and_names_its_default():
@@ -75,3 +81,43 @@ def test_yaml_anchors_under_x_keys_are_allowed_for_shared_settings(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(write_catalog(tmp_path / "base.yaml").read_text() + "x-shared: &shared {data_budget: 7}\n")
     assert load_catalog(path).experiments["skill_list"].data_budget == 96
+
+
+def _with_head_start(tmp_path, head_start: dict, **base_student) -> Path:
+    domain = {**MICRO_CATALOG["domains"]["arithmetic"]}
+    domain["base_student"] = {**domain["base_student"], **base_student, "head_start": head_start}
+    return write_catalog(tmp_path / "c.yaml", {"domains": {"arithmetic": domain}})
+
+
+def test_a_head_start_pretrains_the_base_student_on_its_skills_and_barely_on_the_others(tmp_path):
+    head = ["addition/one_digit", "comparison/two_digit"]
+    catalog = load_catalog(_with_head_start(tmp_path, {"skills": head, "others_weight": 0.05}))
+    corpus = pretraining_corpus(ARITHMETIC, catalog.domains["arithmetic"].base_student)
+    counts = Counter(corpus["skill"])
+    others = len(ARITHMETIC.taxonomy.skills) - len(head)
+    # weights 1, 1 and 0.05 x 10: the head start holds 2 / 2.5 of the corpus, about 320 of its 400 examples
+    assert sum(counts[skill] for skill in head) / len(corpus) == pytest.approx(2 / (2 + 0.05 * others), abs=0.05)
+    assert set(counts) == set(ARITHMETIC.taxonomy.skills)  # the others are seen a little: their words are in the tokenizer
+
+
+def test_without_a_head_start_the_corpus_is_the_shipped_mixture_unchanged(tmp_path):
+    settings = load_catalog(write_catalog(tmp_path / "c.yaml")).domains["arithmetic"].base_student
+    assert settings.head_start is None
+    assert settings.mixture(["addition/one_digit", "two_step/mixed"]) == {"addition/one_digit": 1.0, "two_step/mixed": 1.0}
+
+
+def test_a_head_start_on_an_unknown_skill_or_beside_a_mixture_is_refused(tmp_path):
+    with pytest.raises(CatalogError, match=r"head_start.skills names unknown skills \['addition/ten_digit'\]; arithmetic's skills are"):
+        load_catalog(_with_head_start(tmp_path, {"skills": ["addition/ten_digit"]}))
+    with pytest.raises(CatalogError, match="both pretraining_mixture and head_start"):
+        load_catalog(_with_head_start(tmp_path, {"skills": ["addition/one_digit"]}, pretraining_mixture={"two_step/mixed": 2}))
+
+
+def test_the_foundations_of_a_head_start_domain_pretrain_on_the_head_start(tmp_path):
+    domain = {**MICRO_CATALOG["domains"]["arithmetic"]}
+    domain["base_student"] = {**domain["base_student"], "head_start": {"skills": ["addition/one_digit"], "others_weight": 0.0}}
+    workspace = make_workspace(tmp_path, {"domains": {"arithmetic": domain}})
+    workspace.run_foundations()
+    with Warehouse(workspace.home).connect() as connection:
+        skills = connection.sql("SELECT DISTINCT skill FROM pretraining_corpus").fetchall()
+    assert skills == [("addition/one_digit",)]

@@ -190,7 +190,9 @@ def test_a_plan_written_as_a_python_literal_like_mnms_plan_str_parses():
 
 
 def test_an_unparsable_completion_scores_zero_with_verdict_unparsable():
-    for completion in ("", "I would detect the objects", '[["object detection", "image"', "[1, 2]", "{}"):
+    # The last: a tiny student's completion from the leaderboard suite, a list where an argument name goes
+    # (it once crashed the evaluation with TypeError: unhashable type: 'list').
+    for completion in ("", "I would detect the objects", '[["object detection", "image"', "[1, 2]", "{}", '[["count", ["objects"]]]'):
         result = score(DETECT_COUNT, completion)
         assert (result.value, result.verdict, result.extracted) == (0.0, "unparsable", "")
         gold_only = {"argname_gold": 2.0, "tool_gold:object detection": 1.0, "tool_gold:count": 1.0}

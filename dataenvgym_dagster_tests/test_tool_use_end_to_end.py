@@ -8,27 +8,13 @@ import pytest
 
 from dataenvgym_dagster.domain.tool_use.scoring import METRICS
 from dataenvgym_dagster.machinery.warehouse import Warehouse
-from dataenvgym_dagster_tests.conftest import MICRO_CATALOG, MICRO_TRAINING, make_workspace
+from dataenvgym_dagster_tests.conftest import MICRO_CATALOG, TOOL_USE_DOMAIN, make_workspace
 
 pytestmark = pytest.mark.slow
 
 TOOL_USE_MICRO = {
     "iterations": 1,
-    "domains": {
-        "tool_use": {
-            "benchmark": {"validation_per_skill": 2, "test_per_skill": 2, "seed": 0},
-            "student": {"generation": {"max_new_tokens": 56, "batch_size": 64}},
-            "base_student": {
-                "architecture": {
-                    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                    "max_position_embeddings": 256,
-                },
-                "tokenizer_vocab_size": 256,
-                "pretraining_examples": 300,
-                "training": MICRO_TRAINING,
-            },
-        }
-    },
+    "domains": {"tool_use": TOOL_USE_DOMAIN},
     "experiments": {"skill_list": MICRO_CATALOG["experiments"]["skill_list"]},
 }
 

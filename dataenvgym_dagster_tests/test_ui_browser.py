@@ -23,7 +23,7 @@ from dagster import DagsterInstance
 
 from dataenvgym_dagster.cli import INSTANCE_SETTINGS
 
-from .conftest import write_catalog
+from .conftest import ARITHMETIC_EXPERIMENTS_OF_TWO_DOMAINS, write_catalog
 
 pytestmark = [pytest.mark.slow, pytest.mark.ui]
 
@@ -48,7 +48,8 @@ def free_port() -> int:
 @pytest.fixture
 def dagster_dev(tmp_path):
     """`dg dev` (webserver + daemon), as `make ui` starts it, over a micro home; its URL."""
-    catalog_file = write_catalog(tmp_path / "experiments.yaml")
+    # Two domains, experiments on arithmetic only: Dagster counts partitions the catalogue never runs.
+    catalog_file = write_catalog(tmp_path / "experiments.yaml", ARITHMETIC_EXPERIMENTS_OF_TWO_DOMAINS)
     home = tmp_path / "home"
     (home / "dagster").mkdir(parents=True)
     (home / "dagster" / "dagster.yaml").write_text(TEST_INSTANCE_SETTINGS)
@@ -133,6 +134,25 @@ def launch_from_job_page(page, url: str, job: str, partition: list[str]) -> str:
     return run_id
 
 
+def shown_after_reloads(page, url: str, text: str, timeout: float = 120) -> None:
+    """Open ``url`` until ``text`` is on it: what a sensor reports after a run appears within seconds, and
+    an asset's check tab does not refresh itself."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.goto(url)
+        try:
+            page.get_by_text(text).first.wait_for(timeout=10_000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's timeout; retried until the deadline
+            assert time.monotonic() < deadline, f"{text!r} not shown on {url} within {timeout} s"
+
+
+def graph_node(page, name: str):
+    """The asset graph's node for ``name``: the innermost box holding both its name and its "Asset checks" row."""
+    holds = f".//text()[normalize-space(.)='{name}'] and .//text()[normalize-space(.)='Asset checks']"
+    return page.locator(f"xpath=//div[{holds}][not(.//div[{holds}])]").first
+
+
 def test_the_ui_walkthrough_launches_only_what_it_says_and_shows_readable_assets(dagster_dev):
     from playwright.sync_api import expect, sync_playwright
 
@@ -175,15 +195,38 @@ def test_the_ui_walkthrough_launches_only_what_it_says_and_shows_readable_assets
         expect(plot).to_be_visible()
         assert plot.get_attribute("src").startswith("data:image/png;base64,")
         assert plot.evaluate("image => image.naturalWidth") > 100  # a decoded picture, not a broken link
+
+        # What is really missing: the up_to_date check counts the catalogue's partitions only (Dagster's own
+        # counts include tool_use|skill_list and tool_use|skill_list_no_state, which no experiment runs).
+        checks = f"{url}/assets/it0_test_eval?view=checks"
+        shown_after_reloads(page, checks, "1 of 2 valid partitions materialised, none older than its inputs")
+        expect(page.get_by_text("arithmetic|skill_list_no_state", exact=True)).to_be_visible()  # never materialised
+        expect(page.get_by_text(re.compile(r"^2 of the 4 domain × experiment partitions Dagster counts"))).to_be_visible()
+        screenshot(page, "up_to_date_counts")
+
+        # Out-of-date work: iteration 1 built, then iteration 0 redone; iteration 1 is marked in the graph and on its page.
+        iteration_1 = launch_from_job_page(page, url, "iteration_1_job", ["arithmetic", "skill_list"])
+        shown_after_reloads(page, f"{url}/assets/it1_env_state?view=checks", "none older than its inputs")
+        redone = launch_from_job_page(page, url, "iteration_0_job", ["arithmetic", "skill_list"])
+        shown_after_reloads(
+            page, f"{url}/assets/it1_env_state?view=checks",
+            "out of date in arithmetic|skill_list: its input it0_val_eval was materialised after it",
+        )
+        expect(page.get_by_text("Failed", exact=True).first).to_be_visible()  # with a warning's triangle: severity WARN
+        screenshot(page, "it1_env_state_out_of_date")
+        page.goto(f"{url}/assets/it1_env_state?view=lineage")  # zoomed in: each node shows its checks
+        for name, passed in (("it1_env_state", "0 / 1 Passed"), ("it1_data_plan", "0 / 1 Passed"), ("it1_skill_taxonomy", "1 / 1 Passed")):
+            expect(graph_node(page, name).get_by_text(passed)).to_be_visible()  # out of date: its check does not pass
+        screenshot(page, "it1_env_state_lineage")
         browser.close()
     text = log.read_text()
     assert "SupersessionWarning" not in text and "BetaWarning" not in text
     assert "Checking for new runs for sensor" not in text  # sensor ticks are in the UI, not every 15 s in the terminal
-    # The walkthrough launched two runs, named after their jobs, and no backfill of every partition.
+    # The walkthrough launched its four runs, named after their jobs, and no backfill of every partition.
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
         runs = {run.run_id[:8]: run for run in instance.get_runs()}
-        assert set(runs) == {foundations, iteration_0}
+        assert set(runs) == {foundations, iteration_0, iteration_1, redone}
         assert runs[foundations].job_name == "foundations_job" and runs[foundations].tags["dagster/partition"] == "arithmetic"
-        assert runs[iteration_0].job_name == "iteration_0_job"
-        assert runs[iteration_0].tags["dagster/partition"] == "arithmetic|skill_list"
+        assert [runs[run].job_name for run in (iteration_0, iteration_1, redone)] == ["iteration_0_job", "iteration_1_job", "iteration_0_job"]
+        assert {runs[run].tags["dagster/partition"] for run in (iteration_0, iteration_1, redone)} == {"arithmetic|skill_list"}
         assert instance.get_backfills() == []

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import socket
 from contextlib import nullcontext
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     AssetRecordsFilter,
     AssetSelection,
@@ -22,6 +23,7 @@ from dagster import (
     Definitions,
     ExecuteInProcessResult,
     MultiPartitionKey,
+    RepositoryDefinition,
     define_asset_job,
 )
 
@@ -45,25 +47,27 @@ def iteration_job_name(iteration: int) -> str:
     return f"iteration_{iteration}_job"
 
 
-def jobs(catalog: ExperimentCatalog) -> list:
+def jobs(catalog: ExperimentCatalog, evaluated_apart: Sequence[AssetCheckKey] = ()) -> list:
+    """The jobs; ``evaluated_apart``: checks no job runs (a sensor evaluates them outside runs)."""
     iterations = [f"iteration_{t}" for t in range(catalog.iterations + 1)]
+    apart = AssetSelection.checks(*evaluated_apart)
     partition_hint = (
         "A partition is one domain and one experiment (e.g. arithmetic|"
         f"{catalog.default_experiment}, the default experiment), on a domain the experiment names."
     )
     return [
         define_asset_job(
-            FOUNDATIONS_JOB, AssetSelection.groups(FOUNDATIONS),
+            FOUNDATIONS_JOB, AssetSelection.groups(FOUNDATIONS) - apart,
             description="Benchmark, pretraining corpus and base student of one domain (a partition is a domain). "
             "Run it once per domain before any experiment.",
         ),
         define_asset_job(
-            TEACHING_LOOP_JOB, AssetSelection.groups(*iterations),
+            TEACHING_LOOP_JOB, AssetSelection.groups(*iterations) - apart,
             description=f"Every iteration of one experiment, in order. {partition_hint}",
         ),
         *(
             define_asset_job(
-                iteration_job_name(t), AssetSelection.groups(group),
+                iteration_job_name(t), AssetSelection.groups(group) - apart,
                 description=f"Iteration {t} of one experiment. {partition_hint}",
             )
             for t, group in enumerate(iterations)
@@ -80,6 +84,8 @@ class Plan:
     partition: str | MultiPartitionKey
     stale: list[AssetKey]  # in graph order
     total: int
+    # Why each stale asset is redone: "never materialised", or which input is newer or itself redone.
+    causes: dict[AssetKey, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         if not self.stale:
@@ -90,16 +96,28 @@ class Plan:
         return f"== {self.job} for {self.partition}: {len(self.stale)} of {self.total} assets are missing or older than their inputs: {names}"
 
 
+NEVER_MATERIALISED = "never materialised"
+
+
 def _latest_storage_id(instance: DagsterInstance, key: AssetKey, partition: str) -> int | None:
     records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
     return records[0].storage_id if records else None
 
 
-def plan_job(defs: Definitions, instance: DagsterInstance, job: str, partition: str | MultiPartitionKey, force: bool = False) -> Plan:
+def plan_job(
+    defs: Definitions | RepositoryDefinition,
+    instance: DagsterInstance,
+    job: str,
+    partition: str | MultiPartitionKey,
+    force: bool = False,
+) -> Plan:
     """The assets of ``job`` to materialise for ``partition``: missing ones, those older than an input
-    (materialised before it), and everything downstream of those. ``force``: all of them."""
-    graph = defs.resolve_asset_graph()
-    selected = set(defs.resolve_job_def(job).asset_layer.executable_asset_keys)
+    (materialised before it), and everything downstream of those. ``force``: all of them.
+
+    ``defs``: the definitions, or the repository a sensor or a check sees (``context.repository_def``)."""
+    repository = defs if isinstance(defs, RepositoryDefinition) else defs.get_repository_def()
+    graph = repository.asset_graph
+    selected = set(repository.get_job(job).asset_layer.executable_asset_keys)
     order = [key for key in graph.toposorted_asset_keys if key in selected]
     if force:
         return Plan(job, partition, order, len(order))
@@ -111,19 +129,22 @@ def plan_job(defs: Definitions, instance: DagsterInstance, job: str, partition: 
         return str(partition)
 
     latest = {key: _latest_storage_id(instance, key, partition_of(key)) for key in order}
-    stale: list[AssetKey] = []
+    causes: dict[AssetKey, str] = {}
     for key in order:
-        parents = graph.get(key).parent_keys
+        parents = sorted(graph.get(key).parent_keys, key=lambda parent: parent.to_user_string())
         own = latest[key]
-        if own is None or any(parent in stale for parent in parents):
-            stale.append(key)
+        if own is None:
+            causes[key] = NEVER_MATERIALISED
             continue
-        for parent in parents:
-            theirs = latest.get(parent, _latest_storage_id(instance, parent, partition_of(parent)))
-            if theirs is not None and theirs > own:
-                stale.append(key)
-                break
-    return Plan(job, partition, stale, len(order))
+        # An input materialised after it is the first cause to name; else an input that is itself redone.
+        theirs = {parent: latest.get(parent) or _latest_storage_id(instance, parent, partition_of(parent)) for parent in parents}
+        newer = [parent for parent in parents if (theirs[parent] or 0) > own]
+        redone = [parent for parent in parents if parent in causes]
+        if newer:
+            causes[key] = f"its input {newer[0].to_user_string()} was materialised after it"
+        elif redone:
+            causes[key] = f"its input {redone[0].to_user_string()} is to be redone"
+    return Plan(job, partition, list(causes), len(order), causes)
 
 
 def run_tags(domain: str, experiment: str | None = None, seed: int | None = None) -> dict[str, str]:

@@ -25,7 +25,8 @@ CURSOR_LIMIT = 1000  # characters of the latest tick's outcome kept as the curso
 
 def show_on_sensor_page(context: SensorEvaluationContext, outcome: str) -> None:
     """The latest tick's outcome as the sensor's cursor, which the sensor's page shows as text (Dagster
-    shows a skip reason only in a tooltip of the tick list). Our sensors keep no other cursor."""
+    shows a skip reason only in a tooltip of the tick list). Our sensors keep no other cursor, except that
+    report_up_to_date's starts with what it last evaluated (``defs/freshness.py``)."""
     context.update_cursor(outcome if len(outcome) <= CURSOR_LIMIT else outcome[: CURSOR_LIMIT - 1] + "…")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +47,26 @@ class _Strict(BaseModel):
 BenchmarkSettings = BenchmarkSpec  # the catalogue's ``benchmark:`` block is the domain layer's spec
 
 
+class HeadStart(_Strict):
+    """Skills the base student is pretrained on; every other skill is barely seen (``others_weight`` each).
+
+    The paper's point that skills differ in what the student already knows, made strong: data for a
+    head-start skill is mostly wasted, data for the others is where the gain is, so an agent that
+    reads the student's state has something to find. Off unless the catalogue sets it.
+    """
+
+    skills: list[str] = Field(min_length=1, description="The skills the base student gets a head start on (weight 1 each).")
+    others_weight: float = Field(
+        0.05, ge=0, lt=1,
+        description="Pretraining weight of every other skill: small but above 0 keeps their words in the tokenizer.",
+    )
+
+    def mixture(self, skills: Sequence[str]) -> dict[str, float]:
+        """The pretraining weight of each of ``skills``."""
+        head = set(self.skills)
+        return {skill: 1.0 if skill in head else self.others_weight for skill in skills}
+
+
 class BaseStudentSettings(_Strict):
     """How the tiny student (``student.model: tiny``) is built: architecture, pretraining corpus and recipe.
 
@@ -59,8 +80,28 @@ class BaseStudentSettings(_Strict):
     pretraining_mixture: dict[str, float] = Field(
         default_factory=dict, description="Relative weight per skill; skills left out get weight 1."
     )
+    head_start: HeadStart | None = Field(
+        None,
+        description="An environment with a head start (off by default): the base student is pretrained on these skills "
+        "and barely sees the others, so it starts out mastering some skills and not others.",
+    )
     training: TrainingSettings = TrainingSettings()
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_mixture(self) -> BaseStudentSettings:
+        if self.head_start is not None and self.pretraining_mixture:
+            raise ValueError(
+                "base_student sets both pretraining_mixture and head_start; the head start replaces the mixture, "
+                "so remove one of them"
+            )
+        return self
+
+    def mixture(self, skills: Sequence[str]) -> dict[str, float]:
+        """The pretraining weight of each of ``skills``: the head start's when there is one, else the mixture's (1 if unnamed)."""
+        if self.head_start is not None:
+            return self.head_start.mixture(skills)
+        return {skill: self.pretraining_mixture.get(skill, 1.0) for skill in skills}
 
 
 class DomainSettings(_Strict):
@@ -299,6 +340,13 @@ class ExperimentCatalog(_Strict):
             unknown = set(settings.base_student.pretraining_mixture) - set(domain.taxonomy.skills)
             if unknown:
                 raise ValueError(f"domains.{name}.base_student.pretraining_mixture names unknown skills {sorted(unknown)}")
+            head_start = settings.base_student.head_start
+            unknown = set(head_start.skills if head_start else ()) - set(domain.taxonomy.skills)
+            if unknown:
+                raise ValueError(
+                    f"domains.{name}.base_student.head_start.skills names unknown skills {sorted(unknown)}; "
+                    f"{name}'s skills are: {', '.join(domain.taxonomy.skills)}"
+                )
             source = domain.sources.get(settings.benchmark.source)
             if source is None:
                 raise ValueError(

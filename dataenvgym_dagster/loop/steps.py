@@ -148,10 +148,11 @@ def benchmark_splits(domain: Domain, settings: BenchmarkSettings) -> pl.DataFram
 
 
 def pretraining_corpus(domain: Domain, settings: BaseStudentSettings) -> pl.DataFrame:
-    """A broad but shallow corpus: every skill, in the configured uneven mixture."""
+    """A broad but shallow corpus: every skill, in the configured uneven mixture (or the head start's)."""
     rng = random.Random(settings.seed)
     skills = list(domain.taxonomy.skills)
-    weights = [settings.pretraining_mixture.get(skill, 1.0) for skill in skills]
+    mixture = settings.mixture(skills)
+    weights = [mixture[skill] for skill in skills]
     rows = []
     for index, skill in enumerate(rng.choices(skills, weights, k=settings.pretraining_examples)):
         problem = Problem(example_id=f"pretraining/{index:06d}", skill=skill, **domain.sample(skill, rng).model_dump())

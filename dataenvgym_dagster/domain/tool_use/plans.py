@@ -66,9 +66,10 @@ def plan_from_steps(steps: Any) -> Plan:
             if not isinstance(args, dict):
                 raise ValueError(f"step {index}: args must be an object, got {type(args).__name__}")  # noqa: TRY004
         elif isinstance(step, list) and step:
-            name, args = step[0], dict.fromkeys(step[1:])
-            if not all(isinstance(arg, str) for arg in args):
+            # Checked before dict.fromkeys: a student's [name, ["x"]] would raise TypeError (unhashable) there.
+            if not all(isinstance(arg, str) for arg in step[1:]):
                 raise ValueError(f"step {index}: argument names must be strings")
+            name, args = step[0], dict.fromkeys(step[1:])
         else:
             raise ValueError(f"step {index} is neither {{name, args}} nor [name, argument, ...]: {step!r}")
         if not isinstance(name, str) or not name.strip():
