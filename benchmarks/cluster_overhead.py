@@ -9,7 +9,10 @@ Per profile it prints the batch's wall time, and from the instance's step events
 orchestration overhead per step: a run's wall time minus the time its steps spent executing
 (STEP_START → STEP_SUCCESS), divided by its steps. For the cluster, also the dispatch latency per
 step (the executor submitting the Celery task → the worker's STEP_START), which includes waiting
-for a worker and for a ``gpu`` slot.
+for a worker and for a ``gpu`` slot, and the idle time per step: how long a run executed none of
+its steps. With ``--experiments 1`` no run waits for a worker another run's step holds, so idle
+time is the orchestration's own cost (the executor's polling, Celery's round trip, the worker
+loading the run and its plan); with several, it also holds the waiting for a free worker.
 
     .venv/bin/python benchmarks/cluster_overhead.py [--experiments 4] [--workers 2] [--gpu-slots 1]
 """
@@ -17,6 +20,7 @@ for a worker and for a ``gpu`` slot.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -47,12 +51,26 @@ def micro_catalog(path: Path, experiments: int) -> tuple[Path, list[str]]:
     return path, [f"batch_seed{seed}" for seed in range(experiments)]
 
 
-def step_figures(instance: DagsterInstance, run_ids: list[str]) -> tuple[int, float, list[float]]:
-    """(steps, overhead seconds summed over runs, dispatch latencies) from the runs' events."""
-    steps, overhead, dispatch = 0, 0.0, []
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of ``intervals``: how long at least one of them was running."""
+    busy, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop > end:
+            busy += stop - max(start, end)
+            end = stop
+    return busy
+
+
+def step_figures(instance: DagsterInstance, run_ids: list[str]) -> tuple[int, float, list[float], float]:
+    """(steps, overhead seconds summed over runs, dispatch latencies, idle seconds summed over runs) from the runs' events.
+
+    Overhead: a run's wall time minus the time its steps spent executing. Steps that execute at the
+    same time (the cluster's workers) make that smaller; steps waiting for a worker held by another
+    run's step make it larger. Idle: a run's wall time during which none of its steps was executing."""
+    steps, overhead, dispatch, idle = 0, 0.0, [], 0.0
     for run_id in run_ids:
         stats = instance.get_run_stats(run_id)
-        started, submitted, executing = {}, {}, 0.0
+        started, submitted, executing, intervals = {}, {}, 0.0, []
         for entry in instance.all_logs(run_id):
             event = entry.dagster_event
             if event is None or entry.step_key is None:
@@ -64,10 +82,12 @@ def step_figures(instance: DagsterInstance, run_ids: list[str]) -> tuple[int, fl
                 if entry.step_key in submitted:
                     dispatch.append(entry.timestamp - submitted[entry.step_key])
             elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                intervals.append((started[entry.step_key], entry.timestamp))
                 executing += entry.timestamp - started.pop(entry.step_key)
                 steps += 1
         overhead += (stats.end_time - stats.start_time) - executing
-    return steps, overhead, dispatch
+        idle += (stats.end_time - stats.start_time) - busy_seconds(intervals)
+    return steps, overhead, dispatch, idle
 
 
 def local(root: Path, catalog_file: Path, experiments: list[str]) -> dict:
@@ -84,8 +104,8 @@ def local(root: Path, catalog_file: Path, experiments: list[str]) -> dict:
                 partition_key=f"arithmetic|{experiment}", instance=instance, run_config=QUIET, raise_on_error=True))
         wall = time.perf_counter() - started
         assert all(result.success for result in results)
-        steps, overhead, _ = step_figures(instance, [result.run_id for result in results])
-    return {"wall": wall, "steps": steps, "overhead": overhead, "dispatch": []}
+        steps, overhead, _, idle = step_figures(instance, [result.run_id for result in results])
+    return {"wall": wall, "steps": steps, "overhead": overhead, "dispatch": [], "idle": idle}
 
 
 def cluster(root: Path, catalog_file: Path, experiments: list[str], workers: int, gpu_slots: int) -> dict:
@@ -103,8 +123,8 @@ def cluster(root: Path, catalog_file: Path, experiments: list[str], workers: int
         failed = [run.run_id for run in runs if run.status.value != "SUCCESS"]
         if failed:
             raise SystemExit(f"cluster runs failed: {failed}; see {root / 'logs'}")
-        steps, overhead, dispatch = step_figures(instance, [run.run_id for run in runs])
-    return {"wall": wall, "steps": steps, "overhead": overhead, "dispatch": dispatch, "startup": startup}
+        steps, overhead, dispatch, idle = step_figures(instance, [run.run_id for run in runs])
+    return {"wall": wall, "steps": steps, "overhead": overhead, "dispatch": dispatch, "startup": startup, "idle": idle}
 
 
 def main() -> None:
@@ -114,19 +134,22 @@ def main() -> None:
     parser.add_argument("--gpu-slots", type=int, default=2, help="slots of the gpu pool (here: CPU processes)")
     arguments = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dataenvgym-cluster-benchmark-"))
+    load_before = os.getloadavg()
     catalog_file, experiments = micro_catalog(root / "experiments.yaml", arguments.experiments)
     print(f"{len(experiments)} micro experiments (+ foundations) in {root}", flush=True)
     figures = {"local": local(root / "local", catalog_file, experiments)}
     print(f"local done in {figures['local']['wall']:.0f} s", flush=True)
     label = f"cluster ({arguments.workers} workers, student={arguments.gpu_slots})"
     figures[label] = cluster(root / "cluster", catalog_file, experiments, arguments.workers, arguments.gpu_slots)
-    print("\n| profile | wall s | steps | overhead s/step | dispatch s/step (median, p90) |\n|---|---|---|---|---|")
+    print("\n| profile | wall s | steps | overhead s/step | idle s/step | dispatch s/step (median, p90) |\n|---|---|---|---|---|---|")
     for name, f in figures.items():
         dispatch = "" if not f["dispatch"] else (
             f"{statistics.median(f['dispatch']):.2f}, {statistics.quantiles(f['dispatch'], n=10)[-1]:.2f}")
-        print(f"| {name} | {f['wall']:.0f} | {f['steps']} | {f['overhead'] / f['steps']:.2f} | {dispatch} |")
+        print(f"| {name} | {f['wall']:.0f} | {f['steps']} | {f['overhead'] / f['steps']:.2f} | {f['idle'] / f['steps']:.2f} | {dispatch} |")
     ratio = figures[label]["wall"] / figures["local"]["wall"]
     print(f"\ncluster / local wall time: {ratio:.2f} (cluster services started in {figures[label]['startup']:.0f} s, not counted)")
+    print(f"load average (1, 5, 15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}, "
+          f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

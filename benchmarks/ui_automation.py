@@ -3,8 +3,10 @@
 Both start from an empty home. `dataenvgym run` (what `make run` calls) materialises the
 foundations and every iteration in one process. The daemon (`dagster-daemon run`, what `make ui`
 starts beside the webserver) runs the same experiment with `automation: eager`: its sensor
-launches the foundations, then one run per iteration, each in a fresh process. The figure is
-the wall time from start to the last iteration's test evaluation, and the ratio of the two.
+launches the foundations, then one run of every iteration, each in a fresh process. The figure
+is the wall time from start to the last iteration's test evaluation, and the ratio of the two;
+the daemon's runs are listed with when each was created, started and ended. The load average
+before and after is printed: the figures are only comparable at similar loads.
 
     python benchmarks/ui_automation.py                    # the micro catalogue of the tests
     python benchmarks/ui_automation.py --catalogue shipped  # the shipped default experiment (minutes)
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,9 +30,9 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from dataenvgym_dagster.asset_names import iteration_asset_name
-from dataenvgym_dagster.cli import INSTANCE_SETTINGS
 from dataenvgym_dagster.experiments.config import DEFAULT_CATALOG
 from dataenvgym_dagster_tests.conftest import MICRO_CATALOG
+from dataenvgym_dagster_tests.daemon import Daemon, prepare_home
 
 
 def catalogue(kind: str, automated: bool) -> dict:
@@ -43,20 +44,12 @@ def catalogue(kind: str, automated: bool) -> dict:
     # experiments are not kept, and `dataenvgym run` runs the first domain.
     domain = next(iter(raw["domains"]))
     raw["domains"] = {domain: raw["domains"][domain]}
+    raw.pop("suites", None)  # suites name the other domains and experiments
     return raw
 
 
-def prepare(root: Path, kind: str, automated: bool) -> dict[str, str]:
-    root.mkdir(parents=True)
-    (root / "experiments.yaml").write_text(yaml.safe_dump(catalogue(kind, automated)))
-    (root / "home" / "dagster").mkdir(parents=True)
-    (root / "home" / "dagster" / "dagster.yaml").write_text(INSTANCE_SETTINGS + "telemetry:\n  enabled: false\n")
-    return {**os.environ, "DATAENVGYM_HOME": str(root / "home"), "DATAENVGYM_EXPERIMENTS": str(root / "experiments.yaml"),
-            "DAGSTER_HOME": str(root / "home" / "dagster")}
-
-
 def by_cli(root: Path, kind: str) -> float:
-    env = prepare(root, kind, automated=False)
+    env = prepare_home(root, catalogue(kind, automated=False))
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dataenvgym_dagster", "run"], env=env, cwd=root, check=True,
                    stdout=subprocess.DEVNULL)
@@ -64,31 +57,29 @@ def by_cli(root: Path, kind: str) -> float:
 
 
 def by_daemon(root: Path, kind: str, timeout: float) -> float:
-    env = prepare(root, kind, automated=True)
     raw = catalogue(kind, automated=True)
+    env = prepare_home(root, raw)
     last = AssetKey(iteration_asset_name(raw["iterations"], "test_evaluation"))
     partition = f"{next(iter(raw['domains']))}|{raw['default_experiment']}"
     instance = DagsterInstance.local_temp(env["DAGSTER_HOME"])  # create the storage before the daemon races to
     instance.get_runs(limit=1)
     started = time.perf_counter()
-    log = open(root / "daemon.log", "w")  # noqa: SIM115 - closed with the daemon
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPOSITORY / "workspace.yaml")],
-        env=env, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        while partition not in instance.get_materialized_partitions(last):
-            if daemon.poll() is not None:
-                raise RuntimeError(f"the daemon exited ({daemon.returncode}):\n" + (root / "daemon.log").read_text()[-3000:])
-            if time.perf_counter() - started > timeout:
-                raise TimeoutError(f"{last.to_user_string()} for {partition} was not materialised within {timeout:.0f} s")
-            time.sleep(1)
-        return time.perf_counter() - started
-    finally:
-        if daemon.poll() is None:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            daemon.wait(timeout=60)
-        log.close()
+    with Daemon(root, env) as daemon:
+        daemon.wait_for(f"{last.to_user_string()} for {partition}", lambda: partition in instance.get_materialized_partitions(last),
+                        timeout_s=timeout)
+        wall = time.perf_counter() - started
+    timeline(instance, time.time() - wall)
+    return wall
+
+
+def timeline(instance: DagsterInstance, origin: float) -> None:
+    """When each of the daemon's runs was created (by a sensor tick), started (its process running) and ended,
+    in seconds from the daemon's start: what the daemon adds is the gaps."""
+    print("run                  created  started    ended   (seconds from the daemon's start)")
+    for record in reversed(instance.get_run_records()):
+        run = record.dagster_run
+        started, ended = (f"{t - origin:7.1f}" if t else "      -" for t in (record.start_time, record.end_time))
+        print(f"{run.job_name:20s} {record.create_timestamp.timestamp() - origin:7.1f}  {started}  {ended}")
 
 
 def main() -> None:
@@ -97,6 +88,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     arguments = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="ui_automation_"))
+    load_before = os.getloadavg()
     try:
         cli = by_cli(root / "cli", arguments.catalogue)
         daemon = by_daemon(root / "daemon", arguments.catalogue, arguments.timeout)
@@ -106,6 +98,8 @@ def main() -> None:
     print(f"dataenvgym run (make run):           {cli:6.1f} s")
     print(f"daemon + automation: eager (make ui): {daemon:6.1f} s")
     print(f"ratio daemon / run: {daemon / cli:.2f}")
+    print(f"load average (1, 5, 15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}, "
+          f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def test_an_eager_entry_added_after_loading_is_registered_and_started_in_one_tic
     add_to_file(workspace, {"eager_late": {**SKILL_LIST, "automation": "eager"}})
     result = tick(workspace, ADVANCE)
     assert [(r.job_name, r.partition_key) for r in result.run_requests] == [
-        (iteration_job_name(0), loop_partition_key("arithmetic", "eager_late"))
+        (TEACHING_LOOP_JOB, loop_partition_key("arithmetic", "eager_late"))
     ]
     assert registered_experiments(workspace.instance) == {"eager_late"}
 

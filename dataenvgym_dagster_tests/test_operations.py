@@ -60,6 +60,10 @@ def evaluate_sensor(workspace):
     return tick(workspace, SENSOR)
 
 
+def iteration_asset_keys(workspace, iteration: int) -> list:
+    return [key for key in workspace.defs.resolve_job_def(iteration_job_name(iteration)).asset_layer.executable_asset_keys]
+
+
 # -- catalogue ---------------------------------------------------------------------------------
 def test_a_schedule_that_is_not_cron_is_refused_with_an_example(tmp_path):
     experiments = {"skill_list": {**MICRO_CATALOG["experiments"]["skill_list"], "schedule": "nightly"}}
@@ -110,11 +114,28 @@ def test_the_sensor_starts_an_automated_experiment_with_its_foundations_once(tmp
     assert isinstance(waiting, SkipReason) and "in progress" in waiting.skip_message
 
 
+@pytest.mark.parametrize("status", [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTED])
+def test_the_sensor_launches_nothing_for_a_partition_whose_run_is_queued_or_in_progress(tmp_path, status):
+    workspace = make_workspace(tmp_path, AUTOMATED)
+    workspace.run_foundations()
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    # A queued run carries where its job comes from (the queue launches it from there).
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__)),
+                                                    "__repository__"), TEACHING_LOOP_JOB)
+    run = create_run_for_test(workspace.instance, job_name=TEACHING_LOOP_JOB, status=status, remote_job_origin=origin,
+                              tags={"dagster/partition": "arithmetic|skill_list"})
+    assert workspace.instance.get_run_by_id(run.run_id).status == status
+    waiting = evaluate_sensor(workspace)
+    assert isinstance(waiting, SkipReason) and "arithmetic|skill_list is queued or in progress" in waiting.skip_message
+
+
 def test_a_failed_iteration_stops_the_chain_with_the_reason(tmp_path):
     workspace = make_workspace(tmp_path, AUTOMATED)
     workspace.run_foundations()
     request = evaluate_sensor(workspace).run_requests[0]
-    assert (request.job_name, request.partition_key) == (iteration_job_name(0), loop_partition_key("arithmetic", "skill_list"))
+    assert (request.job_name, request.partition_key) == (TEACHING_LOOP_JOB, loop_partition_key("arithmetic", "skill_list"))
     shutil.rmtree(workspace.home / "checkpoints" / "arithmetic" / "base")  # iteration 0 cannot evaluate it
     failed = workspace.defs.resolve_job_def(request.job_name).execute_in_process(
         partition_key=request.partition_key, instance=workspace.instance, tags=request.tags, raise_on_error=False
@@ -125,22 +146,39 @@ def test_a_failed_iteration_stops_the_chain_with_the_reason(tmp_path):
     assert f"stopped at iteration_0, run {failed.run_id} failed" in stopped.skip_message
 
 
+def execute(workspace, request):
+    """A sensor's run request, executed in process as the daemon's run worker would."""
+    return workspace.defs.resolve_job_def(request.job_name).execute_in_process(
+        partition_key=request.partition_key, instance=workspace.instance, tags=request.tags,
+        asset_selection=request.asset_selection, raise_on_error=False,
+    )
+
+
 @pytest.mark.slow
-def test_an_automated_experiment_advances_one_iteration_per_run_to_the_last(tmp_path):
+def test_an_automated_experiment_runs_its_foundations_then_every_iteration_in_one_run(tmp_path):
     workspace = make_workspace(tmp_path, AUTOMATED)
     launched = []
-    for _ in range(6):  # foundations, iterations 0..2, then nothing
+    for _ in range(4):  # foundations, the loop, then nothing
         result = evaluate_sensor(workspace)
         if isinstance(result, SkipReason):
             break
         (request,) = result.run_requests
-        launched.append(request.tags.get("dataenvgym/stage"))
-        run = workspace.defs.resolve_job_def(request.job_name).execute_in_process(
-            partition_key=request.partition_key, instance=workspace.instance, tags=request.tags
-        )
-        assert run.success
-    assert launched == ["foundations", "iteration_0", "iteration_1", "iteration_2"]
+        launched.append((request.job_name, request.tags.get("dataenvgym/stage")))
+        assert execute(workspace, request).success
+    assert launched == [(FOUNDATIONS_JOB, "foundations"), (TEACHING_LOOP_JOB, "iteration_0")]
     assert "every iteration is materialised" in result.skip_message
+
+
+@pytest.mark.slow
+def test_a_chain_stopped_mid_loop_resumes_from_its_first_incomplete_iteration(tmp_path):
+    workspace = make_workspace(tmp_path, AUTOMATED)
+    workspace.run_foundations()
+    assert workspace.run_loop(asset_selection=[key for t in (0, 1) for key in iteration_asset_keys(workspace, t)]).success
+    (request,) = evaluate_sensor(workspace).run_requests
+    assert (request.job_name, request.tags["dataenvgym/stage"]) == (TEACHING_LOOP_JOB, "iteration_2")
+    assert set(request.asset_selection) == set(iteration_asset_keys(workspace, 2))
+    assert execute(workspace, request).success
+    assert "every iteration is materialised" in evaluate_sensor(workspace).skip_message
 
 
 # -- re-runs -----------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 For every partition of an experiment with ``automation: eager`` in the catalogue (re-read at each
 tick, so an experiment added to the file is registered and advanced without a restart), the sensor
-launches the next stage that is not materialised yet: the domain's foundations, then iteration
-0, 1, … up to the last, one run per stage. It never launches a partition that has a run in
+launches what is not materialised yet: the domain's foundations (one run), then every
+iteration from the first incomplete one to the last, in one run of ``teaching_loop_job`` (as
+``dataenvgym run`` does: each run is a fresh process that imports the code location and torch,
+a few seconds that one run per iteration paid again for every iteration). It never launches a partition that has a run in
 progress (so never the same partition twice at once), stops the chain at the first failed run
 with the reason in the sensor's tick, and ends when the last iteration is materialised. Each
 tick also marks runs whose process was killed as failed, so they neither show as in progress
@@ -31,7 +33,6 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from dataenvgym_dagster.defs.jobs import (
     DOMAIN_TAG,
@@ -39,12 +40,13 @@ from dataenvgym_dagster.defs.jobs import (
     FOUNDATIONS_JOB,
     SEED_TAG,
     STAGE_TAG,
+    TEACHING_LOOP_JOB,
     fail_abandoned_runs,
-    iteration_job_name,
 )
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
 from dataenvgym_dagster.defs.partitions import EXPERIMENTS, loop_partition_key, registered_experiments
 from dataenvgym_dagster.defs.registration import show_on_sensor_page, skip
+from dataenvgym_dagster.defs.turns import PENDING_STATUSES
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 from dataenvgym_dagster.experiments.registration import RELOAD, plan_registration
 
@@ -60,6 +62,15 @@ class Stage:
     partition: str
     assets: tuple[AssetKey, ...]
 
+    @property
+    def iteration(self) -> int | None:
+        return _iteration(self.name)
+
+
+def _iteration(stage_name: str | None) -> int | None:
+    """``3`` for ``iteration_3``; ``None`` for foundations (or no stage)."""
+    return int(stage_name.removeprefix("iteration_")) if stage_name and stage_name.startswith("iteration_") else None
+
 
 def stages(groups: dict[str, list[AssetKey]], domain: str, experiment: str) -> list[Stage]:
     """What an experiment needs, in order: the domain's foundations, then each iteration.
@@ -70,7 +81,7 @@ def stages(groups: dict[str, list[AssetKey]], domain: str, experiment: str) -> l
     iterations = sum(1 for group in groups if group.startswith("iteration_"))
     return [
         Stage(FOUNDATIONS, FOUNDATIONS_JOB, domain, tuple(groups[FOUNDATIONS])),
-        *(Stage(f"iteration_{t}", iteration_job_name(t), key, tuple(groups[f"iteration_{t}"])) for t in range(iterations)),
+        *(Stage(f"iteration_{t}", TEACHING_LOOP_JOB, key, tuple(groups[f"iteration_{t}"])) for t in range(iterations)),
     ]
 
 
@@ -87,18 +98,19 @@ def next_step(
 ) -> RunRequest | SkipReason:
     """The run that advances ``domain|experiment`` by one stage, or why there is none."""
     partition = f"{domain}|{experiment}"
-    for stage in stages(groups, domain, experiment):
+    ordered = stages(groups, domain, experiment)
+    for position, stage in enumerate(ordered):
         if _complete(instance, stage):
             continue
-        if _runs(instance, stage.partition, statuses=list(IN_PROGRESS_RUN_STATUSES), limit=1):
-            return SkipReason(f"{partition}: a run of {stage.partition} is in progress; waiting for it")
+        if _runs(instance, stage.partition, statuses=PENDING_STATUSES, limit=1):
+            return SkipReason(f"{partition}: a run of {stage.partition} is queued or in progress; waiting for it")
         latest = _runs(instance, stage.partition, limit=1)
         if latest and latest[0].status == DagsterRunStatus.FAILURE:
             return SkipReason(
                 f"{partition}: stopped at {stage.name}, run {latest[0].run_id} failed; see its logs, fix the cause "
                 f"and re-materialise {stage.name} for {stage.partition} to resume the chain"
             )
-        if latest and latest[0].status == DagsterRunStatus.SUCCESS and latest[0].tags.get(STAGE_TAG) == stage.name:
+        if latest and latest[0].status == DagsterRunStatus.SUCCESS and _covered(latest[0].tags.get(STAGE_TAG), stage):
             # It ran and succeeded, yet the stage is still incomplete: relaunching would loop.
             return SkipReason(
                 f"{partition}: run {latest[0].run_id} of {stage.name} succeeded without materialising every asset "
@@ -107,12 +119,23 @@ def next_step(
         settings = catalog.experiment(experiment)
         tags = {DOMAIN_TAG: domain, EXPERIMENT_TAG: catalog.run(experiment).name, SEED_TAG: str(settings.seed), STAGE_TAG: stage.name}
         previous = latest[0].run_id if latest else "none"
+        if stage.name == FOUNDATIONS:
+            return RunRequest(run_key=f"{partition}:{stage.name}:after:{previous}", job_name=stage.job, partition_key=stage.partition, tags=tags)
+        # This iteration and every later one, in one run: the assets of each are materialised in order.
+        remaining = ordered[position:]
         return RunRequest(
-            run_key=f"{partition}:{stage.name}:after:{previous}", job_name=stage.job,
-            partition_key=stage.partition if stage.name == FOUNDATIONS else loop_partition_key(domain, experiment),
-            tags=tags,
+            run_key=f"{partition}:{stage.name}:after:{previous}", job_name=TEACHING_LOOP_JOB,
+            partition_key=loop_partition_key(domain, experiment), tags=tags,
+            asset_selection=None if stage.iteration == 0 else [key for later in remaining for key in later.assets],
         )
     return SkipReason(f"{partition}: every iteration is materialised")
+
+
+def _covered(stage_tag: str | None, stage: Stage) -> bool:
+    """Whether a run tagged ``stage_tag`` was meant to materialise ``stage``: the same stage, or a loop run
+    that started at this iteration or an earlier one (it runs every iteration from its own to the last)."""
+    started = _iteration(stage_tag)
+    return stage_tag == stage.name or (started is not None and stage.iteration is not None and started <= stage.iteration)
 
 
 def automated(catalog: ExperimentCatalog) -> list[tuple[str, str]]:
@@ -135,7 +158,8 @@ def advance_experiments_sensor(
         # stage of an automated experiment, waiting for the next tick after the previous run ended.
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Advances every experiment with `automation: eager` in the catalogue, one iteration per run; "
+        description="Advances every experiment with `automation: eager` in the catalogue: the foundations, then "
+        "every iteration left in one run; "
         "stops at the first failed run and says why in its ticks. The latest tick's outcome shows as the Cursor on this page.",
     )
     def advance_experiments(context: SensorEvaluationContext) -> SensorResult | SkipReason:

@@ -12,10 +12,8 @@ from dagster import MetadataValue
 from PIL import Image
 
 from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
-from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png, learning_curves_png
-from dataenvgym_dagster.machinery.student.evaluation import GenerationReport
 from dataenvgym_dagster.machinery.storage import replace_file
-from dataenvgym_dagster.machinery.student.training import TrainingReport
+from dataenvgym_dagster.machinery.student.backend import GenerationReport, TrainingReport
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 
@@ -124,6 +122,8 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
         ).pl()
     current = results.group_by("iteration", "skill").agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
     curves = pl.concat([earlier.cast({"iteration": pl.Int64}), current.cast({"iteration": pl.Int64})])
+    from dataenvgym_dagster.machinery.plots import learning_curves_png  # matplotlib: only where a plot is drawn
+
     png = learning_curves_png(curves, f"{domain} | {experiment}: test accuracy per skill")
     path = folder / domain / experiment / f"learning_curves_iteration_{iteration}.png"
     replace_file(path, png)  # a reader (or a full disk) never leaves half an image
@@ -167,6 +167,8 @@ def learning_curve_thumbnail(curves: pl.DataFrame, limit: int = INLINE_MARKDOWN_
     values, iterations = mean["accuracy"].to_list(), mean["iteration"].to_list()
     caption = f"mean test accuracy: {percent(values[0])}"
     caption += f" → {percent(values[-1])} (iterations {iterations[0]}–{iterations[-1]})" if len(values) > 1 else f" (iteration {iterations[0]})"
+    from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png
+
     for width in (280, 220, 160, 120):
         png = base64.b64encode(accuracy_thumbnail_png(values, iterations, width=width)).decode()
         text = f"![mean test accuracy by iteration](data:image/png;base64,{png})\n\n{caption}"

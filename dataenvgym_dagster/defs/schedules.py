@@ -19,11 +19,11 @@ from dagster import (
     SkipReason,
     schedule,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from dagster._utils.schedules import is_valid_cron_string
 
 from dataenvgym_dagster.defs.jobs import DOMAIN_TAG, EXPERIMENT_TAG, SEED_TAG, TEACHING_LOOP_JOB
 from dataenvgym_dagster.defs.partitions import loop_partition_key, register_experiments
+from dataenvgym_dagster.defs.turns import PENDING_STATUSES
 from dataenvgym_dagster.experiments import ExperimentCatalog
 
 
@@ -32,7 +32,7 @@ def schedule_name(experiment: str) -> str:
 
 
 def _in_progress(instance: DagsterInstance, partition: str) -> bool:
-    runs = instance.get_runs(RunsFilter(tags={"dagster/partition": partition}, statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1)
+    runs = instance.get_runs(RunsFilter(tags={"dagster/partition": partition}, statuses=PENDING_STATUSES), limit=1)
     return bool(runs)
 
 

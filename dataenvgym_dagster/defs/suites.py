@@ -7,7 +7,7 @@ domain × experiment partitions. Two ways to run one:
   skipping those already finished, with a progress line after each; a failed partition is named
   with its error and the others still run.
 * the ``suite_<name>`` sensor (stopped by default; start it on the UI's Automation page): the
-  daemon advances the suite's partitions one stage per run, at most ``max_in_flight`` runs at a
+  daemon advances the suite's partitions (the foundations, then the iterations left in one run), at most ``max_in_flight`` runs at a
   time, and each tick says how many partitions are done, running and failed. Runs carry the tag
   ``dataenvgym/suite``, so the UI's run list filters one suite's runs.
 """
@@ -35,7 +35,6 @@ from dagster import (
     asset,
     sensor,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from dataenvgym_dagster import leaderboard
 from dataenvgym_dagster.defs.automation import _runs, next_step
@@ -43,6 +42,7 @@ from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, run_experiment
 from dataenvgym_dagster.defs.loop.iterations import iteration_key
 from dataenvgym_dagster.defs.partitions import EXPERIMENTS, registered_experiments
 from dataenvgym_dagster.defs.resources import TeachingHome
+from dataenvgym_dagster.defs.turns import PENDING_STATUSES
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 from dataenvgym_dagster.experiments.config import CatalogError
 from dataenvgym_dagster.machinery.storage import replace_file
@@ -182,7 +182,7 @@ def _suite_sensor(name, loaded, groups, jobs, experiments_file, max_in_flight, i
         except (CatalogError, KeyError) as error:
             return SkipReason(f"suite {name} not run: {error}")
         finished = finished_partitions(context.instance, catalog)
-        in_progress = list(IN_PROGRESS_RUN_STATUSES)
+        in_progress = PENDING_STATUSES  # queued ones too: the queue will start them
         progress = SuiteProgress(total=len(pairs))
         candidates = []
         for domain, key in pairs:
@@ -204,7 +204,7 @@ def _suite_sensor(name, loaded, groups, jobs, experiments_file, max_in_flight, i
             if isinstance(step, SkipReason) or any(r.job_name == FOUNDATIONS_JOB and r.partition_key == domain for r in requests):
                 continue
             requests.append(RunRequest(run_key=step.run_key, job_name=step.job_name, partition_key=step.partition_key,
-                                       tags={**step.tags, SUITE_TAG: name}))
+                                       asset_selection=step.asset_selection, tags={**step.tags, SUITE_TAG: name}))
         summary = f"suite {name}: {progress.line().rsplit(';', 1)[0]}; {in_flight} run(s) of the suite in flight" + "".join(
             f"; failed {partition} ({why})" for partition, why in progress.failed.items()
         )

@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dagster import DagsterInstance, RunsFilter
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from dataenvgym_dagster.defs.instance import PARTITION_TAG
 from dataenvgym_dagster.machinery.locks import Holder, LockBusy, file_lock
 
-# Queued runs count too: the queue will start them.
-PENDING_STATUSES = sorted({*IN_PROGRESS_RUN_STATUSES}, key=lambda status: status.value)
+# Queued runs count too: the queue will start them (Dagster's IN_PROGRESS_RUN_STATUSES leaves them out).
+PENDING_STATUSES = sorted({*IN_PROGRESS_RUN_STATUSES, DagsterRunStatus.QUEUED}, key=lambda status: status.value)
 POLL_SECONDS = 2.0
 
 

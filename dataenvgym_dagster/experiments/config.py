@@ -6,6 +6,7 @@ to the path of your own file to replace it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -474,9 +475,21 @@ def load_catalog(path: Path | None = None) -> ExperimentCatalog:
     path = path or catalog_path()
     try:
         text = path.read_text()
-        raw = yaml.safe_load(text)
     except FileNotFoundError:
         raise CatalogError(f"experiment catalogue {path} does not exist; unset {CATALOG_ENV_VAR} to use the default") from None
+    return _parse_catalog(str(path), text)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_catalog(path: str, text: str) -> ExperimentCatalog:
+    """The catalogue in ``text`` (read from ``path``), parsed and validated once per distinct text.
+
+    Every asset reads the catalogue at run time (an edited file applies without a restart); the
+    file is re-read each time, but parsing and validating it again (~0.06 s, ~30 times in a run of
+    the default experiment) is only done when its text changed. The catalogue is frozen, so the
+    cached object can be shared."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise CatalogError(f"experiment catalogue {path} is not valid YAML: {describe_yaml_error(error)}") from None
     if isinstance(raw, dict):  # top-level ``x-`` keys hold YAML anchors for sharing settings

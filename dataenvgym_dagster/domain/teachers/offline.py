@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from dataenvgym_dagster.domain.plans import DataGenerationPlan, PlanEntry
 from dataenvgym_dagster.domain.protocol import Domain
@@ -19,6 +19,21 @@ from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
 from dataenvgym_dagster.domain.types import Draft, TrainingExample
 
 NOVELTY_ATTEMPTS = 20  # draws per example before accepting a question seen before
+
+
+def _memoised(canonical: Callable[[str], str]) -> Callable[[str], str]:
+    """``canonical`` remembering its keys. A skill with few distinct problems is drawn up to
+    NOVELTY_ATTEMPTS times per example once they are used up, mostly questions seen before (8
+    draws per example in the default experiment); parsing each again took most of generation."""
+    keys: dict[str, str] = {}
+
+    def key(question: str) -> str:
+        found = keys.get(question)
+        if found is None:
+            found = keys[question] = canonical(question)
+        return found
+
+    return key
 
 
 def entry_rng(seed: int, entry: PlanEntry) -> random.Random:
@@ -36,12 +51,13 @@ class OfflineTeacher:
         self.domain = domain
 
     def generate(self, plan: DataGenerationPlan, seed: int, avoid: frozenset[str] = frozenset()) -> GenerationResult:
-        seen = {self.domain.canonical(question) for question in avoid}
+        canonical = _memoised(self.domain.canonical)
+        seen = {canonical(question) for question in avoid}
         examples = []
         for entry in plan.entries:
             rng = entry_rng(seed, entry)
             for index in range(entry.count):
-                draft = self._novel(entry.skill, rng, seen)
+                draft = self._novel(entry.skill, rng, seen, canonical)
                 examples.append(
                     TrainingExample(
                         example_id=f"{entry.entry_id}/{index:05d}", skill=entry.skill, plan_entry_id=entry.entry_id,
@@ -50,10 +66,10 @@ class OfflineTeacher:
                 )
         return GenerationResult(requested=plan.total, examples=tuple(examples))
 
-    def _novel(self, skill: str, rng: random.Random, seen: set[str]) -> Draft:
+    def _novel(self, skill: str, rng: random.Random, seen: set[str], canonical: Callable[[str], str]) -> Draft:
         for _ in range(NOVELTY_ATTEMPTS):
             draft = self.domain.sample(skill, rng)
-            key = self.domain.canonical(draft.question)
+            key = canonical(draft.question)
             if key not in seen:
                 seen.add(key)
                 return draft

@@ -25,16 +25,18 @@ import functools
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-import openai
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from dataenvgym_dagster.domain.teachers.chat import ChatReply, ChatRequest
 from dataenvgym_dagster.machinery.teacher.cache import CachedReply, CacheMissError, CacheMode, ReplyCache, prompt_hash
 from dataenvgym_dagster.machinery.teacher.ledger import CallRecord, Ledger, summary
 from dataenvgym_dagster.machinery.teacher.replies import ReplyParseError, parse_reply
+
+if TYPE_CHECKING:  # imported where a request is sent: loading the code location (every run process) does not need it
+    import openai
 
 T = TypeVar("T")
 Log = Callable[[str], None]
@@ -191,6 +193,8 @@ class OpenAIChat:
         api_key = self.settings.api_key.get_secret_value() if self.settings.api_key else PLACEHOLDER_KEY
         # A pool as large as the concurrency: httpcore scans every pooled connection per request.
         limits = httpx.Limits(max_connections=self.settings.max_concurrency, max_keepalive_connections=self.settings.max_concurrency)
+        import openai
+
         async with openai.AsyncOpenAI(
             base_url=self.settings.base_url, api_key=api_key, max_retries=0, timeout=self.settings.timeout_s,
             http_client=openai.DefaultAsyncHttpxClient(limits=limits),
@@ -249,6 +253,8 @@ class OpenAIChat:
 
     async def _request(self, client: openai.AsyncOpenAI, request: ChatRequest, reply_model: type[BaseModel], rng: random.Random):
         """One completion, retrying transient faults; returns it with the number of HTTP requests made."""
+        import openai
+
         for attempt in range(1, self.settings.max_attempts + 1):
             arguments = self._arguments(request, reply_model)
             try:
