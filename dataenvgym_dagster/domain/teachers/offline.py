@@ -9,6 +9,7 @@ output) by rejection sampling, and leaves any repeats it cannot avoid to the qua
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from collections.abc import Callable, Sequence
@@ -19,21 +20,6 @@ from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
 from dataenvgym_dagster.domain.types import Draft, TrainingExample
 
 NOVELTY_ATTEMPTS = 20  # draws per example before accepting a question seen before
-
-
-def _memoised(canonical: Callable[[str], str]) -> Callable[[str], str]:
-    """``canonical`` remembering its keys. A skill with few distinct problems is drawn up to
-    NOVELTY_ATTEMPTS times per example once they are used up, mostly questions seen before (8
-    draws per example in the default experiment); parsing each again took most of generation."""
-    keys: dict[str, str] = {}
-
-    def key(question: str) -> str:
-        found = keys.get(question)
-        if found is None:
-            found = keys[question] = canonical(question)
-        return found
-
-    return key
 
 
 def entry_rng(seed: int, entry: PlanEntry) -> random.Random:
@@ -51,7 +37,10 @@ class OfflineTeacher:
         self.domain = domain
 
     def generate(self, plan: DataGenerationPlan, seed: int, avoid: frozenset[str] = frozenset()) -> GenerationResult:
-        canonical = _memoised(self.domain.canonical)
+        # Remembered within this call: once a skill's distinct problems are used up it is drawn up to
+        # NOVELTY_ATTEMPTS times per example (8 on average in the default experiment), mostly questions
+        # seen before, and parsing each again took most of generation.
+        canonical = functools.cache(self.domain.canonical)
         seen = {canonical(question) for question in avoid}
         examples = []
         for entry in plan.entries:
