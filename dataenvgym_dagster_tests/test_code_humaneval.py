@@ -70,3 +70,18 @@ def test_a_malformed_humaneval_file_names_the_line_and_the_missing_fields(tmp_pa
     path.write_text("\n".join(json.dumps(row) for row in rows))
     with pytest.raises(BenchmarkFormatError, match=r"HumanEval.jsonl line 2 lacks the text fields \['entry_point'\]"):
         CODE.sources["humaneval"].load(BenchmarkSpec(source="humaneval", path=str(path), validation_per_skill=1))
+
+
+def test_test_code_that_never_calls_the_program_proves_nothing_and_is_no_pass():
+    # Found from outside: a caller who forgets HumanEval's closing `check(entry_point)` line would
+    # otherwise see every completion, right or wrong, pass.
+    from dataenvgym_dagster.domain.code.execution import Limits, default_executor
+    from dataenvgym_dagster.domain.code.judging import Job, judge_all
+
+    row = json.loads(gzip.open(packaged_file(), "rt").readline())
+    honest = row["prompt"] + row["canonical_solution"]
+    uncalled = Job(kind="script", program=honest, entry_point=row["entry_point"], test_code=row["test"], helpers=row["prompt"])
+    called = uncalled.model_copy(update={"test_code": f"{row['test']}\ncheck({row['entry_point']})\n"})
+    never, checked = judge_all([uncalled, called], default_executor(Limits()))
+    assert never.verdict == "wrong_answer" and "never called has_close_elements" in never.failure.error
+    assert checked.verdict == "passed"

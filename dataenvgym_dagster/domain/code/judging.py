@@ -260,6 +260,10 @@ def _judge_script(job: Job, session: ProgramSession) -> Outcome:
         line = lines[frames[-1].lineno - 1].strip() if frames and frames[-1].lineno and frames[-1].lineno <= len(lines) else ""
         described = "".join(traceback.format_exception_only(type(error), error)).strip()
         return _failure("wrong_answer", 0, 0, 1, line, "the assertion to hold" if isinstance(error, AssertionError) else "", "", described)
+    if candidate.calls == 0:
+        # Tests that never call the program (a `check` defined but not called) prove nothing about it.
+        return _failure("wrong_answer", 0, 0, 1, error=f"the tests never called {name}, so nothing was checked; "
+                        f"the test code must call it (HumanEval's ends with check({name}))")
     return Outcome(verdict="passed", passed=1, total=1)
 
 
