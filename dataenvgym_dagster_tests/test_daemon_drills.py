@@ -1,5 +1,6 @@
 """Drills under a live daemon (``dagster-daemon run``, what ``make ui`` starts): a catalogue broken and
-fixed while the sensors tick, and a daemon killed with SIGKILL mid-chain and started again.
+fixed while the sensors tick, a daemon killed with SIGKILL mid-chain and started again, and the
+daemon's whole process group (its run worker too) killed mid-chain and started again.
 
 Each drill runs the real daemon over a fresh home with the micro catalogue and reads what it did
 from the instance: the sensors' tick records, the runs, the materialisations and the warehouse
@@ -114,6 +115,51 @@ def test_a_daemon_killed_mid_chain_and_restarted_launches_nothing_twice_and_fini
     ], [(run.job_name, run.status, run.run_id) for run in runs]
     counts = materialisations(tmp_path / "daemon" / "home")
     assert counts and set(counts.values()) == {1}, {name: n for name, n in counts.items() if n != 1}
+    after = tables(tmp_path / "daemon" / "home")
+    for table, frame in clean.items():
+        assert after[table].equals(frame), table
+
+
+def test_a_daemon_killed_with_its_run_worker_mid_chain_resumes_by_retrying_the_run_and_finishes_as_a_clean_run(tmp_path):
+    clean = clean_tables(tmp_path / "clean")
+    env = prepare_home(tmp_path / "daemon", catalogue("eager"))
+    last = AssetKey(iteration_asset_name(MICRO_CATALOG["iterations"], "test_evaluation"))
+    first = AssetKey(iteration_asset_name(0, "test_evaluation"))
+    daemon = Daemon(tmp_path / "daemon", env)
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        try:
+            daemon.start()
+            daemon.wait_for("iteration 0 materialised by the daemon's loop run", lambda: PARTITION in instance.get_materialized_partitions(first))
+            assert PARTITION not in instance.get_materialized_partitions(last)
+            daemon.kill(signal.SIGKILL, group=True)  # the daemon, its code server and the run worker mid-step
+            daemon.start()
+            daemon.wait_for("the chain's last asset", lambda: PARTITION in instance.get_materialized_partitions(last))
+            daemon.wait_for("no run queued or in progress", lambda: not instance.get_runs(RunsFilter(statuses=PENDING_STATUSES)))
+            time.sleep(3)  # a tick or more after the end: a sensor that relaunched would have done it by now
+            assert not instance.get_runs(RunsFilter(statuses=PENDING_STATUSES))
+        finally:
+            daemon.stop()
+        runs = sorted(instance.get_runs(), key=lambda run: instance.get_run_record_by_id(run.run_id).create_timestamp)
+        killed = next(run for run in runs if run.status == DagsterRunStatus.FAILURE)
+        killed_logs = [e.dagster_event for e in instance.all_logs(killed.run_id) if e.dagster_event]
+        failure = next(e for e in instance.all_logs(killed.run_id) if e.dagster_event and e.dagster_event.is_run_failure)
+        # The step the kill interrupted: started in the killed run, never ended there.
+        ended = {e.step_key for e in killed_logs if e.is_step_success or e.is_step_failure}
+        in_flight = {e.step_key for e in killed_logs if e.is_step_start} - ended
+    # The killed loop run, marked failed by the restarted daemon's sensor, and one automatic retry of it from the failed step.
+    assert [(run.job_name, run.status) for run in runs] == [
+        (FOUNDATIONS_JOB, DagsterRunStatus.SUCCESS), (TEACHING_LOOP_JOB, DagsterRunStatus.FAILURE),
+        (TEACHING_LOOP_JOB, DagsterRunStatus.SUCCESS),
+    ], [(run.job_name, run.status, run.run_id) for run in runs]
+    assert "ended without finishing it (killed" in (failure.message or ""), failure.message
+    retry = runs[2]
+    assert retry.parent_run_id == killed.run_id and retry.tags.get("dagster/retry_number") == "1"
+    counts = materialisations(tmp_path / "daemon" / "home")
+    # Every asset once, except that the step in flight is redone by the retry: if the kill fell after it
+    # recorded its materialisation and before the step ended, that asset is materialised again (same content).
+    twice = {name.split("[")[0] for name, n in counts.items() if n != 1}
+    assert len(in_flight) <= 1 and twice <= in_flight, (twice, in_flight)
+    assert counts and set(counts.values()) <= {1, 2}
     after = tables(tmp_path / "daemon" / "home")
     for table, frame in clean.items():
         assert after[table].equals(frame), table
