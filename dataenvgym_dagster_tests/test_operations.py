@@ -131,6 +131,27 @@ def test_the_sensor_launches_nothing_for_a_partition_whose_run_is_queued_or_in_p
     assert isinstance(waiting, SkipReason) and "arithmetic|skill_list is queued or in progress" in waiting.skip_message
 
 
+@pytest.mark.parametrize(
+    ("status", "tags", "expected"),
+    [
+        # Dagster's automatic retry creates its run, then queues it: a run launched in between would queue behind it.
+        (DagsterRunStatus.NOT_STARTED, {}, "is created but not queued yet; waiting for it"),
+        # A run whose process died, which the daemon will retry (run_retries set dagster/will_retry).
+        (DagsterRunStatus.FAILURE, {"dagster/will_retry": "true"}, "the daemon retries it from the failed step"),
+    ],
+)
+def test_the_sensor_waits_for_a_run_about_to_be_queued_or_retried(tmp_path, status, tags, expected):
+    workspace = make_workspace(tmp_path, AUTOMATED)
+    workspace.run_foundations()
+    request = evaluate_sensor(workspace).run_requests[0]
+    assert request.tags["dagster/max_retries"] == "1"  # what makes a run whose process died retried at all
+    run = create_run_for_test(workspace.instance, job_name=TEACHING_LOOP_JOB, status=status,
+                              tags={"dagster/partition": "arithmetic|skill_list", **tags})
+    waiting = evaluate_sensor(workspace)
+    assert isinstance(waiting, SkipReason) and f"run {run.run_id}" in waiting.skip_message
+    assert expected in waiting.skip_message
+
+
 def test_a_failed_iteration_stops_the_chain_with_the_reason(tmp_path):
     workspace = make_workspace(tmp_path, AUTOMATED)
     workspace.run_foundations()

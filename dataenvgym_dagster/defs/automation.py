@@ -109,6 +109,13 @@ def next_step(
         if _runs(instance, stage.partition, statuses=PENDING_STATUSES, limit=1):
             return SkipReason(f"{partition}: a run of {stage.partition} is queued or in progress; waiting for it")
         latest = _runs(instance, stage.partition, limit=1)
+        if latest and latest[0].status == DagsterRunStatus.NOT_STARTED:
+            # Created and about to be queued (Dagster's automatic retry creates its run, then submits it): a run
+            # launched now would queue behind it and redo its work.
+            return SkipReason(
+                f"{partition}: run {latest[0].run_id} of {stage.partition} is created but not queued yet; waiting for it "
+                "(if it stays so, terminate or delete it in the UI)"
+            )
         if latest and latest[0].is_complete_and_waiting_to_retry:
             return SkipReason(
                 f"{partition}: run {latest[0].run_id} of {stage.name} failed without an asset failing (its process "
