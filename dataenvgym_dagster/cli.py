@@ -46,12 +46,15 @@ def run(domain: str, experiment: str | None, force: bool = False, wait: bool = F
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.perf_counter()
     seed = catalog.experiment(experiment).seed
-    try:
-        results = run_experiment(definitions, instance, domain, experiment, quiet, force=force, seed=seed, wait=wait)
-    except Exception as error:
-        if is_disk_full(error):  # Dagster could not even record the failure: do it with the space kept for that
-            _fail_for_full_disk(instance, home)
-        raise
+    from dataenvgym_dagster.defs.event_log_complaints import held_event_log_complaints
+
+    with held_event_log_complaints() as complaints:
+        try:
+            results = run_experiment(definitions, instance, domain, experiment, quiet, force=force, seed=seed, wait=wait)
+        except Exception as error:
+            if is_disk_full(error):  # Dagster could not even record the failure: do it with the space kept for that
+                _fail_for_full_disk(instance, home, complaints)
+            raise
     failed = [result for result in results if not result.success]
     if failed:
         from dataenvgym_dagster.defs.failures import explain_failure
@@ -72,16 +75,22 @@ def run(domain: str, experiment: str | None, force: bool = False, wait: bool = F
     return 0
 
 
-def _fail_for_full_disk(instance, home: Path) -> None:
+def _fail_for_full_disk(instance, home: Path, complaints: list[str]) -> None:
+    """Mark this process's runs failed for the full disk, with Dagster's ``complaints`` about log lines it could
+    not record (then emptied: they are in the run's record, and the terminal gets only the one line)."""
     from dataenvgym_dagster.defs.instance import release_space_reserve
     from dataenvgym_dagster.defs.jobs import fail_own_runs
     from dataenvgym_dagster.machinery.locks import full_disk_message
 
     release_space_reserve(Path(os.environ["DAGSTER_HOME"]))
+    cause = full_disk_message(home)
+    if complaints:
+        cause += f". Dagster could not record {len(complaints)} log line(s) before: " + " | ".join(complaints)
     try:
-        fail_own_runs(instance, full_disk_message(home))
+        fail_own_runs(instance, cause)
     except Exception:  # noqa: BLE001 - nothing more can be recorded; the terminal still gets the one line
-        pass
+        return
+    complaints.clear()
 
 
 def compare(domain: str | None) -> int:

@@ -1,5 +1,6 @@
 """Drills under a live daemon (``dagster-daemon run``, what ``make ui`` starts): a catalogue broken and
-fixed while the sensors tick, and a daemon killed with SIGKILL mid-chain and started again.
+fixed while the sensors tick, a daemon killed with SIGKILL mid-chain and started again, and the
+daemon's whole process group (its run worker too) killed mid-chain and started again.
 
 Each drill runs the real daemon over a fresh home with the micro catalogue and reads what it did
 from the instance: the sensors' tick records, the runs, the materialisations and the warehouse
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -88,7 +90,20 @@ def clean_tables(root: Path) -> dict:
     return tables(root / "home")
 
 
-def test_a_daemon_killed_mid_chain_and_restarted_launches_nothing_twice_and_finishes_as_a_clean_run(tmp_path):
+@dataclass
+class KilledChain:
+    """What a daemon killed mid-chain and started again left: the runs (oldest first), each failed run's
+    events, how often each asset partition was materialised, and whether the tables equal a clean run's."""
+
+    runs: list
+    events: dict[str, list]
+    counts: dict[str, int]
+    tables_equal_clean: dict[str, bool]
+
+
+def kill_mid_chain(tmp_path: Path, group: bool) -> KilledChain:
+    """Run the micro experiment under the daemon, SIGKILL it (``group``: with its code server and run worker)
+    while the loop run is between iterations 0 and the last, start it again and wait for the chain to end."""
     clean = clean_tables(tmp_path / "clean")
     env = prepare_home(tmp_path / "daemon", catalogue("eager"))
     last = AssetKey(iteration_asset_name(MICRO_CATALOG["iterations"], "test_evaluation"))
@@ -100,7 +115,7 @@ def test_a_daemon_killed_mid_chain_and_restarted_launches_nothing_twice_and_fini
             # Mid-chain: the loop's run is executing (iteration 0 is done, the rest is not).
             daemon.wait_for("iteration 0 materialised by the daemon's loop run", lambda: PARTITION in instance.get_materialized_partitions(first))
             assert PARTITION not in instance.get_materialized_partitions(last)
-            daemon.kill(signal.SIGKILL)  # the daemon alone: its run worker goes on, as after a crash of the daemon
+            daemon.kill(signal.SIGKILL, group=group)
             daemon.start()
             daemon.wait_for("the chain's last asset", lambda: PARTITION in instance.get_materialized_partitions(last))
             daemon.wait_for("no run queued or in progress", lambda: not instance.get_runs(RunsFilter(statuses=PENDING_STATUSES)))
@@ -108,12 +123,41 @@ def test_a_daemon_killed_mid_chain_and_restarted_launches_nothing_twice_and_fini
             assert not instance.get_runs(RunsFilter(statuses=PENDING_STATUSES))
         finally:
             daemon.stop()
-        runs = instance.get_runs()
-    assert sorted((run.job_name, run.status) for run in runs) == [
-        (FOUNDATIONS_JOB, DagsterRunStatus.SUCCESS), (TEACHING_LOOP_JOB, DagsterRunStatus.SUCCESS)
-    ], [(run.job_name, run.status, run.run_id) for run in runs]
-    counts = materialisations(tmp_path / "daemon" / "home")
-    assert counts and set(counts.values()) == {1}, {name: n for name, n in counts.items() if n != 1}
+        runs = sorted(instance.get_runs(), key=lambda run: instance.get_run_record_by_id(run.run_id).create_timestamp)
+        events = {run.run_id: [e.dagster_event for e in instance.all_logs(run.run_id) if e.dagster_event]
+                  for run in runs if run.status == DagsterRunStatus.FAILURE}
     after = tables(tmp_path / "daemon" / "home")
-    for table, frame in clean.items():
-        assert after[table].equals(frame), table
+    return KilledChain(runs, events, materialisations(tmp_path / "daemon" / "home"),
+                       {table: after[table].equals(frame) for table, frame in clean.items()})
+
+
+def test_a_daemon_killed_mid_chain_and_restarted_launches_nothing_twice_and_finishes_as_a_clean_run(tmp_path):
+    chain = kill_mid_chain(tmp_path, group=False)  # the daemon alone: its run worker goes on, as after a crash of the daemon
+    assert [(run.job_name, run.status) for run in chain.runs] == [
+        (FOUNDATIONS_JOB, DagsterRunStatus.SUCCESS), (TEACHING_LOOP_JOB, DagsterRunStatus.SUCCESS)
+    ], [(run.job_name, run.status, run.run_id) for run in chain.runs]
+    assert chain.counts and set(chain.counts.values()) == {1}, {name: n for name, n in chain.counts.items() if n != 1}
+    assert all(chain.tables_equal_clean.values()), chain.tables_equal_clean
+
+
+def test_a_daemon_killed_with_its_run_worker_mid_chain_resumes_by_retrying_the_run_and_finishes_as_a_clean_run(tmp_path):
+    chain = kill_mid_chain(tmp_path, group=True)  # the daemon, its code server and the run worker mid-step
+    # The killed loop run, marked failed by the restarted daemon's sensor, and one automatic retry of it from the failed step.
+    assert [(run.job_name, run.status) for run in chain.runs] == [
+        (FOUNDATIONS_JOB, DagsterRunStatus.SUCCESS), (TEACHING_LOOP_JOB, DagsterRunStatus.FAILURE),
+        (TEACHING_LOOP_JOB, DagsterRunStatus.SUCCESS),
+    ], [(run.job_name, run.status.value, run.run_id[:8], (run.parent_run_id or "")[:8],
+         {k: v for k, v in run.tags.items() if "retry" in k or "stage" in k}) for run in chain.runs]
+    killed, retry = chain.runs[1], chain.runs[2]
+    events = chain.events[killed.run_id]
+    failure = next(event for event in events if event.is_run_failure)
+    assert "ended without finishing it (killed" in (failure.message or ""), failure.message
+    assert retry.parent_run_id == killed.run_id and retry.tags.get("dagster/retry_number") == "1"
+    # Every asset once, except that the step in flight is redone by the retry: if the kill fell after it
+    # recorded its materialisation and before the step ended, that asset is materialised again (same content).
+    ended = {event.step_key for event in events if event.is_step_success or event.is_step_failure}
+    in_flight = {event.step_key for event in events if event.is_step_start} - ended
+    twice = {name.split("[")[0] for name, n in chain.counts.items() if n != 1}
+    assert len(in_flight) <= 1 and twice <= in_flight, (twice, in_flight)
+    assert chain.counts and set(chain.counts.values()) <= {1, 2}
+    assert all(chain.tables_equal_clean.values()), chain.tables_equal_clean

@@ -253,6 +253,8 @@ def test_a_full_disk_is_said_in_one_line_and_the_rerun_after_freeing_space_equal
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith(f"dataenvgym: no space left on the disk holding {home} (") and "free of 3.0 MiB" in last
     assert "Traceback" not in failed.stderr and "Stack Trace" not in failed.stderr
+    # Dagster's complaints about log lines it could not write go into the run's failure record, not the terminal.
+    assert "Exception while writing logger call to event log" not in failed.stderr
     # No torn file where readers look.
     assert not [p for p in home.rglob("*") if p.is_file() and p.suffix in (".parquet", ".png") and p.name.startswith(".") is False
                 and not _readable(p)]
@@ -393,3 +395,19 @@ def test_a_registration_tick_says_what_it_registered(tmp_path):
         build_sensor_context(instance=workspace.instance, definitions=workspace.defs))
     assert data.skip_message == "registered skill_list, skill_list_no_state"
     assert [list(r.partition_keys) for r in data.dynamic_partitions_requests] == [["skill_list", "skill_list_no_state"]]
+
+
+def test_dagsters_event_log_complaints_are_held_during_a_run_and_none_is_lost(capsys):
+    from dataenvgym_dagster.defs.event_log_complaints import PREFIX, held_event_log_complaints
+
+    with held_event_log_complaints() as complaints:
+        sys.stderr.write(f"{PREFIX}: [Errno 28] No space left on device\n")  # as Dagster's handler writes it
+        print("step 3 of 9", file=sys.stderr)
+        assert complaints == [f"{PREFIX}: [Errno 28] No space left on device"]
+        assert capsys.readouterr().err == "step 3 of 9\n"
+    # Not taken into a failure record: written out when the run ends.
+    assert capsys.readouterr().err == f"{PREFIX}: [Errno 28] No space left on device\n"
+    with held_event_log_complaints() as complaints:
+        sys.stderr.write(f"{PREFIX}: disk I/O error\n")
+        complaints.clear()  # what a full disk's failure record does with them
+    assert capsys.readouterr().err == ""

@@ -131,6 +131,27 @@ def test_the_sensor_launches_nothing_for_a_partition_whose_run_is_queued_or_in_p
     assert isinstance(waiting, SkipReason) and "arithmetic|skill_list is queued or in progress" in waiting.skip_message
 
 
+@pytest.mark.parametrize(
+    ("status", "tags", "expected"),
+    [
+        # Dagster's automatic retry creates its run, then queues it: a run launched in between would queue behind it.
+        (DagsterRunStatus.NOT_STARTED, {}, "is created but not queued yet; waiting for it"),
+        # A run whose process died, which the daemon will retry (run_retries set dagster/will_retry).
+        (DagsterRunStatus.FAILURE, {"dagster/will_retry": "true"}, "the daemon retries it from the failed step"),
+    ],
+)
+def test_the_sensor_waits_for_a_run_about_to_be_queued_or_retried(tmp_path, status, tags, expected):
+    workspace = make_workspace(tmp_path, AUTOMATED)
+    workspace.run_foundations()
+    request = evaluate_sensor(workspace).run_requests[0]
+    assert request.tags["dagster/max_retries"] == "1"  # what makes a run whose process died retried at all
+    run = create_run_for_test(workspace.instance, job_name=TEACHING_LOOP_JOB, status=status,
+                              tags={"dagster/partition": "arithmetic|skill_list", **tags})
+    waiting = evaluate_sensor(workspace)
+    assert isinstance(waiting, SkipReason) and f"run {run.run_id}" in waiting.skip_message
+    assert expected in waiting.skip_message
+
+
 def test_a_failed_iteration_stops_the_chain_with_the_reason(tmp_path):
     workspace = make_workspace(tmp_path, AUTOMATED)
     workspace.run_foundations()
@@ -229,6 +250,25 @@ def test_the_instance_gets_run_monitoring_unless_it_has_its_own_settings(tmp_pat
     settings.write_text("telemetry:\n  enabled: false\n")
     assert main(["instance"]) == 0
     assert settings.read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_an_unedited_instance_file_of_an_earlier_version_gets_run_retries(tmp_path, monkeypatch):
+    from dagster import DagsterInstance
+
+    from dataenvgym_dagster.defs.instance import PREVIOUS_SETTINGS
+
+    monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    settings = tmp_path / "home" / "dagster" / "dagster.yaml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(PREVIOUS_SETTINGS[0])  # what the version before run retries wrote
+    assert "run_retries" not in settings.read_text()
+    assert main(["instance"]) == 0
+    assert settings.read_text() == INSTANCE_SETTINGS
+    with DagsterInstance.from_config(str(settings.parent)) as instance:
+        # Dagster reads it: retries on, none by default (only runs tagged dagster/max_retries), never after an asset failed.
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 0
+        assert instance.run_retries_retry_on_asset_or_op_failure is False
 
 
 # -- damaged warehouse files -------------------------------------------------------------------
@@ -361,3 +401,25 @@ def test_the_learning_curve_plot_is_small_enough_to_show_inline_and_decodes():
         image = Image.open(io.BytesIO(base64.b64decode(encoded.group(1))))
         assert image.format == "PNG" and image.width >= 80
         assert encoded.group(2).endswith(f"(iterations 0–{iterations - 1})" if iterations > 1 else "(iteration 0)")
+
+
+def test_with_these_settings_a_tagged_run_is_retried_when_its_process_died_but_not_when_an_asset_failed(tmp_path):
+    from dagster import DagsterInstance, Definitions, asset, define_asset_job
+
+    from dataenvgym_dagster.defs.automation import MAX_RETRIES_TAG
+
+    @asset
+    def raises() -> None:
+        raise ValueError("a genuine error in the asset")
+
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_SETTINGS + "telemetry:\n  enabled: false\n")
+    job = Definitions(assets=[raises], jobs=[define_asset_job("fails", [raises])]).resolve_job_def("fails")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        failed = job.execute_in_process(instance=instance, raise_on_error=False, tags={MAX_RETRIES_TAG: "1"})
+        assert instance.get_run_by_id(failed.run_id).tags.get("dagster/will_retry") == "false"
+        died = instance.create_run_for_job(job, tags={MAX_RETRIES_TAG: "1"})
+        instance.report_run_failed(died, "its process ended")  # what fail_abandoned_runs reports for a killed worker
+        assert instance.get_run_by_id(died.run_id).is_complete_and_waiting_to_retry
+        untagged = instance.create_run_for_job(job)
+        instance.report_run_failed(untagged, "its process ended")  # e.g. a killed `dataenvgym run`: not retried
+        assert not instance.get_run_by_id(untagged.run_id).is_complete_and_waiting_to_retry

@@ -21,6 +21,7 @@ from dataenvgym_dagster.machinery.student.settings import (
 from dataenvgym_dagster.machinery.student.training import (
     SequenceTooLongError,
     encode_prompts,
+    token_ids,
     tokenize_pairs,
     train_student,
 )
@@ -74,6 +75,19 @@ def test_a_student_without_a_pad_token_trains_and_answers_in_batches_as_one_at_a
     single, _ = complete(model, tokenizer, pairs, max_new_tokens=5, batch_size=1, progress=QUIET)
     assert [c.text for c in batched] == [c.text for c in single]
     assert [c.target_loss for c in batched] == pytest.approx([c.target_loss for c in single], rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2"])
+def test_fast_token_ids_equal_what_the_tokenizer_call_gives(folders, texts, architecture):
+    tokenizer = AutoTokenizer.from_pretrained(folders[architecture])
+    chat = [] if tokenizer.chat_template is None else [
+        tokenizer.apply_chat_template([{"role": "user", "content": t.prompt}], tokenize=False, add_generation_prompt=True)
+        for t in texts[:4]
+    ]
+    batch = [t.prompt for t in texts] + [t.target for t in texts] + chat + ["", " 12 + 7 =", "é?ü", tokenizer.eos_token * 2]
+    for special in (True, False):
+        assert token_ids(tokenizer, batch, special_tokens=special) == tokenizer(batch, add_special_tokens=special)["input_ids"]
+    assert token_ids(tokenizer, [], special_tokens=True) == []
 
 
 def test_chat_prompts_are_the_same_tokens_at_training_and_at_evaluation(folders):

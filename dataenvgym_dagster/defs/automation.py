@@ -53,6 +53,10 @@ from dataenvgym_dagster.experiments.registration import RELOAD, plan_registratio
 SENSOR = "advance_experiments"
 # Dagster's own run tags for a partition: multi-dimensional keys are tagged per dimension.
 PARTITION_TAG = "dagster/partition"
+# Dagster's run tag for how often the daemon retries a failed run (run_retries in dagster.yaml). The runs
+# the sensors launch are retried at least once if their process dies; an asset that fails is not retried
+# where the instance says so (defs/instance.py), and the chain then stops with the reason.
+MAX_RETRIES_TAG = "dagster/max_retries"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,18 @@ def next_step(
         if _runs(instance, stage.partition, statuses=PENDING_STATUSES, limit=1):
             return SkipReason(f"{partition}: a run of {stage.partition} is queued or in progress; waiting for it")
         latest = _runs(instance, stage.partition, limit=1)
+        if latest and latest[0].status == DagsterRunStatus.NOT_STARTED:
+            # Created and about to be queued (Dagster's automatic retry creates its run, then submits it): a run
+            # launched now would queue behind it and redo its work.
+            return SkipReason(
+                f"{partition}: run {latest[0].run_id} of {stage.partition} is created but not queued yet; waiting for it "
+                "(if it stays so, terminate or delete it in the UI)"
+            )
+        if latest and latest[0].is_complete_and_waiting_to_retry:
+            return SkipReason(
+                f"{partition}: run {latest[0].run_id} of {stage.name} failed without an asset failing (its process "
+                "died?); the daemon retries it from the failed step (run_retries); waiting for the retry"
+            )
         if latest and latest[0].status == DagsterRunStatus.FAILURE:
             return SkipReason(
                 f"{partition}: stopped at {stage.name}, run {latest[0].run_id} failed; see its logs, fix the cause "
@@ -117,7 +133,8 @@ def next_step(
                 f"of the stage (a skipped or blocked step?); materialise {stage.name} by hand to resume"
             )
         settings = catalog.experiment(experiment)
-        tags = {DOMAIN_TAG: domain, EXPERIMENT_TAG: catalog.run(experiment).name, SEED_TAG: str(settings.seed), STAGE_TAG: stage.name}
+        tags = {DOMAIN_TAG: domain, EXPERIMENT_TAG: catalog.run(experiment).name, SEED_TAG: str(settings.seed), STAGE_TAG: stage.name,
+                MAX_RETRIES_TAG: str(max(1, instance.run_retries_max_retries))}
         previous = latest[0].run_id if latest else "none"
         if stage.name == FOUNDATIONS:
             return RunRequest(run_key=f"{partition}:{stage.name}:after:{previous}", job_name=stage.job, partition_key=stage.partition, tags=tags)

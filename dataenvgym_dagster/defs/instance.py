@@ -32,7 +32,17 @@ PARTITION_TAG = "dagster/partition"  # Dagster's run tag naming a run's partitio
 # Runs whose process was killed are marked failed by `fail_abandoned_runs` (CLI start, sensor tick).
 # The run queue (Dagster's default run coordinator) starts at most one run per partition at a time,
 # and looks at its queue every second rather than every 5 s (a launch waited 2.5 s on average).
-INSTANCE_SETTINGS = f"""\
+# Run retries: the daemon re-executes, from the failed step on, a run whose process died (its run
+# worker killed with the daemon's process group, out of memory), but only runs tagged with
+# dagster/max_retries (those the sensors launch, defs/automation.py) and never a run in which an
+# asset failed: that failure needs a fix, and retrying it would only pay for it twice.
+RUN_RETRY_SETTINGS = """\
+run_retries:
+  enabled: true
+  max_retries: 0
+  retry_on_asset_or_op_failure: false
+"""
+_SETTINGS_BEFORE_RETRIES = f"""\
 # Written by dataenvgym (see defs/instance.py). Edit freely: an edited file is never overwritten.
 run_monitoring:
   enabled: true
@@ -49,8 +59,10 @@ concurrency:
           applyLimitPerUniqueValue: true
         limit: 1
 """
+INSTANCE_SETTINGS = _SETTINGS_BEFORE_RETRIES + RUN_RETRY_SETTINGS
 # What earlier versions wrote: such a file, unedited, is brought up to date.
 PREVIOUS_SETTINGS = (
+    _SETTINGS_BEFORE_RETRIES,
     "# Written by dataenvgym (see cli.py). Edit freely: a non-empty file is never overwritten.\n"
     "run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  cancel_timeout_seconds: 180\n  poll_interval_seconds: 30\n",
 )

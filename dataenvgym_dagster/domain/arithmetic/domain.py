@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 import random
 from collections.abc import Sequence
@@ -119,6 +120,7 @@ class ArithmeticDomain:
             return False
 
     @staticmethod
+    @functools.lru_cache(maxsize=1 << 16)  # the teacher and the quality filter ask for the same questions' forms
     def canonical(question: str) -> str:
         """``question`` without spaces, with the operands of + and * in sorted order.
 
