@@ -81,7 +81,7 @@ table2: install  ## every environment with and without state, 3 seeds each (abou
 	$(PYTHON) benchmarks/environments_table.py
 
 LEADERBOARD_OPTIONS ?= --scale small
-leaderboard: install  ## the table2 suite at the measured small scale (3 domains x 3 environments x 3 agents x 3 seeds, budget 500, 1 iteration), then its leaderboard; LEADERBOARD_OPTIONS="--scale small --head-start" for the changed environment
+leaderboard: install  ## the table2 suite at the measured small scale (3 domains x 3 environments x 3 agents x 3 seeds, budget 500, 1 iteration), then its leaderboard; LEADERBOARD_OPTIONS="--scale small --head-start" (or "--scale table2 --drift --domains arithmetic") for a changed environment
 	$(PYTHON) benchmarks/leaderboard_suite.py $(LEADERBOARD_OPTIONS)
 
 teacher-benchmark: install  ## the LLM teacher client's throughput against the local test server

@@ -8,13 +8,17 @@ already finished in that home are skipped, so an interrupted run resumes). Then 
 leaderboard of the suite as Markdown, with the machine and the time it took.
 
     .venv/bin/python benchmarks/leaderboard_suite.py [--scale small] [--head-start] [--domains arithmetic code tool_use]
-        [--seeds 0 1 2] [--budget 4000] [--iterations 2] [--per-skill 20] [--agents learnable uniform negative_control]
+        [--drift] [--seeds 0 1 2] [--budget 4000] [--iterations 2] [--per-skill 20] [--agents learnable uniform negative_control]
 
 ``--scale small`` is the grid measured in docs/leaderboard.md (each option given after it still
 wins). ``--head-start`` changes the environment, not the agents: each domain's base student is
 pretrained only on the skills the shipped mixture weights most (weight >= 2; the others barely,
 ``head_start`` in the catalogue), so it starts out mastering some skills and not others; such a
-run keeps its own home (``<home>-head-start``), as its foundations differ.
+run keeps its own home (``<home>-head-start``), as its foundations differ. ``--drift`` changes the
+environment too: the offline teacher drifts (``offline_drift`` in the catalogue, ``DRIFTS`` here):
+on five of arithmetic's twelve skills 90 % of what it writes are comparisons, correct and labelled
+with the skill asked for, so funding those skills teaches them little; such a run keeps its own
+home (``<home>-drift``). ``--scale table2`` is the shipped catalogue's size (``make table2``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,18 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 SCALES = {
     # docs/leaderboard.md: 81 runs (3 domains x 3 environments x 3 agents x 3 seeds) in about an hour on 2 shared CPUs.
     "small": {"budget": 500, "iterations": 1, "per_skill": 20, "pretraining": 8000},
+    # The shipped catalogue's arithmetic (make table2): where the student learns, 15 to 27 points in 3 iterations.
+    "table2": {"budget": 8000, "iterations": 3, "per_skill": 40, "pretraining": 20000},
+}
+# --drift: the imperfect offline teacher per domain. Arithmetic: five of twelve skills, those a blind even split
+# funds as much as any, drift 90 % into comparisons (correct problems the student mostly answers already).
+DRIFTS = {
+    "arithmetic": {
+        "skills": ["addition/two_digit_carry", "addition/three_digit", "subtraction/borrow", "multiplication/two_by_one_digit",
+                   "modulo/by_one_digit"],
+        "rate": 0.9,
+        "into": ["comparison/two_digit", "comparison/three_digit"],
+    },
 }
 HEAD_START_WEIGHT = 2.0  # skills the shipped mixture weights at least this much get the head start
 
@@ -65,6 +81,10 @@ def scaled_catalog(arguments: argparse.Namespace) -> dict:
         if arguments.head_start:
             base = head_start(base)
         domains[name] = {**settings, "benchmark": benchmark, "base_student": base, "default_experiment": None}
+        if arguments.drift:
+            if name not in DRIFTS:
+                raise SystemExit(f"--drift is defined for {', '.join(DRIFTS)} only; add {name} to DRIFTS or leave it out of --domains")
+            domains[name]["offline_drift"] = DRIFTS[name]
     shared = {**suite["settings"], "data_budget": arguments.budget}
     if arguments.replay_fraction is not None:  # how much of each iteration's training data is replay, not the agent's
         shared["training"] = {**shared["training"], "replay_fraction": arguments.replay_fraction}
@@ -100,6 +120,10 @@ def main() -> None:
         "--head-start", action="store_true",
         help="change the environment: base students pretrained on their most-weighted skills only (see above)",
     )
+    parser.add_argument(
+        "--drift", action="store_true",
+        help="change the environment: an imperfect offline teacher that drifts off some skills (DRIFTS; arithmetic only)",
+    )
     parser.add_argument("--domains", nargs="+", default=["arithmetic", "code", "tool_use"])
     parser.add_argument("--environments", nargs="+", default=None, help="default: the suite's (all three)")
     parser.add_argument("--agents", nargs="+", default=None, help="default: the suite's")
@@ -129,8 +153,9 @@ def main() -> None:
     arguments = parser.parse_args()
 
     home = arguments.home.absolute()
-    if arguments.head_start:
-        home = home.with_name(f"{home.name}-head-start")
+    for changed in ("head_start", "drift"):  # a changed environment keeps its own home
+        if getattr(arguments, changed):
+            home = home.with_name(f"{home.name}-{changed.replace('_', '-')}")
     home.mkdir(parents=True, exist_ok=True)
     catalog_file = home / "experiments.yaml"
     catalog_file.write_text(yaml.safe_dump(scaled_catalog(arguments), sort_keys=False))
@@ -152,7 +177,8 @@ def main() -> None:
         f"{elapsed / 60:.1f} min on {platform.machine()} with {os.cpu_count()} CPUs ({platform.processor() or platform.platform()}). "
         f"Budget {arguments.budget} per iteration, {arguments.iterations} iterations, {arguments.per_skill} validation and "
         f"test examples per skill, base students pretrained on at most {arguments.pretraining} examples"
-        f"{' with a head start' if arguments.head_start else ''} (scale: {arguments.scale or 'options'}); load average "
+        f"{' with a head start' if arguments.head_start else ''}{' with a drifting offline teacher' if arguments.drift else ''} "
+        f"(scale: {arguments.scale or 'options'}); load average "
         f"{' '.join(f'{load:.2f}' for load in os.getloadavg())} at the end."
     )
     walls = run_seconds(instance, set(progress.done))

@@ -1,7 +1,7 @@
 """The leaderboard of agents, read from the warehouse's ``leaderboard`` view, as Markdown, CSV or one HTML page.
 
 Rows are ranked together only when they are comparable (same test split content, student,
-budget, iterations and seeds, see :mod:`~dataenvgym_dagster.machinery.leaderboard_views`). In
+budget, iterations, seeds and engine drift, see :mod:`~dataenvgym_dagster.machinery.leaderboard_views`). In
 each domain the comparable group with the most rows is ranked; every other row is listed apart
 with what differs from the ranked group.
 """
@@ -18,7 +18,10 @@ from dataenvgym_dagster.machinery.leaderboard_views import LEADERBOARD_RUNS, lea
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 # What must match for rows to be ranked together, as (column, how a person reads it).
-COMPARABILITY = (("split_hash", "test split"), ("student", "student"), ("data_budget", "budget"), ("iterations", "iterations"), ("seed_list", "seeds"))
+COMPARABILITY = (
+    ("split_hash", "test split"), ("student", "student"), ("data_budget", "budget"), ("iterations", "iterations"), ("seed_list", "seeds"),
+    ("engine_drift", "engine"),  # an imperfect (drifting) offline engine changes the environment
+)
 ROW_KEY = ("domain", "environment", "agent", "agent_version", "engine", "student", "data_budget", "iterations", "split_hash")
 
 
@@ -84,6 +87,8 @@ def _differs(row: dict, reference: dict) -> str:
             mine, theirs = row[column], reference[column]
             if column == "split_hash":
                 mine, theirs = str(mine)[:8], str(theirs)[:8]
+            if column == "engine_drift":
+                mine, theirs = mine or "without drift", theirs or "without drift"
             parts.append(f"{label} {mine} (ranked: {theirs})")
     return "; ".join(parts)
 

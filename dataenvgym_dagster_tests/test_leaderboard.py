@@ -26,13 +26,13 @@ T2 = t_quantile(2)  # 4.303: three seeds
 def write_run(
     warehouse: Warehouse, name: str, policy: str, seed: int, base: int, final: int, *, environment: str = "skill_list",
     uses_state: bool = True, domain: str = "arithmetic", budget: int = 8000, iterations: int = 2, question_prefix: str = "q",
-    kept: int = 100, version: str = "v1",
+    kept: int = 100, version: str = "v1", engine_version: str = "e1",
 ) -> None:
     """One finished run: ``base`` then ``final`` of 10 test answers right, split evenly over two skills."""
     experiment = f"{name}_seed{seed}"
     warehouse.write("experiment_runs", [domain, experiment, "iteration_0__experiment_config"], pl.DataFrame([{
         "domain": domain, "experiment": experiment, "name": name, "environment": environment, "policy": policy,
-        "policy_version": version, "uses_state": uses_state, "teacher": "offline", "teacher_version": "e1",
+        "policy_version": version, "uses_state": uses_state, "teacher": "offline", "teacher_version": engine_version,
         "discoverer": "gold", "seed": seed, "data_budget": budget,
         "recipe": "continue_with_replay", "settings": "{}",
     }]))
@@ -121,6 +121,17 @@ def test_only_comparable_runs_are_ranked_together_and_the_others_say_what_differ
     assert row(board, "learnable_other_split", "apart")["differs"].startswith("test split ")
     # A blind baseline of another budget is never the one an agent is compared with.
     assert row(board, "learnable_small_budget", "apart")["best_blind"] is None
+
+
+def test_runs_of_a_drifting_engine_are_ranked_apart_from_the_unchanged_engines(warehouse):
+    for seed in (0, 1, 2):  # an imperfect engine is another environment: never ranked with, nor compared to, the others
+        write_run(warehouse, "d.skill_list.learnable", "learnable", seed, 4, 9, engine_version="e1+drift-abc123")
+        write_run(warehouse, "d.skill_list.uniform", "uniform", seed, 4, 5, uses_state=False, engine_version="e1+drift-abc123")
+    board = leaderboard.load(warehouse)
+    assert set(board.ranked["engine"]) == {"offline@e1"}
+    drifted = board.apart.filter(pl.col("agent") == "learnable").row(0, named=True)
+    assert drifted["differs"] == "engine drift-abc123 (ranked: without drift)"
+    assert drifted["best_blind"] == "uniform" and drifted["vs_blind"] == pytest.approx(0.4)
 
 
 def test_two_versions_of_an_agent_never_share_a_row(warehouse):

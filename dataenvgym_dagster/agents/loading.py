@@ -29,6 +29,7 @@ from dataenvgym_dagster.domain.environments import get_environment
 from dataenvgym_dagster.domain.environments.base import EnvironmentState, Policy, PolicyContext
 from dataenvgym_dagster.domain.environments.validation import plan_problems
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
+from dataenvgym_dagster.domain.teachers.drift import EngineDrift
 
 POLICY_GROUP = "dataenvgym.policies"
 ENGINE_GROUP = "dataenvgym.engines"
@@ -206,11 +207,18 @@ def build_engine(name: str, domain: Any, options: dict[str, Any], *, experiment:
     return engine
 
 
-def engine_info(name: str) -> AgentInfo:
-    """A data generation engine's name and version: built-ins by their module's source, others as loaded."""
+def engine_info(name: str, drift: EngineDrift | None = None) -> AgentInfo:
+    """A data generation engine's name and version: built-ins by their module's source, others as loaded.
+
+    The offline engine with a ``drift`` (an imperfect engine) has ``+drift-<its version>`` added, so its
+    runs are never taken for the unchanged engine's; without one the version is the unchanged engine's.
+    """
     if name in BUILTIN_ENGINES:
         module = importlib.import_module(f"dataenvgym_dagster.domain.teachers.{'offline' if name == 'offline' else 'llm'}")
-        return AgentInfo(name, source_version(module), "built-in")
+        version = source_version(module)
+        if name == "offline" and drift is not None:
+            version += f"+drift-{drift.version}"
+        return AgentInfo(name, version, "built-in")
     return load_engine_factory(name)[1]
 
 

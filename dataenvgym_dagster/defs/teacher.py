@@ -23,6 +23,7 @@ from dataenvgym_dagster.defs.resources import default_home, open_storage
 from dataenvgym_dagster.domain.discovery import GoldSkillDiscoverer, SkillDiscoverer
 from dataenvgym_dagster.domain.discovery_llm import LlmSkillDiscoverer
 from dataenvgym_dagster.domain.protocol import Domain
+from dataenvgym_dagster.domain.teachers.drift import DriftingEngine, EngineDrift
 from dataenvgym_dagster.domain.teachers.llm import LlmTeacher
 from dataenvgym_dagster.domain.teachers.offline import OfflineTeacher
 from dataenvgym_dagster.domain.teachers.protocol import DataGenerationEngine
@@ -92,11 +93,14 @@ class TeacherResource(ConfigurableResource):
     questions_per_call: int | None = Field(None, description=f"Questions labelled per call (default {QUESTIONS_PER_CALL}).")
 
     def engine(
-        self, domain: Domain, settings: ExperimentSettings, *, experiment: str, iteration: int, log: Log, target: str = "answer"
+        self, domain: Domain, settings: ExperimentSettings, *, experiment: str, iteration: int, log: Log, target: str = "answer",
+        drift: EngineDrift | None = None,
     ) -> DataGenerationEngine:
-        """The experiment's engine; ``target`` is the student's (with ``solution`` the LLM teacher writes worked solutions)."""
+        """The experiment's engine; ``target`` is the student's (with ``solution`` the LLM teacher writes worked solutions);
+        ``drift``: the domain's ``offline_drift``, which makes the offline engine imperfect (other engines ignore it)."""
         if settings.teacher == "offline":
-            return OfflineTeacher(domain)
+            offline = OfflineTeacher(domain)
+            return DriftingEngine(offline, drift, domain.taxonomy.skills) if drift is not None else offline
         if settings.teacher == "llm":
             chat = self.chat(domain.name, experiment=experiment, iteration=iteration, log=log)
             return LlmTeacher(domain, chat, examples_per_call=self.setting("examples_per_call") or EXAMPLES_PER_CALL, target=target)

@@ -30,6 +30,7 @@ from dataenvgym_dagster.domain.environments import get_environment
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec, WorkedSolutions
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
+from dataenvgym_dagster.domain.teachers.drift import EngineDrift
 from dataenvgym_dagster.experiments.errors import describe_validation_error, describe_yaml_error
 from dataenvgym_dagster.machinery.images import ImageGeneratorSettings
 from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
@@ -113,6 +114,11 @@ class DomainSettings(_Strict):
     base_student: BaseStudentSettings = BaseStudentSettings()
     image_generator: ImageGeneratorSettings = Field(
         ImageGeneratorSettings(), description="vqa: what makes the images of teacher-written specs (procedural or diffusers)."
+    )
+    offline_drift: EngineDrift | None = Field(
+        None,
+        description="An imperfect offline teacher (off by default): on these skills a share of what it writes are "
+        "correct problems of other skills, labelled with the skill asked for (see domain/teachers/drift.py).",
     )
 
 
@@ -347,6 +353,11 @@ class ExperimentCatalog(_Strict):
                     f"domains.{name}.base_student.head_start.skills names unknown skills {sorted(unknown)}; "
                     f"{name}'s skills are: {', '.join(domain.taxonomy.skills)}"
                 )
+            if settings.offline_drift is not None:
+                try:
+                    settings.offline_drift.check(name, domain.taxonomy.skills)
+                except ValueError as error:
+                    raise ValueError(f"domains.{name}.offline_drift: {error}") from None
             source = domain.sources.get(settings.benchmark.source)
             if source is None:
                 raise ValueError(

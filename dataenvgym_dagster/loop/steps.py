@@ -22,6 +22,7 @@ from dataenvgym_dagster.domain.plans import DataGenerationPlan
 from dataenvgym_dagster.domain.protocol import SPLITS, BenchmarkFormatError, Domain, WorkedSolutions
 from dataenvgym_dagster.domain.quality import check_examples
 from dataenvgym_dagster.domain.teachers.chat import TeacherChat
+from dataenvgym_dagster.domain.teachers.drift import EngineDrift
 from dataenvgym_dagster.domain.teachers.protocol import DataGenerationEngine, GenerationResult
 from dataenvgym_dagster.domain.types import EvaluationRecord, Problem, StudentText, TrainingExample
 from dataenvgym_dagster.experiments.config import (
@@ -369,11 +370,15 @@ def given_plan(state: EnvironmentState, settings: ExperimentSettings, plan_json:
     return accepted(settings.environment, state, DataGenerationPlan.model_validate_json(plan_json), settings.data_budget)
 
 
-def experiment_row(domain: str, experiment: str, name: str, settings: ExperimentSettings) -> pl.DataFrame:
-    """The ``experiment_runs`` row: what an experiment partition ran (agents by name and version), for comparisons in SQL."""
+def experiment_row(
+    domain: str, experiment: str, name: str, settings: ExperimentSettings, drift: EngineDrift | None = None
+) -> pl.DataFrame:
+    """The ``experiment_runs`` row: what an experiment partition ran (agents by name and version), for comparisons in SQL.
+
+    ``drift``: the domain's ``offline_drift``, recorded in the offline engine's version."""
     try:
         policy = load_policy(settings.environment, settings.policy)
-        teacher = engine_info(settings.teacher)
+        teacher = engine_info(settings.teacher, drift)
     except AgentError as error:
         raise AgentError(f"{error} (experiment {experiment!r}, domain {domain}, iteration 0)") from error
     return pl.DataFrame(

@@ -14,8 +14,9 @@ agent, agent version, engine, student) at one budget, split and number of iterat
   gain) with the same seed, where the best blind baseline is the blind policy (``uses_state``
   false) with the highest mean gain in the same domain, environment, engine, budget, split,
   student, iterations and seeds. Its interval is t over the paired differences.
-* ``comparable_key``: split hash, student, budget, iterations and the seed list; only rows with
-  the same key (in a domain) are ranked together (``rank`` by gain, 1 best).
+* ``comparable_key``: split hash, student, budget, iterations, the seed list and, for an imperfect
+  offline engine, its drift (``engine_drift``, from the engine's version: ``+drift-<hash>``); only
+  rows with the same key (in a domain) are ranked together (``rank`` by gain, 1 best).
 
 Accuracies and gains are fractions; teacher tokens, cost, examples kept and training seconds are
 means per run (seed).
@@ -99,10 +100,12 @@ def leaderboard_sql(runs: str = "leaderboard_runs") -> str:
                avg(teacher_tokens) AS teacher_tokens, avg(cost_usd) AS cost_usd,
                avg(examples_kept) AS examples_kept, avg(training_seconds) AS training_seconds
         FROM runs GROUP BY ALL),
+    drifted AS (  -- an imperfect engine is part of the environment: its runs are ranked apart from the unchanged engine's
+        SELECT *, nullif(regexp_extract(engine, '[+](drift-[0-9a-f]+)', 1), '') AS engine_drift FROM grouped),
     keyed AS (
         SELECT *, concat_ws(' | ', 'split ' || left(split_hash, 8), 'student ' || student, 'budget ' || data_budget,
-                            'iterations ' || iterations, 'seeds ' || seed_list) AS comparable_key
-        FROM grouped),
+                            'iterations ' || iterations, 'seeds ' || seed_list, 'engine ' || engine_drift) AS comparable_key
+        FROM drifted),
     best_blind AS (  -- per domain, environment, engine and comparable key: the blind agent with the highest gain
         SELECT domain, environment, engine, comparable_key, agent AS blind_agent, agent_version AS blind_version
         FROM keyed WHERE NOT uses_state
@@ -131,7 +134,7 @@ def leaderboard_sql(runs: str = "leaderboard_runs") -> str:
            k.teacher_tokens, k.cost_usd,
            CASE WHEN k.gain > 0 THEN k.cost_usd / (100 * k.gain) END AS cost_usd_per_point,
            CASE WHEN k.gain > 0 THEN k.teacher_tokens / (100 * k.gain) END AS teacher_tokens_per_point,
-           k.examples_kept, k.training_seconds, k.comparable_key,
+           k.examples_kept, k.training_seconds, k.engine_drift, k.comparable_key,
            rank() OVER (PARTITION BY k.domain, k.comparable_key ORDER BY k.gain DESC) AS rank
     FROM keyed k
     LEFT JOIN best_blind bb USING (domain, environment, engine, comparable_key)

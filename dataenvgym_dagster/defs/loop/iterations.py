@@ -201,7 +201,10 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         domain, experiment, settings = _partition(context, teaching)
         plan: DataGenerationPlan = inputs["plan"]
         student = teaching.catalog().student(domain.name, experiment)
-        engine = teacher.engine(domain, settings, experiment=experiment, iteration=iteration, log=context.log.info, target=student.target)
+        drift = teaching.catalog().domain(domain.name).offline_drift
+        engine = teacher.engine(
+            domain, settings, experiment=experiment, iteration=iteration, log=context.log.info, target=student.target, drift=drift,
+        )
         frame, result = steps.generated_dataset(
             domain, engine, plan, settings, benchmark=inputs["benchmark"],
             earlier_generated=[inputs[f"earlier_{t}"] for t in range(1, iteration)], previous=inputs["previous"],
@@ -305,7 +308,7 @@ def _experiment_config_asset(loop_asset) -> AssetsDefinition:
         """What this domain × experiment partition runs (environment, policy, teacher, seed, budget), for SQL comparisons."""
         domain, experiment, settings = _partition(context, teaching)
         name = teaching.catalog().run(experiment).name
-        row = steps.experiment_row(domain.name, experiment, name, settings)
+        row = steps.experiment_row(domain.name, experiment, name, settings, teaching.catalog().domain(domain.name).offline_drift)
         return Output(row, metadata={
             "environment": settings.environment, "policy": settings.policy, "policy_version": row["policy_version"][0],
             "seed": settings.seed, "teacher": settings.teacher, "teacher_version": row["teacher_version"][0],
