@@ -46,7 +46,7 @@ from dataenvgym_dagster.defs.jobs import (
 from dataenvgym_dagster.defs.loop.foundations import GROUP as FOUNDATIONS
 from dataenvgym_dagster.defs.partitions import EXPERIMENTS, loop_partition_key, registered_experiments
 from dataenvgym_dagster.defs.registration import show_on_sensor_page, skip
-from dataenvgym_dagster.defs.turns import PENDING_STATUSES
+from dataenvgym_dagster.defs.turns import PENDING_STATUSES, awaited
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
 from dataenvgym_dagster.experiments.registration import RELOAD, plan_registration
 
@@ -109,18 +109,8 @@ def next_step(
         if _runs(instance, stage.partition, statuses=PENDING_STATUSES, limit=1):
             return SkipReason(f"{partition}: a run of {stage.partition} is queued or in progress; waiting for it")
         latest = _runs(instance, stage.partition, limit=1)
-        if latest and latest[0].status == DagsterRunStatus.NOT_STARTED:
-            # Created and about to be queued (Dagster's automatic retry creates its run, then submits it): a run
-            # launched now would queue behind it and redo its work.
-            return SkipReason(
-                f"{partition}: run {latest[0].run_id} of {stage.partition} is created but not queued yet; waiting for it "
-                "(if it stays so, terminate or delete it in the UI)"
-            )
-        if latest and latest[0].is_complete_and_waiting_to_retry:
-            return SkipReason(
-                f"{partition}: run {latest[0].run_id} of {stage.name} failed without an asset failing (its process "
-                "died?); the daemon retries it from the failed step (run_retries); waiting for the retry"
-            )
+        if latest and (why := awaited(latest[0])):
+            return SkipReason(f"{partition}: {why}; waiting for it")
         if latest and latest[0].status == DagsterRunStatus.FAILURE:
             return SkipReason(
                 f"{partition}: stopped at {stage.name}, run {latest[0].run_id} failed; see its logs, fix the cause "

@@ -190,11 +190,9 @@ def _suite_sensor(name, loaded, groups, jobs, experiments_file, max_in_flight, i
             if partition in finished:
                 progress.done.append(partition)
             elif _runs(context.instance, partition, statuses=in_progress, limit=1) or (
-                (latest := _runs(context.instance, partition, limit=1))
-                and (latest[0].is_complete_and_waiting_to_retry or latest[0].status == DagsterRunStatus.NOT_STARTED)
+                (latest := _runs(context.instance, partition, limit=1)) and awaited(latest[0])
             ):
-                # A run whose process died counts as running until its retry ends, and so does a run about to be queued.
-                progress.running.append(partition)
+                progress.running.append(partition)  # a run about to be queued or retried counts as running
             elif (latest := _runs(context.instance, partition, limit=1)) and latest[0].status == DagsterRunStatus.FAILURE:
                 progress.failed[partition] = f"run {latest[0].run_id} failed"
             else:

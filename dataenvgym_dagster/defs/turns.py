@@ -30,6 +30,20 @@ PENDING_STATUSES = sorted({*IN_PROGRESS_RUN_STATUSES, DagsterRunStatus.QUEUED}, 
 POLL_SECONDS = 2.0
 
 
+def awaited(run) -> str | None:
+    """Why ``run``, though neither queued nor in progress, will still run, or None: created and about to be
+    queued (Dagster's automatic retry creates its run, then queues it), or failed with an automatic retry to come
+    (run_retries, see ``defs/instance.py``). A sensor that launched the partition now would queue a second run
+    behind it that redoes its work. (A run left created for good, which nothing here makes, is terminated or
+    deleted in the UI.)"""
+    if run.status == DagsterRunStatus.NOT_STARTED:
+        return f"run {run.run_id} is created but not queued yet"
+    if run.is_complete_and_waiting_to_retry:
+        return (f"run {run.run_id} failed without an asset failing (its process died?); the daemon retries it from "
+                "the failed step (run_retries)")
+    return None
+
+
 class PartitionBusyError(RuntimeError):
     """Another run of the partition is queued or in progress; the message says which and what to do."""
 
