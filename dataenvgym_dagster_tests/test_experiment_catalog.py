@@ -121,3 +121,14 @@ def test_the_foundations_of_a_head_start_domain_pretrain_on_the_head_start(tmp_p
     with Warehouse(workspace.home).connect() as connection:
         skills = connection.sql("SELECT DISTINCT skill FROM pretraining_corpus").fetchall()
     assert skills == [("addition/one_digit",)]
+
+
+def test_a_check_across_the_catalogue_names_the_line_of_the_field_it_names(tmp_path):
+    # Checks that need the domain (its skills) run on the whole catalogue; their one line still points at the field.
+    path = _with_head_start(tmp_path, {"skills": ["addition/ten_digit"]})
+    lines = [text.strip() for text in path.read_text().splitlines()]
+    line = lines.index("head_start:") + 2  # its `skills:` follows it
+    assert lines[line - 1].startswith("skills:")
+    with pytest.raises(CatalogError) as refused:
+        load_catalog(path)
+    assert f"is invalid: line {line}: domains.arithmetic.base_student.head_start.skills names unknown skills" in str(refused.value)

@@ -6,6 +6,7 @@ documentation; a user editing ``experiments.yaml`` needs where and what instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,9 @@ import yaml
 from pydantic import ValidationError
 
 MAX_LISTED = 3
+# A check across the whole catalogue (pydantic puts it at the root) names its field first
+# ("domains.arithmetic.offline_drift: drift names unknown skills …"): the line is that field's.
+NAMED_FIELD = re.compile(r"(?:domains|experiments|suites)(?:\.[\w/-]+)+")
 
 
 def _node_at(root: yaml.Node | None, location: Sequence[Any]) -> yaml.Node | None:
@@ -72,6 +76,9 @@ def describe_validation_error(error: ValidationError, text: str | None = None) -
         location = [part for part in item["loc"] if not str(part).startswith("function-")]
         field = ".".join(str(part) for part in location) or "the file"
         problem = _problem(item)
+        if not location and (named := NAMED_FIELD.match(problem)) and (line := _line(text, named[0].split("."))):
+            seen.setdefault(problem, f"{line.strip(' ()')}: {problem}")  # "line 34: domains.….offline_drift: …"
+            continue
         seen.setdefault(problem + field.rsplit(".", 1)[-1], f"{field}{_line(text, location)}: {problem}")
     problems = list(seen.values())
     more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
