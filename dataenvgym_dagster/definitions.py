@@ -19,6 +19,7 @@ from dataenvgym_dagster.defs.schedules import experiment_schedules
 from dataenvgym_dagster.defs.suites import leaderboard_report, suite_sensors
 from dataenvgym_dagster.defs.teacher import teacher_resource
 from dataenvgym_dagster.experiments import ExperimentCatalog, load_catalog
+from dataenvgym_dagster.machinery.heap import freeze_long_lived
 
 
 def build_definitions(
@@ -49,7 +50,7 @@ def build_definitions(
     keys = [key for definition in assets for key in definition.keys]
     job_defs = jobs(catalog, evaluated_apart=freshness.check_keys(keys))  # the sensor evaluates them, not the runs
     teaching_loop = next(job for job in job_defs if job.name == TEACHING_LOOP_JOB)
-    return Definitions(
+    definitions = Definitions(
         assets=[*assets, leaderboard_report],
         asset_checks=[freshness.up_to_date_checks(catalog, keys)],
         jobs=job_defs,
@@ -73,6 +74,8 @@ def build_definitions(
         # In process (`local`), on Celery workers (`cluster`) or a pod per step (`k8s`): $DATAENVGYM_PROFILE.
         executor=deployment.executor(),
     )
+    freeze_long_lived("code location built")  # fewer objects for each full garbage collection: machinery/heap.py
+    return definitions
 
 
 defs = build_definitions()

@@ -182,9 +182,9 @@ def pretrain_base_student(
     if not student.is_tiny:
         progress(f"the base student of {domain.name} is {student.model} at revision {student.revision or 'main'}")
         return pretrained_checkpoint(student.model, student.revision, domain=domain.name), None
+    backend = get_backend(student, student_family(domain))  # first: it imports torch (machinery/heap.py)
     problems = problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})")
     texts = student_texts(domain, problems, StudentSpec(), home)  # the plain format: pretraining builds the tokenizer
-    backend = get_backend(student, student_family(domain))
     directory = checkpoint_dir(home, domain.name)
     report = _save_into_place(directory, lambda partial: backend.pretrain_tiny(
         texts, settings.architecture, settings.tokenizer_vocab_size, settings.training, partial, settings.seed, progress

@@ -16,6 +16,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from dataenvgym_dagster.domain.types import StudentText
+from dataenvgym_dagster.machinery.heap import freeze_long_lived
 from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
 
 Progress = Callable[[str], None]
@@ -109,9 +110,11 @@ def get_backend(spec: StudentSpec, family: str = CAUSAL_LM) -> StudentBackend:
             raise ValueError("student.generation.backend vllm serves text students only; use hf for the PaliGemma student")
         from dataenvgym_dagster.machinery.student.paligemma import PaliGemmaBackend
 
+        freeze_long_lived("student libraries imported")
         return PaliGemmaBackend(spec)
     if family != CAUSAL_LM:
         raise ValueError(f"unknown student family {family!r}; known: {', '.join(FAMILIES)}")
     from dataenvgym_dagster.machinery.student.causal_lm import CausalLMBackend
 
+    freeze_long_lived("student libraries imported")  # torch, transformers, peft: see machinery/heap.py
     return CausalLMBackend(spec)
