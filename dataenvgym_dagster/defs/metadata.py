@@ -114,7 +114,7 @@ def generation_metadata(frame: pl.DataFrame, result: GenerationResult) -> dict[s
 def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder: Path) -> dict[str, Any]:
     """A per-skill learning-curve PNG up to this evaluation: shown inline in the UI and saved under ``folder``."""
     domain, experiment, iteration = results["domain"][0], results["experiment"][0], int(results["iteration"][0])
-    with warehouse.connect() as connection:
+    with warehouse.connect(tables=["evaluation_results"]) as connection:
         earlier = connection.sql(
             """SELECT iteration, skill, avg(correct::INTEGER) AS accuracy FROM evaluation_results
                WHERE domain = ? AND experiment = ? AND split = 'test' AND iteration < ? GROUP BY ALL""",

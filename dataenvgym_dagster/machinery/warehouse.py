@@ -22,7 +22,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -401,14 +401,18 @@ class Warehouse:
         return url
 
     # -- views --------------------------------------------------------------------------------
-    def view_statements(self) -> list[str]:
+    def view_statements(self, tables: Collection[str] | None = None) -> list[str]:
+        """``CREATE VIEW`` of every table and derived view; with ``tables``, of those tables only."""
         statements = []
-        for table in TABLES:
+        for table in TABLES if tables is None else tables:
+            if table not in TABLES:
+                raise ValueError(f"unknown warehouse table {table!r}; tables: {', '.join(TABLES)}")
             glob = self.storage.url("warehouse", table, "**", "*.parquet").replace("'", "''")
             statements.append(
                 f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)"
             )
-        statements += [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in DERIVED_VIEWS.items()]
+        if tables is None:
+            statements += [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in DERIVED_VIEWS.items()]
         return statements
 
     def ensure_schema_files(self) -> None:
@@ -481,11 +485,14 @@ class Warehouse:
         if damaged:
             raise DamagedTableFileError("the warehouse has damaged files:\n" + "\n".join(f.describe() for f in damaged))
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with every view: queries that never wait on a lock."""
+    def connect(self, tables: Collection[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with every view: queries that never wait on a lock.
+
+        ``tables``: only those tables' views. Creating a view lists and opens its files, so a step
+        that reads one table asks for it alone (0.01 s instead of about 0.1 s for all of them)."""
         self.ensure_schema_files()
         connection = self._register(duckdb.connect())
-        for statement in self.view_statements():
+        for statement in self.view_statements(tables):
             connection.execute(statement)
         return connection
 
