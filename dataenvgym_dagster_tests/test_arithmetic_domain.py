@@ -3,7 +3,7 @@ import random
 import pytest
 
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
-from dataenvgym_dagster.domain.arithmetic.domain import solve
+from dataenvgym_dagster.domain.arithmetic.domain import _canonical_by_parsing, _solve_by_parsing, solve
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.types import Problem
@@ -41,6 +41,32 @@ def test_solve_handles_each_operator_and_rejects_other_code():
     with pytest.raises(ValueError, match="not an arithmetic question"):
         solve("__import__('os')")
     assert not ARITHMETIC.is_correct("2**3", "8")
+
+
+def _outcome(function, question):
+    try:
+        return function(question)
+    except Exception as error:  # noqa: BLE001 - the same exception type is part of the behaviour
+        return type(error)
+
+
+def test_questions_read_without_the_parser_get_the_parsers_answers_and_keys():
+    """solve and canonical skip Python's parser for ``<number><op><number>``; every question, the generators'
+    and hostile ones (leading zeros, non-ASCII digits, modulo by zero, spaces, huge numbers), gets what the
+    parser gives."""
+    rng = random.Random(3)
+    questions = [ARITHMETIC.sample(skill, rng).question for skill in ARITHMETIC.taxonomy.skills for _ in range(200)]
+    questions += [
+        "0+0", "00+1", "007*3", "5%0", "0%0", "12 + 7", "7+12", "1_000+1", "٣+1", "1+٣", "+1", "1+", "-3+4", "3--4",
+        "9" * 31 + "+1", "9" * 40 + "*2", "1" + "0" * 5000 + "+1", "12?12", "012?12", "(3+4)*2", "3*4+5", "2**8", "",
+    ]
+    alphabet = "0123456789+-*%? ()"
+    questions += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7))) for _ in range(3000)]
+    for question in questions:
+        assert _outcome(solve, question) == _outcome(_solve_by_parsing, question), question
+        compact = "".join(question.split())
+        expected = "?".join(map(_canonical_by_parsing, compact.split("?"))) if compact.count("?") == 1 else _canonical_by_parsing(compact)
+        assert ARITHMETIC.canonical(question) == expected, question
 
 
 def test_splits_are_stratified_disjoint_and_reproducible():

@@ -10,7 +10,8 @@ Generator = Callable[[random.Random], tuple[str, str]]
 
 def _digits(rng: random.Random, n: int) -> int:
     """A number with exactly ``n`` digits (0-9 for n=1)."""
-    return rng.randint(0, 9) if n == 1 else rng.randint(10 ** (n - 1), 10**n - 1)
+    # randrange(a, b + 1) is what randint(a, b) calls (the same numbers, one call less): the hot path of generating.
+    return rng.randrange(10) if n == 1 else rng.randrange(10 ** (n - 1), 10**n)
 
 
 def _addition(n: int, carry: bool | None) -> Generator:
