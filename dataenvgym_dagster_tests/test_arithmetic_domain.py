@@ -43,6 +43,14 @@ def test_solve_handles_each_operator_and_rejects_other_code():
     assert not ARITHMETIC.is_correct("2**3", "8")
 
 
+def test_a_question_taking_a_number_modulo_zero_is_a_wrong_answer_not_a_crash():
+    """A teacher may write ``5%0``; the quality filter must reject it, not end the step with ZeroDivisionError."""
+    for question in ("5%0", "(2+3)%0", "7%(1-1)", "5%0?3"):
+        with pytest.raises(ValueError, match="modulo 0"):
+            solve(question)
+        assert not ARITHMETIC.is_correct(question, "0")
+
+
 def _outcome(function, question):
     try:
         return function(question)
