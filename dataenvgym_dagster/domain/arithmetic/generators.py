@@ -18,8 +18,8 @@ def _addition(n: int, carry: bool | None) -> Generator:
     def generate(rng: random.Random) -> tuple[str, str]:
         while True:
             a, b = _digits(rng, n), _digits(rng, n)
-            has_carry = any((a // 10**i % 10) + (b // 10**i % 10) >= 10 for i in range(n))
-            if carry is None or has_carry == carry:
+            # The carry is looked at only when the skill asks (``or`` stops first): most draws are one_digit.
+            if carry is None or any((a // 10**i % 10) + (b // 10**i % 10) >= 10 for i in range(n)) == carry:
                 return f"{a}+{b}", str(a + b)
 
     return generate
