@@ -45,6 +45,46 @@ def test_broken_yaml_and_missing_files_name_the_file(tmp_path):
         load_catalog(tmp_path / "absent.yaml")
 
 
+def test_a_name_written_twice_is_refused_with_both_lines_not_silently_replaced(tmp_path):
+    # PyYAML keeps the last of two equal keys: the first experiment would vanish without a word.
+    text = write_catalog(tmp_path / "base.yaml").read_text()
+    second = text.replace("  skill_list_no_state:\n", "  skill_list:\n")
+    assert second.count("  skill_list:\n") == 2
+    (tmp_path / "twice.yaml").write_text(second)
+    first_line = second.splitlines().index("  skill_list:") + 1
+    second_line = second.splitlines().index("  skill_list:", first_line) + 1
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(tmp_path / "twice.yaml")
+    message = str(raised.value)
+    assert f"experiments.skill_list (lines {first_line} and {second_line}) is written twice" in message
+    assert "\n" not in message
+    (tmp_path / "iterations.yaml").write_text(text + "iterations: 5\n")
+    with pytest.raises(CatalogError, match=r"iterations \(lines \d+ and \d+\) is written twice"):
+        load_catalog(tmp_path / "iterations.yaml")
+
+
+def test_a_setting_taken_from_a_yaml_merge_may_be_overridden(tmp_path):
+    path = tmp_path / "c.yaml"
+    text = write_catalog(tmp_path / "base.yaml").read_text().replace("experiments:\n", "experiments:\n  merged:\n    <<: *shared\n    data_budget: 9\n", 1)
+    path.write_text("x-shared: &shared {data_budget: 7, policy: no_state}\n" + text)
+    experiment = load_catalog(path).experiments["merged"]
+    assert (experiment.data_budget, experiment.policy) == (9, "no_state")
+
+
+def test_a_catalogue_that_is_a_folder_or_not_utf8_is_named_in_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(CatalogError, match="folder.yaml is a folder; point DATAENVGYM_EXPERIMENTS at the YAML file itself"):
+        load_catalog(tmp_path / "folder.yaml")
+    (tmp_path / "latin1.yaml").write_bytes("iterations: 2 # r\xe9sum\xe9\n".encode("latin-1"))
+    with pytest.raises(CatalogError, match=r"latin1.yaml is not UTF-8 text \(byte 17: invalid continuation byte\); save it as UTF-8"):
+        load_catalog(tmp_path / "latin1.yaml")
+    monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DATAENVGYM_EXPERIMENTS", str(tmp_path / "folder.yaml"))
+    assert main(["status"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "folder.yaml is a folder" in error and "\n" not in error
+
+
 def test_the_cli_refuses_an_unknown_experiment_before_running_anything(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
     assert main(["run", "--experiment", "nope"]) == 2

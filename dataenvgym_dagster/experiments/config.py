@@ -31,7 +31,7 @@ from dataenvgym_dagster.domain.protocol import BenchmarkSpec, WorkedSolutions
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.teachers.drift import EngineDrift
-from dataenvgym_dagster.experiments.errors import describe_validation_error, describe_yaml_error
+from dataenvgym_dagster.experiments.errors import describe_validation_error, describe_yaml_error, duplicate_key
 from dataenvgym_dagster.machinery.images import ImageGeneratorSettings
 from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
 
@@ -485,9 +485,17 @@ def load_catalog(path: Path | None = None) -> ExperimentCatalog:
     """Read and validate the catalogue at ``path`` (default: ``$DATAENVGYM_EXPERIMENTS`` or the shipped one)."""
     path = path or catalog_path()
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CatalogError(f"experiment catalogue {path} does not exist; unset {CATALOG_ENV_VAR} to use the default") from None
+    except IsADirectoryError:
+        raise CatalogError(f"experiment catalogue {path} is a folder; point {CATALOG_ENV_VAR} at the YAML file itself") from None
+    except UnicodeDecodeError as error:
+        raise CatalogError(
+            f"experiment catalogue {path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
+    except OSError as error:
+        raise CatalogError(f"experiment catalogue {path} cannot be read: {error.strerror or error}") from None
     return _parse_catalog(str(path), text)
 
 
@@ -501,8 +509,14 @@ def _parse_catalog(path: str, text: str) -> ExperimentCatalog:
     cached object can be shared."""
     try:
         raw = yaml.safe_load(text)
+        twice = duplicate_key(text)
     except yaml.YAMLError as error:
         raise CatalogError(f"experiment catalogue {path} is not valid YAML: {describe_yaml_error(error)}") from None
+    if twice is not None:
+        raise CatalogError(
+            f"experiment catalogue {path} is invalid: {twice} is written twice, and YAML would keep only the last; "
+            "give each entry its own name, or remove one"
+        )
     if isinstance(raw, dict):  # top-level ``x-`` keys hold YAML anchors for sharing settings
         raw = {key: value for key, value in raw.items() if not str(key).startswith("x-")}
     try:

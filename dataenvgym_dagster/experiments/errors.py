@@ -91,3 +91,36 @@ def describe_yaml_error(error: yaml.YAMLError) -> str:
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     return f"{where}{problem}"
+
+
+def duplicate_key(text: str) -> str | None:
+    """The first key written twice in one mapping of ``text``, as ``<path> (lines A and B)``; None if none is.
+
+    PyYAML keeps the last of two equal keys without a word, so a second experiment pasted under an
+    existing name would silently replace the first. Keys that a mapping takes from a YAML merge
+    (``<<: *shared``) and then sets itself are overrides, not duplicates: only keys written in the
+    mapping itself are compared.
+    """
+    seen_nodes: set[int] = set()
+
+    def visit(node: yaml.Node | None, path: str) -> str | None:
+        if node is None or id(node) in seen_nodes:  # an alias is checked where its anchor is written
+            return None
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            return next((found for index, item in enumerate(node.value) if (found := visit(item, f"{path}[{index}]"))), None)
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        lines: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+                continue
+            where = f"{path}.{key.value}" if path else key.value
+            if (key.tag, key.value) in lines:
+                return f"{where} (lines {lines[key.tag, key.value]} and {key.start_mark.line + 1})"
+            lines[key.tag, key.value] = key.start_mark.line + 1
+            if found := visit(value, where):
+                return found
+        return None
+
+    return visit(yaml.compose(text), "")
