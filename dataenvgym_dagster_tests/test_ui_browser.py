@@ -112,7 +112,9 @@ def launch_from_job_page(page, url: str, job: str, partition: list[str]) -> str:
 
     page.goto(url)
     for link in ("Jobs", job):  # the navigation, then the job in the list (once the code location has loaded)
-        named = page.get_by_role("link", name=re.compile(rf"(^| ){link}$")).first  # a link's name may start with its icon's
+        # A link's name may start with its icon's ("job foundations_job") and, once the job list has loaded each
+        # job's details, end with the info icon's ("job foundations_job info"): a loaded CI machine saw only the latter.
+        named = page.get_by_role("link", name=re.compile(rf"(^| ){link}( info)?$")).first
         expect(named).to_be_visible()
         named.click()
     page.get_by_role("button", name="Materialize all").first.click()
