@@ -152,3 +152,25 @@ def test_malformed_rows_and_missing_files_are_named(tmp_path):
         load(folder)
     with pytest.raises(BenchmarkFormatError, match="missing/test.jsonl does not exist"):
         load(tmp_path / "missing")
+
+
+def test_bad_options_a_file_for_the_folder_and_a_non_utf8_release_are_each_one_line(tmp_path):
+    folder = write_releases(tmp_path / "lcb")
+    failures = []
+    for attempt in (
+        lambda: load(folder, test={"release": "release_v1", "bogus": 1}),
+        lambda: load(folder / "test.jsonl"),
+    ):
+        with pytest.raises(BenchmarkFormatError) as raised:
+            attempt()
+        failures.append(str(raised.value))
+    (folder / "test2.jsonl").write_bytes(b'{"question_title": "caf\xe9"}\n')
+    with pytest.raises(BenchmarkFormatError) as raised:
+        load(folder)
+    failures.append(str(raised.value))
+    assert failures == [
+        "benchmark.options for livecodebench are invalid: benchmark.options.test.bogus: is not a known setting (a typo?)",
+        f"LiveCodeBench path {folder / 'test.jsonl'} is a file; benchmark.path must be the folder holding "
+        "code_generation_lite's test.jsonl, test2.jsonl, test3.jsonl, test4.jsonl, test5.jsonl, test6.jsonl",
+        f"LiveCodeBench file {folder / 'test2.jsonl'} is not UTF-8 text (byte 23: invalid continuation byte)",
+    ]

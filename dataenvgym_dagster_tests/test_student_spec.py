@@ -52,3 +52,14 @@ def test_plain_and_chat_prompts_are_the_domains_own_text():
     texts = student_texts(ARITHMETIC, problems(2), StudentSpec(prompt_format="chat"))
     assert [t.prompt for t in texts] == [ARITHMETIC.student_text(p).prompt for p in problems(2)]
     assert LoraSettings().r == 16
+
+
+def test_an_invalid_student_override_is_refused_in_one_line_with_the_field(tmp_path):
+    experiments = {**MICRO_CATALOG["experiments"], "skill_list": {
+        **MICRO_CATALOG["experiments"]["skill_list"], "student": {"generation": {"batch_size": -3}},
+    }}
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(write_catalog(tmp_path / "experiments.yaml", {"experiments": experiments}))
+    message = str(raised.value)
+    assert "experiments.skill_list.student is invalid for domain arithmetic: generation.batch_size: must be greater than 0, not -3" in message
+    assert "\n" not in message and "pydantic.dev" not in message

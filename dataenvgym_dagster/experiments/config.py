@@ -27,6 +27,7 @@ from dataenvgym_dagster.agents.loading import (
     load_policy,
 )
 from dataenvgym_dagster.domain.environments import get_environment
+from dataenvgym_dagster.domain.errors import one_line
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec, WorkedSolutions
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
@@ -446,7 +447,9 @@ class ExperimentCatalog(_Strict):
         try:
             return StudentSpec.model_validate(merged)
         except ValidationError as error:
-            raise ValueError(f"experiments.{self.run(experiment).name}.student is invalid for domain {domain}:\n{error}") from None
+            raise ValueError(
+                f"experiments.{self.run(experiment).name}.student is invalid for domain {domain}: {one_line(error)}"
+            ) from None
 
     def experiment(self, key: str) -> ExperimentSettings:
         """The settings of an experiment partition key (a multi-seed key has its seed filled in)."""

@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-MAX_LISTED = 3
+from dataenvgym_dagster.domain.errors import MAX_LISTED, describe_problem
+
 # A check across the whole catalogue (pydantic puts it at the root) names its field first
 # ("domains.arithmetic.offline_drift: drift names unknown skills …"): the line is that field's.
 NAMED_FIELD = re.compile(r"(?:domains|experiments|suites)(?:\.[\w/-]+)+")
@@ -46,28 +47,6 @@ def _line(text: str | None, location: Sequence[Any]) -> str:
     return f" (line {node.start_mark.line + 1})" if node is not None else ""
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, dict | list):
-        return "a mapping" if isinstance(value, dict) else "a list"
-    return str(value)
-
-
-def _problem(error: dict[str, Any]) -> str:
-    kind, message, value = error["type"], error["msg"], error.get("input")
-    if kind == "literal_error":
-        allowed = str(error.get("ctx", {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
-        return f"{_shown(value)} is not allowed; allowed values: {allowed}"
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a known setting (a typo?)"
-    if kind == "value_error":
-        return message.removeprefix("Value error, ")
-    if message.startswith("Input should be "):
-        return f"must be {message.removeprefix('Input should be ')}, not {_shown(value)}"
-    return f"{message} (got {_shown(value)})"
-
-
 def describe_validation_error(error: ValidationError, text: str | None = None) -> str:
     """One line for every problem of ``error`` (the same problem repeated by YAML anchors once), each as
     ``<field> (line N): <what is wrong>``; ``text`` is the YAML the data came from, for line numbers."""
@@ -75,7 +54,7 @@ def describe_validation_error(error: ValidationError, text: str | None = None) -
     for item in error.errors():
         location = [part for part in item["loc"] if not str(part).startswith("function-")]
         field = ".".join(str(part) for part in location) or "the file"
-        problem = _problem(item)
+        problem = describe_problem(item)
         if not location and (named := NAMED_FIELD.match(problem)) and (line := _line(text, named[0].split("."))):
             seen.setdefault(problem, f"{line.strip(' ()')}: {problem}")  # "line 34: domains.….offline_drift: …"
             continue

@@ -7,6 +7,8 @@ from typing import TypeVar
 import polars as pl
 from pydantic import BaseModel, ValidationError
 
+from dataenvgym_dagster.domain.errors import one_line
+
 Record = TypeVar("Record", bound=BaseModel)
 
 
@@ -21,5 +23,5 @@ def records(frame: pl.DataFrame, model: type[Record], source: str) -> list[Recor
         try:
             parsed.append(model.model_validate(row))
         except ValidationError as error:
-            raise ValueError(f"row {number} of {source} is malformed ({row}): {error}") from None
+            raise ValueError(f"row {number} of {source} is malformed: {one_line(error)} (the row: {row})") from None
     return parsed

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dataenvgym_dagster.domain.benchmark import stratified_sample
 from dataenvgym_dagster.domain.code.programs import LIVECODEBENCH_HEADER, payload_dict
+from dataenvgym_dagster.domain.errors import one_line
 from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
 from dataenvgym_dagster.domain.types import Problem
 
@@ -158,6 +159,10 @@ def read_file(path: Path) -> list[Problem]:
             f"LiveCodeBench file {path} does not exist; benchmark.path must be a folder with code_generation_lite's "
             f"{', '.join(RELEASE_FILES)}"
         ) from None
+    except UnicodeDecodeError as error:
+        raise BenchmarkFormatError(f"LiveCodeBench file {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
+    except OSError as error:  # a folder where the file should be, unreadable
+        raise BenchmarkFormatError(f"LiveCodeBench file {path} cannot be read: {error.strerror or error}") from None
     problems = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
@@ -216,8 +221,13 @@ class LiveCodeBenchSource:
         try:
             options = LiveCodeBenchOptions.model_validate(spec.options)
         except ValidationError as error:
-            raise BenchmarkFormatError(f"benchmark.options for livecodebench are invalid:\n{error}") from None
+            raise BenchmarkFormatError(f"benchmark.options for livecodebench are invalid: {one_line(error, 'benchmark.options')}") from None
         folder = Path(spec.path)
+        if folder.exists() and not folder.is_dir():
+            raise BenchmarkFormatError(
+                f"LiveCodeBench path {folder} is a file; benchmark.path must be the folder holding code_generation_lite's "
+                f"{', '.join(RELEASE_FILES)}"
+            )
         cache: dict[str, list[Problem]] = {}
 
         def window(selected: Window) -> list[Problem]:

@@ -1,0 +1,51 @@
+"""pydantic validation errors in one line: ``<field>: <what is wrong>``, without pydantic's own report.
+
+pydantic's report spans lines, repeats the input (``input_value=…``) and links to its
+documentation. Anything a user wrote (the catalogue, a benchmark source's options, a student
+override) is described with these instead, so the failure stays one line on the terminal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+MAX_LISTED = 3
+
+
+def shown(value: Any) -> str:
+    """A value as a message quotes it: mappings and lists by their kind, not their contents."""
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return str(value)
+
+
+def describe_problem(error: dict[str, Any]) -> str:
+    """What is wrong in one of pydantic's ``error.errors()`` items, and what is allowed where it says."""
+    kind, message, value = error["type"], error["msg"], error.get("input")
+    if kind == "literal_error":
+        allowed = str(error.get("ctx", {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"{shown(value)} is not allowed; allowed values: {allowed}"
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known setting (a typo?)"
+    if kind == "value_error":
+        return message.removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        return f"must be {message.removeprefix('Input should be ')}, not {shown(value)}"
+    return f"{message} (got {shown(value)})"
+
+
+def field_name(error: dict[str, Any], prefix: str = "") -> str:
+    """The dotted field of an error item (pydantic's ``function-…`` validator steps left out)."""
+    parts = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    return ".".join(([prefix] if prefix else []) + parts) or prefix or "the value"
+
+
+def one_line(error: ValidationError, prefix: str = "") -> str:
+    """Every distinct problem of ``error`` as ``<prefix>.<field>: <problem>``, joined by ``; `` (at most three)."""
+    problems = list(dict.fromkeys(f"{field_name(item, prefix)}: {describe_problem(item)}" for item in error.errors()))
+    more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    return "; ".join(problems[:MAX_LISTED]) + more
