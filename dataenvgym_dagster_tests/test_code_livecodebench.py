@@ -172,5 +172,5 @@ def test_bad_options_a_file_for_the_folder_and_a_non_utf8_release_are_each_one_l
         "benchmark.options for livecodebench are invalid: benchmark.options.test.bogus: is not a known setting (a typo?)",
         f"LiveCodeBench path {folder / 'test.jsonl'} is a file; benchmark.path must be the folder holding "
         "code_generation_lite's test.jsonl, test2.jsonl, test3.jsonl, test4.jsonl, test5.jsonl, test6.jsonl",
-        f"LiveCodeBench file {folder / 'test2.jsonl'} is not UTF-8 text (byte 23: invalid continuation byte)",
+        f"LiveCodeBench file {folder / 'test2.jsonl'} is not UTF-8 text (byte 23: invalid continuation byte); the published files are UTF-8",
     ]

@@ -1,16 +1,27 @@
-"""Helpers every domain's benchmark sources share: procedural splits and stratified sampling."""
+"""Helpers every domain's benchmark sources share: procedural splits, stratified sampling, reading text files."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dataenvgym_dagster.domain.protocol import BenchmarkSpec
+from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
 from dataenvgym_dagster.domain.types import Problem
 
 if TYPE_CHECKING:
     from dataenvgym_dagster.domain.protocol import Domain
+
+def read_utf8(path: Path, what: str) -> str:
+    """The text of a benchmark file; one that is not UTF-8 raises naming ``what`` (``MnMs file``), the path and the byte."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise BenchmarkFormatError(
+            f"{what} {path} is not UTF-8 text (byte {error.start}: {error.reason}); the published files are UTF-8"
+        ) from None
+
 
 MAX_DRAWS = 10_000  # per problem, before a skill is declared too small for the requested split
 

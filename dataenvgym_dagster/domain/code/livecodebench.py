@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dataenvgym_dagster.domain.benchmark import stratified_sample
+from dataenvgym_dagster.domain.benchmark import read_utf8, stratified_sample
 from dataenvgym_dagster.domain.code.programs import LIVECODEBENCH_HEADER, payload_dict
 from dataenvgym_dagster.domain.errors import one_line
 from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
@@ -153,14 +153,12 @@ class LiveCodeBenchOptions(BaseModel):
 def read_file(path: Path) -> list[Problem]:
     """Every problem of one release file; a malformed row raises naming the file, line and field."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_utf8(path, "LiveCodeBench file").splitlines()
     except FileNotFoundError:
         raise BenchmarkFormatError(
             f"LiveCodeBench file {path} does not exist; benchmark.path must be a folder with code_generation_lite's "
             f"{', '.join(RELEASE_FILES)}"
         ) from None
-    except UnicodeDecodeError as error:
-        raise BenchmarkFormatError(f"LiveCodeBench file {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
     except OSError as error:  # a folder where the file should be, unreadable
         raise BenchmarkFormatError(f"LiveCodeBench file {path} cannot be read: {error.strerror or error}") from None
     problems = []

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataenvgym_dagster.domain.benchmark import stratified_sample
+from dataenvgym_dagster.domain.benchmark import read_utf8, stratified_sample
 from dataenvgym_dagster.domain.math.answers import boxed_answer
 from dataenvgym_dagster.domain.math.generators import TYPES
 from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
@@ -201,7 +201,7 @@ def read_math500(path: Path) -> list[Problem]:
 
 
 def _lines(file: Path) -> Iterator[str]:
-    text = file.read_text(encoding="utf-8")
+    text = read_utf8(file, "MATH file")
     yield from text.rstrip("\n").split("\n") if text.strip() else ()
 
 

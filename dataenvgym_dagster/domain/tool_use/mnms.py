@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dataenvgym_dagster.domain.benchmark import stratified_sample
+from dataenvgym_dagster.domain.benchmark import read_utf8, stratified_sample
 from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
 from dataenvgym_dagster.domain.tool_use.catalogue import ToolCatalogue
 from dataenvgym_dagster.domain.tool_use.generators import skill_of
@@ -34,7 +34,7 @@ def read_records(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """The records of one MnMs file with where each came from (``line 12`` or ``item 12``)."""
     if not path.is_file():
         raise BenchmarkFormatError(f"MnMs file {path} does not exist; benchmark.path must be {LAYOUT}")
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path, "MnMs file")
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dataenvgym_dagster.domain.benchmark import stratified_sample
+from dataenvgym_dagster.domain.benchmark import read_utf8, stratified_sample
 from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
 from dataenvgym_dagster.domain.types import Problem
 from dataenvgym_dagster.domain.vqa import images
@@ -54,7 +54,7 @@ def read_questions(file: Path, split: str, image_dir: Path, seed: int) -> list[P
     if not file.exists():
         raise BenchmarkFormatError(f"GQA questions file {file} does not exist; download GQA's balanced questions or set benchmark.options.{split}_file")
     try:
-        entries = json.loads(file.read_text())
+        entries = json.loads(read_utf8(file, "GQA questions file"))
     except json.JSONDecodeError as error:
         raise BenchmarkFormatError(f"GQA questions file {file} is not JSON ({error})") from None
     if not isinstance(entries, dict):
