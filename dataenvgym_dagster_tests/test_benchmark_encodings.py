@@ -35,6 +35,11 @@ def livecodebench(folder: Path) -> Path:
     return folder / "test.jsonl"
 
 
+def humaneval(folder: Path) -> Path:
+    (folder / "HumanEval.jsonl").write_bytes(LATIN1_ROW)
+    return folder / "HumanEval.jsonl"
+
+
 @pytest.mark.parametrize(
     ("domain", "source", "write", "what"),
     [
@@ -42,11 +47,13 @@ def livecodebench(folder: Path) -> Path:
         ("math", "math500", math500, "MATH file"),
         ("vqa", "gqa", gqa, "GQA questions file"),
         ("code", "livecodebench", livecodebench, "LiveCodeBench file"),
+        ("code", "humaneval", humaneval, "HumanEval file"),
     ],
 )
 def test_a_file_that_is_not_utf8_is_named_with_its_byte(tmp_path, domain, source, write, what):
     bad = write(tmp_path)
-    spec = BenchmarkSpec(source=source, path=str(tmp_path), validation_per_skill=1, test_per_skill=None)
+    path = bad if source == "humaneval" else tmp_path  # HumanEval's path is the file itself
+    spec = BenchmarkSpec(source=source, path=str(path), validation_per_skill=1, test_per_skill=None)
     with pytest.raises(BenchmarkFormatError) as raised:
         get_domain(domain).sources[source].load(spec)
     assert str(raised.value) == f"{what} {bad} is not UTF-8 text (byte 17: invalid continuation byte); the published files are UTF-8"

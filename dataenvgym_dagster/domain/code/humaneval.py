@@ -43,6 +43,10 @@ def read_rows(path: Path) -> list[dict]:
             lines = handle.read().splitlines()
     except (OSError, EOFError) as error:
         raise BenchmarkFormatError(f"cannot read HumanEval file {path}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise BenchmarkFormatError(
+            f"HumanEval file {path} is not UTF-8 text (byte {error.start}: {error.reason}); the published files are UTF-8"
+        ) from None
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
