@@ -76,6 +76,8 @@ def leaderboard_command(arguments: argparse.Namespace) -> int:
     if arguments.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        arguments.output.write_text(text)
+        from dataenvgym_dagster.machinery.storage import replace_file
+
+        replace_file(arguments.output, text.encode())  # a page being served is replaced whole, never half-written
         print(f"wrote {arguments.output}", file=sys.stderr)
     return 0
