@@ -68,6 +68,22 @@ def _board(warehouse, catalog, suite: str | None, format: str) -> str:
     return leaderboard.FORMATS[format](board)
 
 
+def write_output(path: Path, text: str) -> None:
+    """``text`` into ``path``: a file (through a link, to its target) is replaced whole, never left
+    half-written, with its permissions kept; anything else (``/dev/stdout``, a pipe) is written to."""
+    from dataenvgym_dagster.machinery.storage import replace_file
+
+    target = path.resolve()
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        return
+    mode = target.stat().st_mode if target.exists() else None
+    replace_file(target, text.encode())
+    if mode is not None:
+        target.chmod(mode)
+
+
 def leaderboard_command(arguments: argparse.Namespace) -> int:
     from dataenvgym_dagster.defs.resources import home_warehouse
     from dataenvgym_dagster.experiments import load_catalog
@@ -76,8 +92,6 @@ def leaderboard_command(arguments: argparse.Namespace) -> int:
     if arguments.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        from dataenvgym_dagster.machinery.storage import replace_file
-
-        replace_file(arguments.output, text.encode())  # a page being served is replaced whole, never half-written
+        write_output(arguments.output, text)
         print(f"wrote {arguments.output}", file=sys.stderr)
     return 0

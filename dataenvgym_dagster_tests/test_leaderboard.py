@@ -244,3 +244,22 @@ def test_the_leaderboard_asset_shows_the_table_in_its_metadata_and_writes_the_pa
     assert "| 1 | arithmetic | skill_list | learnable | v1 |" in metadata["leaderboard"].value
     assert metadata["ranked_rows"].value == 4
     assert (warehouse.home / "reports" / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_the_output_file_is_replaced_whole_through_a_link_with_its_permissions(tmp_path):
+    import os
+    import stat
+
+    from pathlib import Path
+
+    from dataenvgym_dagster.suite_cli import write_output
+
+    (tmp_path / "target.html").write_text("old")
+    os.chmod(tmp_path / "target.html", 0o640)
+    (tmp_path / "page.html").symlink_to("target.html")  # e.g. the page a web server serves
+    write_output(tmp_path / "page.html", "new")
+    assert (tmp_path / "page.html").is_symlink() and (tmp_path / "target.html").read_text() == "new"
+    assert stat.S_IMODE((tmp_path / "target.html").stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir() if p.name not in ("page.html", "target.html")] == []  # no temporary left
+    write_output(Path(os.devnull), "to a device: written, not replaced")
+    assert Path(os.devnull).is_char_device()
