@@ -57,3 +57,12 @@ def test_a_file_that_is_not_utf8_is_named_with_its_byte(tmp_path, domain, source
     with pytest.raises(BenchmarkFormatError) as raised:
         get_domain(domain).sources[source].load(spec)
     assert str(raised.value) == f"{what} {bad} is not UTF-8 text (byte 17: invalid continuation byte); the published files are UTF-8"
+
+
+def test_a_folder_where_a_benchmark_file_belongs_is_named(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "val_balanced_questions.json").mkdir()
+    spec = BenchmarkSpec(source="gqa", path=str(tmp_path), validation_per_skill=1, test_per_skill=None)
+    with pytest.raises(BenchmarkFormatError) as raised:
+        get_domain("vqa").sources["gqa"].load(spec)
+    assert str(raised.value) == f"GQA questions file {tmp_path / 'val_balanced_questions.json'} cannot be read: Is a directory"

@@ -172,3 +172,35 @@ def test_a_check_across_the_catalogue_names_the_line_of_the_field_it_names(tmp_p
     with pytest.raises(CatalogError) as refused:
         load_catalog(path)
     assert f"is invalid: line {line}: domains.arithmetic.base_student.head_start.skills names unknown skills" in str(refused.value)
+
+
+def test_keys_are_duplicates_when_yaml_makes_the_same_key_of_them():
+    from dataenvgym_dagster.experiments.errors import duplicate_key
+
+    assert duplicate_key("16: a\n0x10: b\n") == "0x10 (lines 1 and 2)"
+    assert duplicate_key("on: a\ntrue: b\n") == "true (lines 1 and 2)"  # YAML 1.1 booleans, as safe_load reads them
+    assert duplicate_key("d:\n  <<: {x: 1, x: 2}\n") == "d.x (line 2, columns 8 and 14)"  # inside an inline merge
+    assert duplicate_key('"a\\nb": 1\n"a\\nb": 2\n') == "a b (lines 1 and 2)"  # the message stays one line
+    assert duplicate_key("1: a\n'1': b\n") is None  # an int and a string: two keys
+    assert duplicate_key("x: &s {a: 1}\nd:\n  <<: [*s]\n  a: 2\n") is None  # a merged key overridden
+
+
+def test_a_validation_message_is_one_line_whatever_the_value_holds():
+    from pydantic import BaseModel, ValidationError, field_validator
+
+    from dataenvgym_dagster.domain.errors import one_line
+
+    class Settings(BaseModel):
+        count: int
+        name: str
+
+        @field_validator("name")
+        @classmethod
+        def _name(cls, value: str) -> str:
+            raise ValueError("first line\nsecond line")
+
+    with pytest.raises(ValidationError) as raised:
+        Settings(count="line1\nline2" + "x" * 100, name="n")
+    message = one_line(raised.value, "options")
+    assert "\n" not in message and message.startswith("options.count: must be a valid integer")
+    assert "options.name: first line second line" in message and len(message) < 250

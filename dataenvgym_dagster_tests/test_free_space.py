@@ -27,7 +27,28 @@ def test_a_fresh_environment_the_disk_cannot_hold_is_refused_in_one_line(tmp_pat
     assert "GiB are free. Free some space" in message
 
 
-def test_enough_space_or_an_existing_environment_passes(tmp_path):
+def test_enough_space_or_a_finished_environment_passes_and_a_half_built_one_is_checked_again(tmp_path):
     assert run("--need-gib", "0.001", "--for", "x", str(tmp_path / ".venv")).returncode == 0
-    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv").mkdir()  # left by an install that ran out of space: checked again
+    assert run("--need-gib", "1e9", "--for", "x", str(tmp_path / ".venv")).returncode == 1
+    (tmp_path / ".venv" / ".installed").touch()  # the Makefile's marker: an update, never refused
     assert run("--need-gib", "1e9", "--for", "x", str(tmp_path / ".venv")).returncode == 0
+
+
+def test_pip_temporary_folder_on_another_disk_needs_only_its_own_share(tmp_path):
+    import os
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        import pytest
+
+        pytest.skip("needs /dev/shm on another disk than the test's folder")
+    shm_free = shutil.disk_usage(shm).free / 2**30
+    env = {**os.environ, "TMPDIR": str(shm)}
+    target = str(tmp_path / ".venv")
+    small = subprocess.run([sys.executable, str(SCRIPT), "--need-gib", "0.001", "--temporary-gib", "0.001", "--for", "x", target],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert small.returncode == 0, small.stderr
+    big = subprocess.run([sys.executable, str(SCRIPT), "--need-gib", "0.001", "--temporary-gib", f"{shm_free * 4 + 1:.0f}",
+                          "--for", "x", target], capture_output=True, text=True, env=env, timeout=60)
+    assert big.returncode == 1 and f"on the disk holding {shm};" in big.stderr

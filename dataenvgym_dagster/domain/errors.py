@@ -14,11 +14,21 @@ from pydantic import ValidationError
 MAX_LISTED = 3
 
 
+SHOWN_CHARACTERS = 60
+
+
+def flat(text: str) -> str:
+    """``text`` on one line: every run of whitespace (newlines included) as one space."""
+    return " ".join(text.split())
+
+
 def shown(value: Any) -> str:
-    """A value as a message quotes it: mappings and lists by their kind, not their contents."""
+    """A value as a message quotes it: mappings and lists by their kind, not their contents; text on one
+    line and cut after 60 characters."""
     if isinstance(value, dict | list):
         return "a mapping" if isinstance(value, dict) else "a list"
-    return str(value)
+    text = flat(str(value))
+    return text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 1] + "…"
 
 
 def describe_problem(error: dict[str, Any]) -> str:
@@ -46,6 +56,6 @@ def field_name(error: dict[str, Any], prefix: str = "") -> str:
 
 def one_line(error: ValidationError, prefix: str = "") -> str:
     """Every distinct problem of ``error`` as ``<prefix>.<field>: <problem>``, joined by ``; `` (at most three)."""
-    problems = list(dict.fromkeys(f"{field_name(item, prefix)}: {describe_problem(item)}" for item in error.errors()))
+    problems = list(dict.fromkeys(flat(f"{field_name(item, prefix)}: {describe_problem(item)}") for item in error.errors()))
     more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
     return "; ".join(problems[:MAX_LISTED]) + more

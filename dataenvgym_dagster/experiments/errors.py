@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from dataenvgym_dagster.domain.errors import MAX_LISTED, describe_problem
+from dataenvgym_dagster.domain.errors import MAX_LISTED, describe_problem, flat
 
 # A check across the whole catalogue (pydantic puts it at the root) names its field first
 # ("domains.arithmetic.offline_drift: drift names unknown skills …"): the line is that field's.
@@ -59,7 +59,7 @@ def describe_validation_error(error: ValidationError, text: str | None = None) -
             seen.setdefault(problem, f"{line.strip(' ()')}: {problem}")  # "line 34: domains.….offline_drift: …"
             continue
         seen.setdefault(problem + field.rsplit(".", 1)[-1], f"{field}{_line(text, location)}: {problem}")
-    problems = list(seen.values())
+    problems = [flat(problem) for problem in seen.values()]  # a key or a validator's message may hold newlines
     more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
     return "; ".join(problems[:MAX_LISTED]) + more
 
@@ -76,11 +76,18 @@ def duplicate_key(text: str) -> str | None:
     """The first key written twice in one mapping of ``text``, as ``<path> (lines A and B)``; None if none is.
 
     PyYAML keeps the last of two equal keys without a word, so a second experiment pasted under an
-    existing name would silently replace the first. Keys that a mapping takes from a YAML merge
-    (``<<: *shared``) and then sets itself are overrides, not duplicates: only keys written in the
-    mapping itself are compared.
+    existing name would silently replace the first. Keys are compared by the value YAML makes of
+    them (``1``, ``0x1`` and ``1.0``, ``yes`` and ``true`` are the same key, as in the dict it builds). Keys that a mapping takes from
+    a YAML merge (``<<: *shared``) and then sets itself are overrides, not duplicates: only keys
+    written in the mapping itself are compared (and, inside it, those of an inline merge's mappings).
     """
+    constructor = yaml.SafeLoader("")  # builds a scalar key's value the way safe_load does
     seen_nodes: set[int] = set()
+
+    def position(mark: yaml.Mark, other: yaml.Mark) -> str:
+        if mark.line == other.line:
+            return f"line {mark.line + 1}, columns {other.column + 1} and {mark.column + 1}"
+        return f"lines {other.line + 1} and {mark.line + 1}"
 
     def visit(node: yaml.Node | None, path: str) -> str | None:
         if node is None or id(node) in seen_nodes:  # an alias is checked where its anchor is written
@@ -90,14 +97,19 @@ def duplicate_key(text: str) -> str | None:
             return next((found for index, item in enumerate(node.value) if (found := visit(item, f"{path}[{index}]"))), None)
         if not isinstance(node, yaml.MappingNode):
             return None
-        lines: dict[tuple[str, str], int] = {}
+        marks: dict[Any, yaml.Mark] = {}
         for key, value in node.value:
-            if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+            if key.tag == "tag:yaml.org,2002:merge":
+                if found := visit(value, path):
+                    return found
                 continue
-            where = f"{path}.{key.value}" if path else key.value
-            if (key.tag, key.value) in lines:
-                return f"{where} (lines {lines[key.tag, key.value]} and {key.start_mark.line + 1})"
-            lines[key.tag, key.value] = key.start_mark.line + 1
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            built = constructor.construct_object(key)  # equal as Python dict keys are: 1, 1.0 and true are one key
+            where = flat(f"{path}.{key.value}" if path else key.value)
+            if built in marks:
+                return f"{where} ({position(key.start_mark, marks[built])})"
+            marks[built] = key.start_mark
             if found := visit(value, where):
                 return found
         return None

@@ -159,8 +159,6 @@ def read_file(path: Path) -> list[Problem]:
             f"LiveCodeBench file {path} does not exist; benchmark.path must be a folder with code_generation_lite's "
             f"{', '.join(RELEASE_FILES)}"
         ) from None
-    except OSError as error:  # a folder where the file should be, unreadable
-        raise BenchmarkFormatError(f"LiveCodeBench file {path} cannot be read: {error.strerror or error}") from None
     problems = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
