@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dataenvgym_dagster.domain.errors import read_utf8_text
 from dataenvgym_dagster.domain.protocol import BenchmarkFormatError, BenchmarkSpec
 from dataenvgym_dagster.domain.types import Problem
 
@@ -14,19 +15,8 @@ if TYPE_CHECKING:
     from dataenvgym_dagster.domain.protocol import Domain
 
 def read_utf8(path: Path, what: str) -> str:
-    """The text of a benchmark file; one that is not UTF-8, or cannot be read (a folder, no permission), raises
-    naming ``what`` (``MnMs file``) and the path. A missing file raises ``FileNotFoundError``, which each source
-    turns into its own message with the layout it expects."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise
-    except UnicodeDecodeError as error:
-        raise BenchmarkFormatError(
-            f"{what} {path} is not UTF-8 text (byte {error.start}: {error.reason}); the published files are UTF-8"
-        ) from None
-    except OSError as error:
-        raise BenchmarkFormatError(f"{what} {path} cannot be read: {error.strerror or error}") from None
+    """A benchmark file's text (see :func:`read_utf8_text`); problems raise :class:`BenchmarkFormatError`."""
+    return read_utf8_text(path, what, BenchmarkFormatError, "the published files are UTF-8")
 
 
 MAX_DRAWS = 10_000  # per problem, before a skill is declared too small for the requested split

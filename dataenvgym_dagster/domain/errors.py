@@ -1,4 +1,5 @@
-"""pydantic validation errors in one line: ``<field>: <what is wrong>``, without pydantic's own report.
+"""Errors about what a user wrote or pointed at, in one line: pydantic validation errors as
+``<field>: <what is wrong>`` (without pydantic's own report), and files that are not UTF-8 or not readable.
 
 pydantic's report spans lines, repeats the input (``input_value=…``) and links to its
 documentation. Anything a user wrote (the catalogue, a benchmark source's options, a student
@@ -7,6 +8,7 @@ override) is described with these instead, so the failure stays one line on the 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -59,3 +61,17 @@ def one_line(error: ValidationError, prefix: str = "") -> str:
     problems = list(dict.fromkeys(flat(f"{field_name(item, prefix)}: {describe_problem(item)}") for item in error.errors()))
     more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
     return "; ".join(problems[:MAX_LISTED]) + more
+
+
+def read_utf8_text(path: Path, what: str, error: type[Exception], fix: str) -> str:
+    """The text of a file a user points at; one that is not UTF-8 (``fix`` says what to do) or cannot be
+    read (a folder, no permission) raises ``error`` naming ``what`` and the path. A missing file raises
+    ``FileNotFoundError``, which each caller turns into its own message with the layout it expects."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise
+    except UnicodeDecodeError as problem:
+        raise error(f"{what} {path} is not UTF-8 text (byte {problem.start}: {problem.reason}); {fix}") from None
+    except OSError as problem:
+        raise error(f"{what} {path} cannot be read: {problem.strerror or problem}") from None

@@ -27,7 +27,7 @@ from dataenvgym_dagster.agents.loading import (
     load_policy,
 )
 from dataenvgym_dagster.domain.environments import get_environment
-from dataenvgym_dagster.domain.errors import one_line
+from dataenvgym_dagster.domain.errors import one_line, read_utf8_text
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec, WorkedSolutions
 from dataenvgym_dagster.domain.quality import QualitySettings
 from dataenvgym_dagster.domain.registry import get_domain
@@ -487,18 +487,12 @@ def catalog_path() -> Path:
 def load_catalog(path: Path | None = None) -> ExperimentCatalog:
     """Read and validate the catalogue at ``path`` (default: ``$DATAENVGYM_EXPERIMENTS`` or the shipped one)."""
     path = path or catalog_path()
+    if path.is_dir():
+        raise CatalogError(f"experiment catalogue {path} is a folder; point {CATALOG_ENV_VAR} at the YAML file itself")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8_text(path, "experiment catalogue", CatalogError, "save it as UTF-8")
     except FileNotFoundError:
         raise CatalogError(f"experiment catalogue {path} does not exist; unset {CATALOG_ENV_VAR} to use the default") from None
-    except IsADirectoryError:
-        raise CatalogError(f"experiment catalogue {path} is a folder; point {CATALOG_ENV_VAR} at the YAML file itself") from None
-    except UnicodeDecodeError as error:
-        raise CatalogError(
-            f"experiment catalogue {path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
-        ) from None
-    except OSError as error:
-        raise CatalogError(f"experiment catalogue {path} cannot be read: {error.strerror or error}") from None
     return _parse_catalog(str(path), text)
 
 
