@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from dataenvgym_dagster.machinery.leaderboard_views import LEADERBOARD_RUNS, leaderboard_sql
+from dataenvgym_dagster.machinery.plots import learning_curves_svg, skill_style
 from dataenvgym_dagster.machinery.warehouse import Warehouse
 
 # What must match for rows to be ranked together, as (column, how a person reads it).
@@ -224,41 +225,11 @@ def _html_table(rows: pl.DataFrame, columns: tuple[str, ...], name: str) -> str:
 def _skill_legend(curves: pl.DataFrame) -> str:
     """The colour of each skill's line, in the order :func:`learning_curves_svg` draws them; black is the mean."""
     skills = sorted(curves["skill"].unique().to_list())
-    spans = "".join(f'<span style="color:{PALETTE[i % len(PALETTE)]}">━ {html.escape(skill)}</span>' for i, skill in enumerate(skills))
+    spans = "".join(
+        f'<span style="color:{colour}">{"╍" if dash else "━"} {html.escape(skill)}</span>'
+        for skill, (colour, dash) in zip(skills, map(skill_style, range(len(skills))), strict=True)
+    )
     return f'<div class="skills">{spans}<span>━ mean</span></div>'
-
-
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-
-
-def learning_curves_svg(curves: pl.DataFrame, width: int = 340, height: int = 190) -> str:
-    """Inline SVG: test accuracy (%) per skill by iteration (thin lines) and their mean (thick black)."""
-    left, right, top, bottom = 34, 8, 8, 22
-    iterations = sorted(curves["iteration"].unique().to_list()) or [0]
-    last = max(iterations) or 1
-
-    def x(iteration: int) -> float:
-        return left + (width - left - right) * iteration / last
-
-    def y(accuracy: float) -> float:
-        return top + (height - top - bottom) * (1 - accuracy)
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
-    for tick in (0, 0.5, 1):
-        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>')
-        out.append(f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" font-size="10" text-anchor="end">{int(tick * 100)}</text>')
-    for iteration in iterations:
-        out.append(f'<text x="{x(iteration):.1f}" y="{height - 6}" font-size="10" text-anchor="middle">it{iteration}</text>')
-    for index, ((skill,), rows) in enumerate(sorted(curves.group_by("skill"), key=lambda item: item[0][0])):
-        rows = rows.sort("iteration")
-        points = " ".join(f"{x(i):.1f},{y(a):.1f}" for i, a in zip(rows["iteration"], rows["accuracy"], strict=True))
-        out.append(f'<polyline fill="none" stroke="{PALETTE[index % len(PALETTE)]}" stroke-width="1" points="{points}"><title>{html.escape(skill)}</title></polyline>')
-    if not curves.is_empty():
-        mean = curves.group_by("iteration").agg(pl.col("accuracy").mean()).sort("iteration")
-        points = " ".join(f"{x(i):.1f},{y(a):.1f}" for i, a in zip(mean["iteration"], mean["accuracy"], strict=True))
-        out.append(f'<polyline class="mean" fill="none" stroke="#000" stroke-width="2.5" points="{points}"><title>mean over skills</title></polyline>')
-    out.append("</svg>")
-    return "".join(out)
 
 
 FORMATS = {"markdown": markdown, "csv": csv, "html": html_page}

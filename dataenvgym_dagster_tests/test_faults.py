@@ -256,7 +256,7 @@ def test_a_full_disk_is_said_in_one_line_and_the_rerun_after_freeing_space_equal
     # Dagster's complaints about log lines it could not write go into the run's failure record, not the terminal.
     assert "Exception while writing logger call to event log" not in failed.stderr
     # No torn file where readers look.
-    assert not [p for p in home.rglob("*") if p.is_file() and p.suffix in (".parquet", ".png") and p.name.startswith(".") is False
+    assert not [p for p in home.rglob("*") if p.is_file() and p.suffix in (".parquet", ".svg", ".png") and p.name.startswith(".") is False
                 and not _readable(p)]
 
     # doctor works on the full disk and names the cause; the run is marked failed with it, not as "killed".
@@ -275,6 +275,14 @@ def test_a_full_disk_is_said_in_one_line_and_the_rerun_after_freeing_space_equal
 
 
 def _readable(path: Path) -> bool:
+    if path.suffix == ".svg":
+        from xml.etree import ElementTree
+
+        try:
+            ElementTree.parse(path)
+            return True
+        except ElementTree.ParseError:
+            return False
     if path.suffix == ".png":
         from PIL import Image
 
@@ -335,21 +343,28 @@ def test_an_unknown_experiment_is_named_without_stray_quotes(tmp_path, monkeypat
 
 
 # -- atomic artefacts ------------------------------------------------------------------------------
-def test_doctor_names_a_torn_learning_curve_plot_and_what_to_redo(tmp_path, monkeypatch, capsys):
-    from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png
+@pytest.mark.parametrize("suffix", [".svg", ".png"])  # .png: the plots of versions before 2026-12-07, still in older homes
+def test_doctor_names_a_torn_learning_curve_plot_and_what_to_redo(tmp_path, monkeypatch, capsys, suffix):
+    import polars as pl
 
-    plot = tmp_path / "home" / "plots" / "arithmetic" / "skill_list" / "learning_curves_iteration_2.png"
+    from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png, learning_curves_svg
+
+    plot = tmp_path / "home" / "plots" / "arithmetic" / "skill_list" / f"learning_curves_iteration_2{suffix}"
     plot.parent.mkdir(parents=True)
-    plot.write_bytes(accuracy_thumbnail_png([0.1, 0.5, 0.7])[:40])  # what a plain write left on a full disk
+    curves = pl.DataFrame({"iteration": [0, 1], "skill": ["a", "a"], "accuracy": [0.1, 0.5]})
+    whole = learning_curves_svg(curves).encode() if suffix == ".svg" else accuracy_thumbnail_png([0.1, 0.5, 0.7])
+    plot.with_name(f"learning_curves_iteration_1{suffix}").write_bytes(whole)  # a whole plot is not named
+    plot.write_bytes(whole[:200])  # what a plain write left on a full disk
     monkeypatch.setenv("DATAENVGYM_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert f"{plot} (learning curves) is damaged" in out
     assert "Re-materialise iteration_2_test_evaluation for partition arithmetic|skill_list" in out
+    assert "learning_curves_iteration_1" not in out
 
 
-def test_the_learning_curve_plot_is_written_atomically(tmp_path, monkeypatch):
+def test_the_learning_curve_plot_is_written_atomically_and_replaces_an_older_png(tmp_path, monkeypatch):
     import dataenvgym_dagster.machinery.storage as storage
     from dataenvgym_dagster.defs.metadata import learning_curve_metadata
     from dataenvgym_dagster.machinery.warehouse import Warehouse
@@ -360,9 +375,12 @@ def test_the_learning_curve_plot_is_written_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(storage.os, "replace", lambda source, target: (replaced.append(Path(target).name), real(source, target)))
     results = pl.DataFrame({"domain": ["arithmetic"] * 2, "experiment": ["e"] * 2, "iteration": [0, 0],
                             "skill": ["a", "b"], "correct": [True, False]})
+    folder = tmp_path / "plots" / "arithmetic" / "e"
+    folder.mkdir(parents=True)
+    (folder / "learning_curves_iteration_0.png").write_bytes(b"drawn by an earlier version")
     learning_curve_metadata(Warehouse(tmp_path / "home"), results, tmp_path / "plots")
-    assert "learning_curves_iteration_0.png" in replaced
-    assert [p.name for p in (tmp_path / "plots" / "arithmetic" / "e").iterdir()] == ["learning_curves_iteration_0.png"]
+    assert "learning_curves_iteration_0.svg" in replaced
+    assert [p.name for p in folder.iterdir()] == ["learning_curves_iteration_0.svg"]
 
 
 # -- sensors ---------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The loop end to end: real Dagster runs, real training of a micro student, a real warehouse."""
 
+import base64
 import re
 import threading
+from xml.etree import ElementTree
 
 import polars as pl
 import pytest
@@ -176,15 +178,25 @@ def test_the_report_tables_accuracy_and_answer_loss_per_skill_and_iteration(comp
     assert last == 2 and 0 <= base <= 1 and 0 <= final <= 1
 
 
-def test_each_test_evaluation_shows_a_per_skill_learning_curve_png(completed):
+def test_each_test_evaluation_shows_a_per_skill_learning_curve_plot(completed):
     records = completed.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey("it2_test_eval"), asset_partitions=["arithmetic|skill_list"]), limit=1
     ).records
     metadata = records[0].asset_materialization.metadata
-    png = (completed.home / "plots" / "arithmetic" / "skill_list" / "learning_curves_iteration_2.png")
+    plot = completed.home / "plots" / "arithmetic" / "skill_list" / "learning_curves_iteration_2.svg"
     assert "learning_curves_png" not in metadata  # a long path widened the UI's value column past the window
-    assert png.read_bytes().startswith(b"\x89PNG")
-    assert metadata["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")
+    svg = ElementTree.parse(plot).getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    # One line per skill of the taxonomy and the mean, each named, over iterations 0 to 2.
+    names = [group.findtext("{http://www.w3.org/2000/svg}title") for group in svg.iter("{http://www.w3.org/2000/svg}g")]
+    with Warehouse(completed.home).connect(tables=["evaluation_results"]) as connection:
+        skills = connection.sql(
+            "SELECT DISTINCT skill FROM evaluation_results WHERE experiment = 'skill_list' AND split = 'test' ORDER BY skill"
+        ).fetchall()
+    assert names == [skill for (skill,) in skills] + ["mean over skills"]
+    assert all(len(line.get("points").split()) == 3 for line in svg.iter("{http://www.w3.org/2000/svg}polyline"))
+    shown = metadata["learning_curves"].value
+    assert shown == f"![learning curves](data:image/svg+xml;base64,{base64.b64encode(plot.read_bytes()).decode()})"
     inline = metadata["learning_curve"].value
     assert inline.startswith("![mean test accuracy by iteration](data:image/png;base64,") and len(inline) < 1000
     assert inline.endswith("(iterations 0–2)") and "mean test accuracy: " in inline

@@ -195,8 +195,8 @@ def test_the_ui_walkthrough_launches_only_what_it_says_and_shows_readable_assets
         row.get_by_text("[Show Markdown]").click()
         plot = page.locator("[role=dialog] img")
         expect(plot).to_be_visible()
-        assert plot.get_attribute("src").startswith("data:image/png;base64,")
-        assert plot.evaluate("image => image.naturalWidth") > 100  # a decoded picture, not a broken link
+        assert plot.get_attribute("src").startswith("data:image/svg+xml;base64,")
+        assert plot.evaluate("image => image.naturalWidth") == 820  # a decoded picture at its size, not a broken link
 
         # What is really missing: the up_to_date check counts the catalogue's partitions only (Dagster's own
         # counts include tool_use|skill_list and tool_use|skill_list_no_state, which no experiment runs).

@@ -6,12 +6,14 @@ import base64
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import polars as pl
 from dagster import MetadataValue
 from PIL import Image
 
 from dataenvgym_dagster.domain.teachers.protocol import GenerationResult
+from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png, learning_curves_svg
 from dataenvgym_dagster.machinery.storage import replace_file
 from dataenvgym_dagster.machinery.student.backend import GenerationReport, TrainingReport
 from dataenvgym_dagster.machinery.warehouse import Warehouse
@@ -112,7 +114,7 @@ def generation_metadata(frame: pl.DataFrame, result: GenerationResult) -> dict[s
 
 
 def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder: Path) -> dict[str, Any]:
-    """A per-skill learning-curve PNG up to this evaluation: shown inline in the UI and saved under ``folder``."""
+    """A per-skill learning-curve plot up to this evaluation: shown in the UI and saved as SVG under ``folder``."""
     domain, experiment, iteration = results["domain"][0], results["experiment"][0], int(results["iteration"][0])
     with warehouse.connect(tables=["evaluation_results"]) as connection:
         earlier = connection.sql(
@@ -122,33 +124,44 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
         ).pl()
     current = results.group_by("iteration", "skill").agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
     curves = pl.concat([earlier.cast({"iteration": pl.Int64}), current.cast({"iteration": pl.Int64})])
-    from dataenvgym_dagster.machinery.plots import learning_curves_png  # matplotlib: only where a plot is drawn
-
-    png = learning_curves_png(curves, f"{domain} | {experiment}: test accuracy per skill")
-    path = folder / domain / experiment / f"learning_curves_iteration_{iteration}.png"
-    replace_file(path, png)  # a reader (or a full disk) never leaves half an image
+    svg = learning_curves_svg(
+        curves, width=820, height=430, title=f"{domain} | {experiment}: test accuracy per skill", legend=True
+    ).encode()
+    path = folder / domain / experiment / f"{PLOT_STEM}{iteration}.svg"
+    replace_file(path, svg)  # a reader (or a full disk) never leaves half a plot
+    path.with_suffix(".png").unlink(missing_ok=True)  # what versions before 2026-12-07 drew for this evaluation
     return {
-        # The UI shows markdown of under 1000 characters inline and longer markdown (the full PNG)
+        # The UI shows markdown of under 1000 characters inline and longer markdown (the full plot)
         # behind a "[Show Markdown]" link, so the curves also come as a small plot and as text
         # sparklines, both short enough to show inline.
         "learning_curve": MetadataValue.md(learning_curve_thumbnail(curves)),
         "learning_curves_at_a_glance": MetadataValue.md(sparklines(curves)),
-        "learning_curves": MetadataValue.md(f"![learning curves](data:image/png;base64,{base64.b64encode(png).decode()})"),
+        "learning_curves": MetadataValue.md(f"![learning curves](data:image/svg+xml;base64,{base64.b64encode(svg).decode()})"),
         # No path entry: an absolute path (80+ characters) widened the value column past the window,
-        # clipping the tables beside it; the PNG's place is documented (plots/<domain>/<experiment>/).
+        # clipping the tables beside it; the plot's place is documented (plots/<domain>/<experiment>/).
     }
 
 
+PLOT_STEM = "learning_curves_iteration_"
+
+
 def damaged_plots(home: Path) -> list[str]:
-    """One line per learning-curve PNG under ``<home>/plots`` that does not decode, with what to re-materialise."""
+    """One line per learning-curve plot under ``<home>/plots`` that does not parse (SVG) or decode
+    (the PNG of earlier versions), with what to re-materialise."""
     damaged = []
-    for path in sorted((home / "plots").glob("*/*/learning_curves_iteration_*.png")):
+    for path in sorted((home / "plots").glob(f"*/*/{PLOT_STEM}*")):
+        if path.suffix not in (".svg", ".png"):
+            continue
         try:
-            with Image.open(path) as image:
-                image.load()
-        except Exception as error:  # noqa: BLE001 - PIL raises several types for a damaged file
+            if path.suffix == ".svg":
+                if ElementTree.parse(path).getroot().tag != "{http://www.w3.org/2000/svg}svg":
+                    raise ValueError("not an SVG document")
+            else:
+                with Image.open(path) as image:
+                    image.load()
+        except Exception as error:  # noqa: BLE001 - the XML parser and PIL raise several types for a damaged file
             domain, experiment = path.parent.parent.name, path.parent.name
-            iteration = path.stem.rsplit("_", 1)[1]
+            iteration = path.stem.removeprefix(PLOT_STEM)
             damaged.append(
                 f"{path} (learning curves) is damaged ({str(error).splitlines()[0]}). Re-materialise "
                 f"iteration_{iteration}_test_evaluation for partition {domain}|{experiment}, or delete the file"
@@ -167,8 +180,6 @@ def learning_curve_thumbnail(curves: pl.DataFrame, limit: int = INLINE_MARKDOWN_
     values, iterations = mean["accuracy"].to_list(), mean["iteration"].to_list()
     caption = f"mean test accuracy: {percent(values[0])}"
     caption += f" → {percent(values[-1])} (iterations {iterations[0]}–{iterations[-1]})" if len(values) > 1 else f" (iteration {iterations[0]})"
-    from dataenvgym_dagster.machinery.plots import accuracy_thumbnail_png
-
     for width in (280, 220, 160, 120):
         png = base64.b64encode(accuracy_thumbnail_png(values, iterations, width=width)).decode()
         text = f"![mean test accuracy by iteration](data:image/png;base64,{png})\n\n{caption}"
