@@ -491,10 +491,29 @@ class Warehouse:
         ``tables``: only those tables' views. Creating a view lists and opens its files, so a step
         that reads one table asks for it alone (0.01 s instead of about 0.1 s for all of them)."""
         self.ensure_schema_files()
-        connection = self._register(duckdb.connect())
-        for statement in self.view_statements(tables):
+        statements = self.view_statements(tables)
+        if self.storage.is_local:
+            # Temporary views: each connection to the process's database sees its own.
+            connection = _process_database().cursor()
+            statements = [statement.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW", 1) for statement in statements]
+        else:
+            connection = self._register(duckdb.connect())  # the object store's file system, for this connection alone
+        for statement in statements:
             connection.execute(statement)
         return connection
+
+
+_PROCESS_DATABASES: dict[int, duckdb.DuckDBPyConnection] = {}
+
+
+def _process_database() -> duckdb.DuckDBPyConnection:
+    """This process's in-memory DuckDB database, opened once: opening one takes 25–40 ms (DuckDB sets
+    up its buffer pool and threads), a new connection to it (``cursor()``) microseconds. Kept per
+    process id, since a database's threads do not survive a fork."""
+    pid = os.getpid()
+    if pid not in _PROCESS_DATABASES:
+        _PROCESS_DATABASES[pid] = duckdb.connect()
+    return _PROCESS_DATABASES[pid]
 
 
 def conform(table: str, rows: pl.DataFrame) -> pl.DataFrame:
