@@ -43,6 +43,20 @@ def test_writing_a_partition_again_replaces_its_rows(tmp_path):
     assert accuracy == [(0, 6, 3), (1, 4, 2)]
 
 
+def test_connections_at_once_each_see_their_own_homes_views(tmp_path):
+    first, second = Warehouse(tmp_path / "a"), Warehouse(tmp_path / "b")
+    first.write("evaluation_results", ["arithmetic", "e", "iteration_0_test_evaluation"], evaluation_rows(10))
+    second.write("evaluation_results", ["arithmetic", "e", "iteration_0_test_evaluation"], evaluation_rows(4))
+    with first.connect() as one, second.connect(tables=["evaluation_results"]) as other:
+        assert one.execute("SELECT count(*) FROM evaluation_results").fetchone() == (10,)
+        assert other.execute("SELECT count(*) FROM evaluation_results").fetchone() == (4,)
+        with pytest.raises(Exception, match="skill_accuracy"):  # asked for one table: no other view
+            other.execute("SELECT * FROM skill_accuracy")
+    with first.connect(tables=["benchmark_problems"]) as later:  # nothing left behind by the connections before
+        with pytest.raises(Exception, match="evaluation_results"):
+            later.execute("SELECT * FROM evaluation_results")
+
+
 def test_rows_with_missing_columns_are_refused_with_their_names(tmp_path):
     with pytest.raises(ValueError, match=r"missing columns \['checkpoint_sha256'\]"):
         Warehouse(tmp_path).write("evaluation_results", ["k"], evaluation_rows(2).drop("checkpoint_sha256"))
