@@ -1,9 +1,11 @@
+import itertools
 import random
 
 import pytest
 
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.arithmetic.domain import _canonical_by_parsing, _solve_by_parsing, solve
+from dataenvgym_dagster.domain.arithmetic.generators import _randrange
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.types import Problem
@@ -20,6 +22,24 @@ def test_every_generated_problem_verifies(skill):
     for _ in range(50):
         draft = ARITHMETIC.sample(skill, rng)
         assert ARITHMETIC.is_correct(draft.question, draft.answer), (skill, draft)
+
+
+# The ranges the generators draw from, every width up to 70, and powers of two (where CPython's
+# bit_length() rather than (width - 1).bit_length() decides how many draws are rejected).
+RANGES = [(0, 10), (10, 100), (100, 1000), (0, 1), (2, 10), (5, 5 + 2**12)] + [(0, w) for w in range(1, 71)] + [
+    (3, 3 + 2**k) for k in range(11)
+]
+
+
+def test_the_generators_draw_exactly_what_randrange_and_randint_draw():
+    for (start, stop), seed in itertools.product(RANGES, range(100)):
+        ours, pythons = random.Random(seed), random.Random(seed)
+        drawn = [_randrange(ours, start, stop) for _ in range(5)]
+        assert drawn == [pythons.randrange(start, stop) for _ in range(5)], (seed, start, stop)
+        assert ours.getstate() == pythons.getstate()  # as many draws from the stream, so what follows is the same
+        assert _randrange(random.Random(seed), start, stop) == random.Random(seed).randint(start, stop - 1)
+        if start == 0:
+            assert _randrange(random.Random(seed), 0, stop) == random.Random(seed).randrange(stop)
 
 
 def test_carry_and_borrow_skills_really_carry_and_borrow():

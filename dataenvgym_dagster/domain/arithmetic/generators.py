@@ -8,10 +8,25 @@ from collections.abc import Callable
 Generator = Callable[[random.Random], tuple[str, str]]
 
 
+def _randrange(rng: random.Random, start: int, stop: int) -> int:
+    """``rng.randrange(start, stop)``: the same number from the same draws of ``rng.getrandbits``.
+
+    This is how CPython draws it (``randint(a, b)`` is ``randrange(a, b + 1)``), less the checks
+    and conversions of its arguments, which were most of the time generating spent in ``random``;
+    ours are always integers with ``start < stop``. test_arithmetic_domain.py pins the equivalence
+    on the running Python.
+    """
+    width = stop - start
+    bits = width.bit_length()  # as in Random._randbelow_with_getrandbits: not (width - 1), so powers of two too
+    r = rng.getrandbits(bits)
+    while r >= width:
+        r = rng.getrandbits(bits)
+    return start + r
+
+
 def _digits(rng: random.Random, n: int) -> int:
     """A number with exactly ``n`` digits (0-9 for n=1)."""
-    # randrange(a, b + 1) is what randint(a, b) calls (the same numbers, one call less): the hot path of generating.
-    return rng.randrange(10) if n == 1 else rng.randrange(10 ** (n - 1), 10**n)
+    return _randrange(rng, 0, 10) if n == 1 else _randrange(rng, 10 ** (n - 1), 10**n)
 
 
 def _addition(n: int, carry: bool | None) -> Generator:
@@ -40,14 +55,14 @@ def _subtraction(borrow: bool) -> Generator:
 def _multiplication(left_digits: int, smallest_right: int) -> Generator:
     def generate(rng: random.Random) -> tuple[str, str]:
         a = _digits(rng, left_digits)
-        b = rng.randint(smallest_right, 9)
+        b = _randrange(rng, smallest_right, 10)
         return f"{a}*{b}", str(a * b)
 
     return generate
 
 
 def _modulo(rng: random.Random) -> tuple[str, str]:
-    a, b = _digits(rng, 2), rng.randint(2, 9)
+    a, b = _digits(rng, 2), _randrange(rng, 2, 10)
     return f"{a}%{b}", str(a % b)
 
 
@@ -62,7 +77,7 @@ def _comparison(n: int) -> Generator:
 
 
 def _two_step(rng: random.Random) -> tuple[str, str]:
-    a, b, c = rng.randint(0, 9), rng.randint(0, 9), rng.randint(2, 9)
+    a, b, c = _randrange(rng, 0, 10), _randrange(rng, 0, 10), _randrange(rng, 2, 10)
     if rng.random() < 0.5:
         return f"({a}+{b})*{c}", str((a + b) * c)
     return f"{a}*{c}+{b}", str(a * c + b)
