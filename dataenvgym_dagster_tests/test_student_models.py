@@ -90,6 +90,24 @@ def test_fast_token_ids_equal_what_the_tokenizer_call_gives(folders, texts, arch
     assert token_ids(tokenizer, [], special_tokens=True) == []
 
 
+@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2"])
+def test_repeated_texts_get_the_ids_the_tokenizer_call_gives_each_in_its_own_list(folders, texts, architecture):
+    tokenizer = AutoTokenizer.from_pretrained(folders[architecture])
+    batch = [t.target for t in texts] * 3 + [texts[0].prompt] * 4 + ["", ""]  # each distinct text is encoded once
+    for special in (True, False):
+        ids = token_ids(tokenizer, batch, special_tokens=special)
+        assert ids == tokenizer(batch, add_special_tokens=special)["input_ids"]
+        assert len({id(row) for row in ids}) == len(ids)
+
+
+def test_a_pair_is_tokenized_the_same_alone_and_among_repeats(folders, texts):
+    tokenizer = AutoTokenizer.from_pretrained(folders["qwen2"])
+    pairs = [(t.prompt, t.target) for t in texts]
+    batch = pairs + pairs[::-1] + pairs[:5]
+    assert tokenize_pairs(tokenizer, batch) == [tokenize_pairs(tokenizer, [pair])[0] for pair in batch]
+    assert tokenize_pairs(tokenizer, batch, chat=True) == [tokenize_pairs(tokenizer, [pair], chat=True)[0] for pair in batch]
+
+
 def test_chat_prompts_are_the_same_tokens_at_training_and_at_evaluation(folders):
     tokenizer = AutoTokenizer.from_pretrained(folders["qwen2"])
     pairs = [("12+39=", "15"), ("7*8=", "65")]

@@ -86,11 +86,23 @@ def token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, speci
     the character offsets nobody here reads): the same ids in a third of the time, which was most of
     what a training step spent outside training (``benchmarks/stage_timings.py``). A tokenizer without
     that backend (a slow, pure-Python one) goes through ``__call__``.
+
+    Each distinct text is encoded once: a text's ids do not depend on the others in the batch
+    (padding, if a tokenizer had it on, pads to the longest text, which stays in the batch), and
+    training sets repeat texts a lot (arithmetic: 910 distinct targets and 8,365 distinct prompts
+    among 11,534 pairs), which halved a training step's tokenization. Every text still gets its
+    own list.
     """
+    distinct = list(dict.fromkeys(texts))
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None or not hasattr(backend, "encode_batch_fast"):
-        return tokenizer(list(texts), add_special_tokens=special_tokens)["input_ids"]
-    return [encoding.ids for encoding in backend.encode_batch_fast(list(texts), add_special_tokens=special_tokens)]
+        encoded = tokenizer(distinct, add_special_tokens=special_tokens)["input_ids"]
+    else:
+        encoded = [encoding.ids for encoding in backend.encode_batch_fast(distinct, add_special_tokens=special_tokens)]
+    if len(distinct) == len(texts):
+        return encoded
+    by_text = dict(zip(distinct, encoded, strict=True))
+    return [list(by_text[text]) for text in texts]
 
 
 def max_positions(model: PreTrainedModel) -> int | None:
