@@ -9,6 +9,7 @@ anything that would write a file or change a view is refused before it runs.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable
 from typing import TextIO
@@ -43,12 +44,31 @@ def check_read_only(sql: str) -> list[str]:
         raise ValueError("no SQL statement given; e.g. dataenvgym sql 'FROM accuracy_by_iteration'")
     for statement in statements:
         kind = statement.type.name
+        if kind == "EXPLAIN":
+            kind = _explained_kind(statement.query)
         if kind not in READING_STATEMENTS:
             raise ReadOnlyError(
                 f"{kind} statements are refused: dataenvgym sql only reads the warehouse ({statement.query.strip()[:60]!r}). "
                 "Tables are written by materialising assets; to save a result, use --format csv > file.csv"
             )
     return [statement.query for statement in statements]
+
+
+# EXPLAIN, its options in brackets and ANALYZE (which runs the statement it explains).
+_EXPLAIN = re.compile(r"\s*EXPLAIN\s*(?:\([^)]*\)\s*)?(?:ANALY[SZ]E\b)?(.*)", re.IGNORECASE | re.DOTALL)
+
+
+def _explained_kind(sql: str) -> str:
+    """The kind of statement an EXPLAIN explains (EXPLAIN ANALYZE runs it: ``EXPLAIN ANALYZE COPY …`` writes)."""
+    match = _EXPLAIN.fullmatch(sql)
+    try:
+        explained = duckdb.extract_statements(match.group(1)) if match and match.group(1).strip() else []
+    except duckdb.Error:
+        explained = []
+    if len(explained) != 1:
+        return "unrecognised EXPLAIN"  # refused rather than guessed
+    kind = explained[0].type.name
+    return _explained_kind(explained[0].query) if kind == "EXPLAIN" else kind
 
 
 def query(connection: duckdb.DuckDBPyConnection, sql: str) -> list[pl.DataFrame]:
@@ -102,7 +122,7 @@ def catalogue() -> pl.DataFrame:
 def run_once(warehouse: Warehouse, sql: str, fmt: str, out: TextIO | None = None) -> None:
     """Run ``sql`` (one or more statements) and print each result (to ``out``, default standard output)."""
     out = out or sys.stdout
-    with warehouse.connect() as connection:
+    with warehouse.connect(private=True) as connection:  # the user's statements: nothing outlives it
         for frame in query(connection, sql):
             print(render(frame, fmt), file=out)
 
@@ -122,7 +142,7 @@ def shell(warehouse: Warehouse, fmt: str = "table", lines: Iterable[str] | None 
     source = iter(lines) if lines is not None else _prompted()
     failed = False
     buffer: list[str] = []
-    with warehouse.connect() as connection:
+    with warehouse.connect(private=True) as connection:  # the user's statements: nothing outlives it
         for line in source:
             stripped = line.strip()
             if not buffer and stripped.startswith("."):

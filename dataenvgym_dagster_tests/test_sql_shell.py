@@ -55,6 +55,10 @@ def test_each_format_prints_every_row_in_a_form_other_tools_read(home, capsys, f
     "DROP VIEW evaluation_results",
     "SELECT 1; DELETE FROM evaluation_results",
     "ATTACH '{home}/other.duckdb'",
+    # EXPLAIN ANALYZE runs the statement it explains.
+    "EXPLAIN ANALYZE COPY (FROM evaluation_results) TO '{home}/copy.csv'",
+    "explain analyse create table t as select 1",
+    "EXPLAIN ANALYZE SET threads = 1",
 ])
 def test_statements_that_would_write_are_refused_before_anything_runs(home, capsys, statement):
     code, out, err = sql(capsys, statement.format(home=home))
@@ -64,7 +68,8 @@ def test_statements_that_would_write_are_refused_before_anything_runs(home, caps
 
 
 def test_describe_summarize_and_show_are_reading_statements():
-    for statement in ("DESCRIBE evaluation_results", "SUMMARIZE evaluation_results", "SHOW TABLES", "FROM skill_accuracy"):
+    for statement in ("DESCRIBE evaluation_results", "SUMMARIZE evaluation_results", "SHOW TABLES", "FROM skill_accuracy",
+                      "EXPLAIN FROM skill_accuracy", "EXPLAIN ANALYZE SELECT count(*) FROM evaluation_results"):
         check_read_only(statement)
     with pytest.raises(ReadOnlyError, match="INSERT statements are refused"):
         check_read_only("INSERT INTO evaluation_results VALUES (1)")

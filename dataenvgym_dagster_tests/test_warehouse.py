@@ -57,6 +57,30 @@ def test_connections_at_once_each_see_their_own_homes_views(tmp_path):
             later.execute("SELECT * FROM evaluation_results")
 
 
+@pytest.mark.parametrize("child", ["queries", "exits"])
+def test_a_forked_child_queries_and_exits_cleanly_after_its_parent_connected(tmp_path, child):
+    # The process's database was inherited by a fork and closed at the child's exit: SIGSEGV.
+    Warehouse(tmp_path).write("evaluation_results", ["arithmetic", "e", "iteration_0_test_evaluation"], evaluation_rows(3))
+    script = textwrap.dedent(f"""
+        import os, sys
+        from pathlib import Path
+        from dataenvgym_dagster.machinery.warehouse import Warehouse
+        warehouse = Warehouse(Path({str(tmp_path)!r}))
+        count = lambda: warehouse.connect(tables=["evaluation_results"]).execute("SELECT count(*) FROM evaluation_results").fetchone()
+        assert count() == (3,)
+        pid = os.fork()
+        if pid == 0:
+            if {child!r} == "queries":
+                assert count() == (3,)
+            sys.exit(0)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        print("child", status, "parent", count())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "child 0 parent (3,)"
+
+
 def test_rows_with_missing_columns_are_refused_with_their_names(tmp_path):
     with pytest.raises(ValueError, match=r"missing columns \['checkpoint_sha256'\]"):
         Warehouse(tmp_path).write("evaluation_results", ["k"], evaluation_rows(2).drop("checkpoint_sha256"))

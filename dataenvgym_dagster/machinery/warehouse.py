@@ -18,6 +18,7 @@ filesystem, registered on each connection, so no DuckDB extension is needed.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import tempfile
@@ -485,35 +486,47 @@ class Warehouse:
         if damaged:
             raise DamagedTableFileError("the warehouse has damaged files:\n" + "\n".join(f.describe() for f in damaged))
 
-    def connect(self, tables: Collection[str] | None = None) -> duckdb.DuckDBPyConnection:
+    def connect(self, tables: Collection[str] | None = None, *, private: bool = False) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with every view: queries that never wait on a lock.
 
         ``tables``: only those tables' views. Creating a view lists and opens its files, so a step
-        that reads one table asks for it alone (0.01 s instead of about 0.1 s for all of them)."""
+        that reads one table asks for it alone (0.01 s instead of about 0.1 s for all of them).
+        ``private``: a database of its own (25–40 ms to open), for statements a user writes, so that
+        nothing they create or set outlives the connection; otherwise a connection to the process's
+        database (microseconds) with views of its own."""
         self.ensure_schema_files()
         statements = self.view_statements(tables)
-        if self.storage.is_local:
-            # Temporary views: each connection to the process's database sees its own.
+        if self.storage.is_local and not private:
             connection = _process_database().cursor()
             statements = [statement.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW", 1) for statement in statements]
         else:
-            connection = self._register(duckdb.connect())  # the object store's file system, for this connection alone
+            connection = self._register(duckdb.connect())  # an object store's file system, for this connection alone
         for statement in statements:
             connection.execute(statement)
         return connection
 
 
-_PROCESS_DATABASES: dict[int, duckdb.DuckDBPyConnection] = {}
+_process: list[duckdb.DuckDBPyConnection] = []  # this process's in-memory database, once opened
 
 
 def _process_database() -> duckdb.DuckDBPyConnection:
     """This process's in-memory DuckDB database, opened once: opening one takes 25–40 ms (DuckDB sets
-    up its buffer pool and threads), a new connection to it (``cursor()``) microseconds. Kept per
-    process id, since a database's threads do not survive a fork."""
-    pid = os.getpid()
-    if pid not in _PROCESS_DATABASES:
-        _PROCESS_DATABASES[pid] = duckdb.connect()
-    return _PROCESS_DATABASES[pid]
+    up its buffer pool and threads), a new connection to it (``cursor()``) microseconds."""
+    if not _process:
+        _process.append(duckdb.connect())
+    return _process[0]
+
+
+def _forget_inherited_database() -> None:
+    """In a forked child: the parent's database must never be closed here (its threads stayed in the
+    parent, and closing it crashes the child at exit), so it stays referenced for good; the child
+    opens its own on first use."""
+    for database in _process:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(database))
+    _process.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_database)
 
 
 def conform(table: str, rows: pl.DataFrame) -> pl.DataFrame:
