@@ -64,3 +64,11 @@ def test_one_iteration_shows_its_points_and_many_iterations_a_line_with_at_most_
     assert not any(group.findall(f"{SVG}circle") for group in lines(svg).values())
     ticks = [t.text for t in ElementTree.fromstring(svg).iter(f"{SVG}text") if t.get("font-size") == "10" and t.get("text-anchor") == "middle"]
     assert ticks[0] == "0" and ticks[-1] == "39" and len(ticks) <= 13
+
+
+def test_control_characters_and_missing_accuracies_still_give_a_well_formed_plot():
+    frame = pl.DataFrame({"iteration": [0, 1, 0, 1], "skill": ["tab\x01skill", "tab\x01skill", "b", "b"],
+                          "accuracy": [0.5, None, float("nan"), 0.25]})
+    drawn = lines(learning_curves_svg(frame, title="a\x07title", legend=True))
+    assert list(drawn) == ["b", "tab\ufffdskill", "mean over skills"]
+    assert [len(g.find(f"{SVG}polyline").get("points").split()) for g in drawn.values()] == [1, 1, 2]

@@ -9,6 +9,7 @@ training and evaluation (docs/performance.md). Text stays text (sharp at any zoo
 from __future__ import annotations
 
 import io
+import re
 from html import escape
 
 import polars as pl
@@ -35,6 +36,7 @@ def learning_curves_svg(
     and ``legend`` the plot also has axis titles and a legend on the right naming each line (the
     SVG grows taller when the skills need more rows than ``height`` holds).
     """
+    curves = curves.filter(pl.col("accuracy").cast(pl.Float64).is_not_nan())  # no point to draw (a filter drops nulls too)
     skills = sorted(curves["skill"].unique().to_list())
     iterations = sorted(curves["iteration"].unique().to_list()) or [0]
     labelled = legend or title is not None
@@ -59,7 +61,7 @@ def learning_curves_svg(
         f'<rect width="{width}" height="{height}" fill="#fff"/>',
     ]
     if title is not None:
-        out.append(f'<text x="{(left + width - right) / 2:.1f}" y="18" font-size="13" text-anchor="middle">{escape(title)}</text>')
+        out.append(f'<text x="{(left + width - right) / 2:.1f}" y="18" font-size="13" text-anchor="middle">{_text(title)}</text>')
     for tick in (0, 0.25, 0.5, 0.75, 1) if labelled else (0, 0.5, 1):
         stroke = "#999" if tick == 0 and labelled else "#eee"
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="{stroke}"/>')
@@ -93,9 +95,17 @@ def learning_curves_svg(
             dashing = f' stroke-dasharray="{dash}"' if dash else ""
             out.append(f'<line x1="{x0}" x2="{x0 + 22}" y1="{y0}" y2="{y0}" stroke="{colour}" stroke-width="{weight}"{dashing}/>')
             shown = name if len(name) <= 30 else name[:29] + "…"
-            out.append(f'<text x="{x0 + 28}" y="{y0 + 4}">{escape(shown)}<title>{escape(name)}</title></text>')
+            out.append(f'<text x="{x0 + 28}" y="{y0 + 4}">{_text(shown)}<title>{_text(name)}</title></text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def _text(value: str) -> str:
+    """``value`` as XML text: escaped, and the control characters XML cannot hold shown as U+FFFD."""
+    return escape(_CONTROL.sub("\ufffd", value))
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _line(
@@ -107,7 +117,7 @@ def _line(
     attribute = f' class="{css_class}"' if css_class else ""
     coordinates = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
     parts = [
-        f'<g><title>{escape(name)}</title>'
+        f'<g><title>{_text(name)}</title>'
         f'<polyline{attribute} fill="none" stroke="{colour}" stroke-width="{width}"{dashing} points="{coordinates}"/>'
     ]
     if markers or len(points) == 1:
