@@ -113,6 +113,9 @@ def generation_metadata(frame: pl.DataFrame, result: GenerationResult) -> dict[s
     }
 
 
+PLOT_STEM = "learning_curves_iteration_"  # plots/<domain>/<experiment>/<stem><iteration>.svg
+
+
 def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder: Path) -> dict[str, Any]:
     """A per-skill learning-curve plot up to this evaluation: shown in the UI and saved as SVG under ``folder``."""
     domain, experiment, iteration = results["domain"][0], results["experiment"][0], int(results["iteration"][0])
@@ -140,9 +143,6 @@ def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder:
         # No path entry: an absolute path (80+ characters) widened the value column past the window,
         # clipping the tables beside it; the plot's place is documented (plots/<domain>/<experiment>/).
     }
-
-
-PLOT_STEM = "learning_curves_iteration_"
 
 
 def damaged_plots(home: Path) -> list[str]:

@@ -402,18 +402,20 @@ class Warehouse:
         return url
 
     # -- views --------------------------------------------------------------------------------
-    def view_statements(self, tables: Collection[str] | None = None) -> list[str]:
-        """``CREATE VIEW`` of every table and derived view; with ``tables``, of those tables only."""
+    def view_statements(self, tables: Collection[str] | None = None, temporary: bool = False) -> list[str]:
+        """``CREATE VIEW`` of every table and derived view; with ``tables``, of those tables only.
+        ``temporary``: ``CREATE TEMP VIEW``, seen by the connection that creates it alone."""
+        view = "TEMP VIEW" if temporary else "VIEW"
         statements = []
         for table in TABLES if tables is None else tables:
             if table not in TABLES:
                 raise ValueError(f"unknown warehouse table {table!r}; tables: {', '.join(TABLES)}")
             glob = self.storage.url("warehouse", table, "**", "*.parquet").replace("'", "''")
             statements.append(
-                f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)"
+                f"CREATE OR REPLACE {view} {table} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)"
             )
         if tables is None:
-            statements += [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in DERIVED_VIEWS.items()]
+            statements += [f"CREATE OR REPLACE {view} {name} AS {sql.strip()}" for name, sql in DERIVED_VIEWS.items()]
         return statements
 
     def ensure_schema_files(self) -> None:
@@ -495,13 +497,10 @@ class Warehouse:
         nothing they create or set outlives the connection; otherwise a connection to the process's
         database (microseconds) with views of its own."""
         self.ensure_schema_files()
-        statements = self.view_statements(tables)
-        if self.storage.is_local and not private:
-            connection = _process_database().cursor()
-            statements = [statement.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW", 1) for statement in statements]
-        else:
-            connection = self._register(duckdb.connect())  # an object store's file system, for this connection alone
-        for statement in statements:
+        shared = self.storage.is_local and not private
+        # An object store's file system is registered on its connection alone: it gets its own database.
+        connection = _process_database().cursor() if shared else self._register(duckdb.connect())
+        for statement in self.view_statements(tables, temporary=shared):
             connection.execute(statement)
         return connection
 
