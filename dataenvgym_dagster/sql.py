@@ -3,7 +3,8 @@
 Queries run in the project's own DuckDB (the one that writes the warehouse, so versions always
 match), on an in-memory connection holding every view of :mod:`~dataenvgym_dagster.machinery.warehouse`:
 it never takes ``warehouse.duckdb``'s lock, so it is safe while runs write. Only statements that
-read are accepted (``SELECT``, ``FROM …``, ``DESCRIBE``, ``SUMMARIZE``, ``SHOW``, ``EXPLAIN``, ``PRAGMA``);
+read are accepted (``SELECT``, ``FROM …``, ``DESCRIBE``, ``SUMMARIZE``, ``SHOW``, ``EXPLAIN`` of those, ``PRAGMA``
+statements that only report, listed in ``READING_PRAGMAS``);
 anything that would write a file or change a view is refused before it runs.
 """
 
@@ -46,12 +47,26 @@ def check_read_only(sql: str) -> list[str]:
         kind = statement.type.name
         if kind == "EXPLAIN":
             kind = _explained_kind(statement.query)
+        if kind == "PRAGMA" and _pragma_name(statement.query) not in READING_PRAGMAS:
+            kind = f"PRAGMA {_pragma_name(statement.query)}"  # refused below, by name
         if kind not in READING_STATEMENTS:
             raise ReadOnlyError(
                 f"{kind} statements are refused: dataenvgym sql only reads the warehouse ({statement.query.strip()[:60]!r}). "
                 "Tables are written by materialising assets; to save a result, use --format csv > file.csv"
             )
     return [statement.query for statement in statements]
+
+
+# Pragmas that only report; others change settings or run statements (import_database runs a folder's SQL files).
+READING_PRAGMAS = frozenset({
+    "table_info", "show", "show_tables", "show_tables_expanded", "show_databases", "database_list", "database_size",
+    "storage_info", "metadata_info", "functions", "collations", "version", "platform", "user_agent",
+})
+
+
+def _pragma_name(sql: str) -> str:
+    match = re.match(r"\s*PRAGMA\s+(\w+)", sql, re.IGNORECASE)
+    return match.group(1).lower() if match else ""
 
 
 # EXPLAIN, its options in brackets and ANALYZE (which runs the statement it explains).

@@ -59,6 +59,7 @@ def test_each_format_prints_every_row_in_a_form_other_tools_read(home, capsys, f
     "EXPLAIN ANALYZE COPY (FROM evaluation_results) TO '{home}/copy.csv'",
     "explain analyse create table t as select 1",
     "EXPLAIN ANALYZE SET threads = 1",
+    "PRAGMA import_database('{home}')",  # runs the folder's load.sql, whatever it holds
 ])
 def test_statements_that_would_write_are_refused_before_anything_runs(home, capsys, statement):
     code, out, err = sql(capsys, statement.format(home=home))
@@ -69,7 +70,8 @@ def test_statements_that_would_write_are_refused_before_anything_runs(home, caps
 
 def test_describe_summarize_and_show_are_reading_statements():
     for statement in ("DESCRIBE evaluation_results", "SUMMARIZE evaluation_results", "SHOW TABLES", "FROM skill_accuracy",
-                      "EXPLAIN FROM skill_accuracy", "EXPLAIN ANALYZE SELECT count(*) FROM evaluation_results"):
+                      "EXPLAIN FROM skill_accuracy", "EXPLAIN ANALYZE SELECT count(*) FROM evaluation_results",
+                      "PRAGMA table_info('evaluation_results')", "pragma Version"):
         check_read_only(statement)
     with pytest.raises(ReadOnlyError, match="INSERT statements are refused"):
         check_read_only("INSERT INTO evaluation_results VALUES (1)")
