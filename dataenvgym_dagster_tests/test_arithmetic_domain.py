@@ -2,10 +2,11 @@ import itertools
 import random
 
 import pytest
+from pydantic import ValidationError
 
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.arithmetic.domain import _canonical_by_parsing, _solve_by_parsing, solve
-from dataenvgym_dagster.domain.arithmetic.generators import _randrange
+from dataenvgym_dagster.domain.arithmetic.generators import GENERATORS, _randrange
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.types import Problem
@@ -40,6 +41,18 @@ def test_the_generators_draw_exactly_what_randrange_and_randint_draw():
         assert _randrange(random.Random(seed), start, stop) == random.Random(seed).randint(start, stop - 1)
         if start == 0:
             assert _randrange(random.Random(seed), 0, stop) == random.Random(seed).randrange(stop)
+
+
+def test_a_problem_drawn_again_is_the_same_frozen_draft_with_the_generators_text():
+    drafts = [ARITHMETIC.sample("addition/one_digit", random.Random(seed)) for seed in range(300)]  # 55 problems
+    generator = GENERATORS["addition/one_digit"]
+    assert [(d.question, d.answer, d.payload) for d in drafts] == [(*generator(random.Random(s)), {}) for s in range(300)]
+    first = {}
+    for draft in drafts:
+        assert first.setdefault(draft.question, draft) is draft  # shared, not rebuilt
+    assert len(first) < 100
+    with pytest.raises(ValidationError):
+        drafts[0].question = "1+1"  # so sharing is safe
 
 
 def test_carry_and_borrow_skills_really_carry_and_borrow():
