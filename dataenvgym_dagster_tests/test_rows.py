@@ -1,7 +1,9 @@
+import math
+
 import polars as pl
 import pytest
 
-from dataenvgym_dagster.domain.types import Problem
+from dataenvgym_dagster.domain.types import EvaluationRecord, Problem
 from dataenvgym_dagster.loop.rows import records
 
 
@@ -22,3 +24,36 @@ def test_a_malformed_row_is_named_not_dropped():
 def test_a_missing_column_is_named():
     with pytest.raises(ValueError, match=r"lacks columns \['skill'\]"):
         records(pl.DataFrame({"example_id": ["a"], "question": ["q"], "answer": ["a"]}), Problem, "benchmark")
+
+
+def one_by_one(frame: pl.DataFrame, model) -> list:
+    return [model.model_validate(row) for row in frame.select([c for c in model.model_fields if c in frame.columns]).iter_rows(named=True)]
+
+
+def test_rows_read_all_at_once_equal_rows_read_one_by_one():
+    problems = pl.DataFrame({
+        "example_id": ["a", "b", "c"], "skill": ["s/t"] * 3, "question": ['say "hi"\n\\ é 𝛑 \x00', "12+7", ""],
+        "answer": ["hi", "19", "0"], "payload": ['{"tests": ["assert f(1) == 2"], "n": 1.5}', "{}", ""], "split": ["test"] * 3,
+    })
+    assert records(problems, Problem, "p") == one_by_one(problems, Problem)
+    assert records(problems, Problem, "p")[0].payload == {"tests": ["assert f(1) == 2"], "n": 1.5}
+    losses = [0.1, 1 / 3, -0.0, 5e-324, 1.7976931348623157e308, 2.5]
+    evaluated = pl.DataFrame({
+        "example_id": [str(i) for i in range(6)], "skill": ["s/t"] * 6, "question": ["q"] * 6, "reference": ["r"] * 6,
+        "prediction": ["p"] * 6, "correct": [True, False] * 3, "score": [1.0, 0.0] * 3, "verdict": ["", "wrong_answer"] * 3,
+        "answer_loss": losses,
+    })
+    read = records(evaluated, EvaluationRecord, "e")
+    assert read == one_by_one(evaluated, EvaluationRecord)
+    assert [repr(r.answer_loss) for r in read] == [repr(x) for x in losses]  # every float exactly, -0.0 included
+
+
+def test_values_json_cannot_carry_are_read_one_by_one_as_before():
+    nan = pl.DataFrame({
+        "example_id": ["a"], "skill": ["s/t"], "question": ["q"], "reference": ["r"], "prediction": ["p"],
+        "correct": [False], "answer_loss": [float("nan")],
+    })
+    [record] = records(nan, EvaluationRecord, "e")  # JSON would have written null
+    assert math.isnan(record.answer_loss)
+    float32 = nan.with_columns(pl.col("answer_loss").cast(pl.Float32).fill_nan(0.1))
+    assert records(float32, EvaluationRecord, "e") == one_by_one(float32, EvaluationRecord)  # 0.1 as a float32 reads it
