@@ -36,11 +36,10 @@ from pydantic import BaseModel, ConfigDict
 from dataenvgym_dagster.loop.checkpoints import (
     ChecksumMismatchError,
     StudentCheckpoint,
-    file_sha256,
     replace_folder,
     verify_files,
 )
-from dataenvgym_dagster.machinery.storage import Storage
+from dataenvgym_dagster.machinery.storage import Storage, file_sha256
 
 MANIFEST = "checkpoint-manifest.json"
 

@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from dataenvgym_dagster.machinery.storage import file_sha256
 from dataenvgym_dagster.machinery.student.backend import StudentWeights
 
 # Files whose bytes decide what the model computes. Tokenizer files are saved alongside but not hashed.
@@ -90,15 +91,6 @@ def checkpoint_dir(home: Path, domain: str, experiment: str | None = None, itera
     if experiment is None:
         return home / "checkpoints" / domain / "base"
     return home / "checkpoints" / domain / experiment / f"iteration_{iteration}"
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weight_files(directory: Path) -> list[Path]:

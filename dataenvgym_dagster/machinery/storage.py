@@ -21,6 +21,7 @@ may be given as JSON in ``$DATAENVGYM_STORAGE_OPTIONS``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -185,6 +186,12 @@ def _replace(path: Path, write: Callable[[Path], object]) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def hidden_temporary(path: Path) -> Path:

@@ -15,13 +15,14 @@ and is always loaded (its revision is the hub's to resolve), and so is a model o
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
+
+from dataenvgym_dagster.machinery.storage import file_sha256
 
 Loaded = TypeVar("Loaded", bound=tuple[Any, ...])
 
@@ -39,11 +40,6 @@ def folder_identity(folder: str | Path, max_bytes: int = MAX_BYTES) -> tuple[tup
     if sum(size for *_, size in files) > max_bytes:
         return None
     return tuple((name, file_sha256(path)) for name, path, _ in files)
-
-
-def file_sha256(path: str | Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def weight_bytes(model: Any) -> int:
