@@ -34,13 +34,13 @@ def weights_of(model) -> dict[str, torch.Tensor]:
 def test_a_second_read_is_a_copy_of_the_first_load_and_changing_it_changes_nothing_kept(tiny):
     recent, loads, weights = RecentModels(), [], StudentWeights(model=str(tiny))
     key = _checkpoint_key(weights, SPEC, False)
-    first, tokenizer = recent.get(key, counting(weights, loads))
+    first, tokenizer = recent.get(lambda: key, counting(weights, loads))
     original = weights_of(first)
     with torch.no_grad():
         for parameter in first.parameters():
             parameter.add_(1.0)  # what training does to the model it was given
     tokenizer.padding_side = "right"
-    second, second_tokenizer = recent.get(key, counting(weights, loads))
+    second, second_tokenizer = recent.get(lambda: key, counting(weights, loads))
     assert loads == [str(tiny)]  # loaded once
     assert second is not first and second_tokenizer is not tokenizer
     assert all(torch.equal(second.state_dict()[name], tensor) for name, tensor in original.items())
@@ -76,7 +76,23 @@ def test_a_file_edited_in_place_to_the_same_size_and_time_changes_the_key(tmp_pa
     os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # what one clock tick allows
     assert (config.stat().st_size, config.stat().st_ino, config.stat().st_mtime_ns) == (stat.st_size, stat.st_ino, stat.st_mtime_ns)
     assert _checkpoint_key(weights, SPEC, False) != key
-    assert _checkpoint_key(weights, SPEC, True) != _checkpoint_key(weights, SPEC, False)  # trainable or not: another load
+    assert _checkpoint_key(weights, SPEC, True) == _checkpoint_key(weights, SPEC, False)  # no adapter: the same model
+    with_adapter = StudentWeights(model=str(folder), adapter=folder)  # any folder of files stands for one here
+    assert _checkpoint_key(with_adapter, SPEC, True) != _checkpoint_key(with_adapter, SPEC, False)  # trainable or not
+
+
+def test_files_replaced_while_loading_are_not_kept(tmp_path):
+    folder = save_tiny_student(tmp_path / "student", "llama", seed=0)
+    weights, recent = StudentWeights(model=str(folder)), RecentModels()
+
+    def load_while_a_new_checkpoint_replaces_the_files():
+        loaded = _load_model(weights, SPEC, False)
+        os.rename(folder, tmp_path / "old")
+        os.rename(save_tiny_student(tmp_path / "new", "llama", seed=1), folder)
+        return loaded
+
+    recent.get(lambda: _checkpoint_key(weights, SPEC, False), load_while_a_new_checkpoint_replaces_the_files)
+    assert len(recent) == 0
 
 
 def test_hub_ids_and_large_models_are_not_kept(tiny):
@@ -85,8 +101,8 @@ def test_hub_ids_and_large_models_are_not_kept(tiny):
     loads, weights = [], StudentWeights(model=str(tiny))
     small = RecentModels(max_bytes=1_000)
     key = _checkpoint_key(weights, SPEC, False)
-    small.get(key, counting(weights, loads))
-    small.get(key, counting(weights, loads))
+    small.get(lambda: key, counting(weights, loads))
+    small.get(lambda: key, counting(weights, loads))
     assert len(loads) == 2 and len(small) == 0
 
 
@@ -95,6 +111,6 @@ def test_only_the_last_checkpoints_are_kept(tmp_path):
     folders = [save_tiny_student(tmp_path / f"student_{seed}", "llama", seed=seed) for seed in range(3)]
     for folder in [*folders, folders[2], folders[1], folders[0]]:
         weights = StudentWeights(model=str(folder))
-        recent.get(_checkpoint_key(weights, SPEC, False), counting(weights, loads))
+        recent.get(lambda: _checkpoint_key(weights, SPEC, False), counting(weights, loads))
     assert loads == [str(folders[0]), str(folders[1]), str(folders[2]), str(folders[0])]
     assert len(recent) == 2

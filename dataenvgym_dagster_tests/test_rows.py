@@ -2,6 +2,7 @@ import math
 
 import polars as pl
 import pytest
+from pydantic import BaseModel
 
 from dataenvgym_dagster.domain.types import EvaluationRecord, Problem
 from dataenvgym_dagster.loop.rows import records
@@ -57,3 +58,12 @@ def test_values_json_cannot_carry_are_read_one_by_one_as_before():
     assert math.isnan(record.answer_loss)
     float32 = nan.with_columns(pl.col("answer_loss").cast(pl.Float32).fill_nan(0.1))
     assert records(float32, EvaluationRecord, "e") == one_by_one(float32, EvaluationRecord)  # 0.1 as a float32 reads it
+
+
+def test_nan_and_infinity_stay_what_they_are_in_a_field_that_allows_none():
+    class Measured(BaseModel):
+        x: float | None = None
+
+    frame = pl.DataFrame({"x": [float("nan"), float("inf"), None, 1.5]})
+    read = records(frame, Measured, "m")
+    assert math.isnan(read[0].x) and read[1].x == math.inf and read[2].x is None and read[3].x == 1.5

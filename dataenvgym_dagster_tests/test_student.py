@@ -61,6 +61,20 @@ def test_training_updates_the_student_and_saves_a_loadable_checkpoint(tmp_path, 
     assert weights(reloaded).numel() == before.numel()
 
 
+def test_fresh_lora_adapters_depend_on_the_seed_not_on_what_the_process_drew_before(tmp_path, tokenizer, pairs):
+    saved = []
+    for run, draws in enumerate((0, 7)):
+        model = build_student(MICRO, tokenizer, seed=0)  # seeds the generator itself
+        torch.rand(draws)  # e.g. an adapter loaded for an evaluation draws from the global generator; a kept copy does not
+        train_student(
+            model, tokenizer, pairs[:32], TrainingSettings(batch_size=16), tmp_path / str(run),
+            seed=3, progress=lambda _: None, lora=LoraSettings(),
+        )
+        saved.append(PeftModel.from_pretrained(build_student(MICRO, tokenizer, seed=0), tmp_path / str(run)))
+    first, second = ({n: p for n, p in model.named_parameters() if "lora_" in n} for model in saved)
+    assert first and all(torch.equal(first[name], second[name]) for name in first)
+
+
 def test_batched_left_padded_decoding_matches_one_prompt_at_a_time(tmp_path, tokenizer, pairs):
     model = build_student(MICRO, tokenizer, seed=0)
     train_student(model, tokenizer, pairs, TrainingSettings(batch_size=16, learning_rate=3e-3), tmp_path, 0, lambda _: None)

@@ -43,7 +43,7 @@ def load_model(
     tokenizer is used, since training saves the tokenizer beside the adapter. Local folders read
     again in this process are copies of what was loaded (``recent_models.py``).
     """
-    return _RECENT.get(_checkpoint_key(weights, spec, trainable), lambda: _load_model(weights, spec, trainable))
+    return _RECENT.get(lambda: _checkpoint_key(weights, spec, trainable), lambda: _load_model(weights, spec, trainable))
 
 
 _RECENT = RecentModels()
@@ -58,7 +58,7 @@ def _checkpoint_key(weights: StudentWeights, spec: StudentSpec, trainable: bool)
     return (
         str(Path(weights.model).resolve()), weights.revision, model_files,
         None if weights.adapter is None else str(weights.adapter.resolve()), adapter_files,
-        spec.dtype, resolve_device(spec.device), trainable,
+        spec.dtype, resolve_device(spec.device), trainable if weights.adapter is not None else None,  # only adapters differ
     )
 
 

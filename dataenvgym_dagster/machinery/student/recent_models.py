@@ -57,11 +57,13 @@ class RecentModels:
         self._kept: OrderedDict[Hashable, tuple[Any, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable | None, load: Callable[[], Loaded]) -> Loaded:
-        """A copy of what was kept under ``key``; otherwise ``load()``, keeping a copy when it is small enough.
+    def get(self, identify: Callable[[], Hashable | None], load: Callable[[], Loaded]) -> Loaded:
+        """A copy of what was kept under ``identify()``; otherwise ``load()``, keeping a copy when it is small enough.
 
-        ``key`` ``None`` (files that cannot be recognised): always ``load()``, nothing kept.
+        ``identify()`` ``None`` (files that cannot be recognised): always ``load()``, nothing kept. The
+        files are identified again after loading, and nothing is kept if they changed meanwhile.
         """
+        key = identify()
         if key is None:
             return load()
         with self._lock:
@@ -71,7 +73,7 @@ class RecentModels:
         if kept is not None:
             return copy.deepcopy(kept)  # type: ignore[return-value]
         loaded = load()
-        if weight_bytes(loaded[0]) <= self.max_bytes:
+        if weight_bytes(loaded[0]) <= self.max_bytes and identify() == key:
             untouched = copy.deepcopy(loaded)  # before the caller trains, merges or moves its own
             with self._lock:
                 self._kept[key] = untouched
