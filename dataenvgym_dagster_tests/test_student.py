@@ -65,7 +65,7 @@ def test_fresh_lora_adapters_depend_on_the_seed_not_on_what_the_process_drew_bef
     saved = []
     for run, draws in enumerate((0, 7)):
         model = build_student(MICRO, tokenizer, seed=0)  # seeds the generator itself
-        torch.rand(draws)  # e.g. an adapter loaded for an evaluation draws from the global generator; a kept copy does not
+        torch.rand(draws)  # e.g. an adapter loaded for an evaluation in the same process draws from the global generator
         train_student(
             model, tokenizer, pairs[:32], TrainingSettings(batch_size=16), tmp_path / str(run),
             seed=3, progress=lambda _: None, lora=LoraSettings(),

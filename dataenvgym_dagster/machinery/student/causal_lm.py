@@ -18,7 +18,6 @@ from dataenvgym_dagster.machinery.student.backend import (
     StudentWeights,
     TrainingReport,
 )
-from dataenvgym_dagster.machinery.student.recent_models import RecentModels, folder_identity
 from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, StudentSpec, TrainingSettings
 from dataenvgym_dagster.machinery.student.training import prepare_tokenizer, train_student
 
@@ -40,31 +39,8 @@ def load_model(
     """The model and tokenizer at ``weights``, exactly as ``from_pretrained(model, revision=...)`` loads a hub id.
 
     An adapter is applied with ``PeftModel.from_pretrained`` (trainable if asked); its folder's
-    tokenizer is used, since training saves the tokenizer beside the adapter. Local folders read
-    again in this process are copies of what was loaded (``recent_models.py``).
+    tokenizer is used, since training saves the tokenizer beside the adapter.
     """
-    return _RECENT.get(lambda: _checkpoint_key(weights, spec, trainable), lambda: _load_model(weights, spec, trainable))
-
-
-_RECENT = RecentModels()
-
-
-def _checkpoint_key(weights: StudentWeights, spec: StudentSpec, trainable: bool) -> tuple | None:
-    """What makes a loaded model the same: its folders' files, and how it was loaded. ``None``: not local folders."""
-    model_files = folder_identity(weights.model)
-    adapter_files = None if weights.adapter is None else folder_identity(weights.adapter)
-    if model_files is None or (weights.adapter is not None and adapter_files is None):
-        return None
-    return (
-        str(Path(weights.model).resolve()), weights.revision, model_files,
-        None if weights.adapter is None else str(weights.adapter.resolve()), adapter_files,
-        spec.dtype, resolve_device(spec.device), trainable if weights.adapter is not None else None,  # only adapters differ
-    )
-
-
-def _load_model(
-    weights: StudentWeights, spec: StudentSpec, trainable: bool
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     dtype = "auto" if spec.dtype == "auto" else DTYPES[spec.dtype]
     model = AutoModelForCausalLM.from_pretrained(weights.model, revision=weights.revision, dtype=dtype)
     source = weights.adapter if weights.adapter is not None else weights.model

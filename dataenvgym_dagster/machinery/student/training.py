@@ -190,8 +190,8 @@ def train_student(
     features = tokenize_pairs(tokenizer, pairs, chat=chat, max_length=max_positions(model))
     steps = max(1, math.ceil(len(features) * settings.epochs / settings.batch_size))
     if lora is not None and not isinstance(model, PeftModel):
-        # Fresh adapters are drawn from torch's global generator: seed it, so that they do not depend on
-        # what the process drew before (an adapter loaded for an evaluation draws; one kept in memory does not).
+        # Fresh adapters are drawn from torch's global generator: seed it, so that they do not depend on what
+        # the process drew before (loading an adapter for an evaluation draws; a daemon's fresh process has not).
         torch.manual_seed(seed)
         model = lora_model(model, lora)
     tokenizer.padding_side = "right"
