@@ -104,6 +104,16 @@ def test_a_lora_adapter_saved_by_one_iteration_is_loaded_and_trained_on_by_the_n
     assert not torch.equal(load_file(second_dir / "adapter_model.safetensors")[name], saved[name])
 
 
+def test_fresh_lora_adapters_depend_on_the_seed_not_on_what_the_process_drew_before(base, tmp_path):
+    home, checkpoint = base
+    saved = []
+    for run, draws in enumerate((0, 5)):
+        torch.rand(draws)  # an adapter loaded earlier in the process (an evaluation's) draws from torch's generator
+        get_backend(LORA, PALIGEMMA).train(student_weights(checkpoint, home), _texts(8, 2, home), QUICK, tmp_path / str(run), 0, quiet)
+        saved.append(load_file(tmp_path / str(run) / "adapter_model.safetensors"))
+    assert saved[0].keys() == saved[1].keys() and all(torch.equal(saved[0][name], saved[1][name]) for name in saved[0])
+
+
 def test_evaluation_refuses_a_vqa_checkpoint_whose_adapter_changed(base, first_adapter):
     home, _ = base
     benchmark = pl.DataFrame(

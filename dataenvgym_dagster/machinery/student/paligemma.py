@@ -320,6 +320,7 @@ class PaliGemmaBackend:
             else:
                 progress(f"continuing the LoRA adapter at {start.adapter}")
         elif lora is not None:
+            torch.manual_seed(seed)  # fresh adapters from the run's seed, not from what the process drew before
             model = with_lora(model, lora)
         return train_student(model, processor, visual_examples(texts), settings, output_dir, seed, progress, device=self.device)
 
