@@ -67,3 +67,19 @@ def test_nan_and_infinity_stay_what_they_are_in_a_field_that_allows_none():
     frame = pl.DataFrame({"x": [float("nan"), float("inf"), None, 1.5]})
     read = records(frame, Measured, "m")
     assert math.isnan(read[0].x) and read[1].x == math.inf and read[2].x is None and read[3].x == 1.5
+
+
+@pytest.mark.parametrize("domain_name", ["arithmetic", "math", "code", "tool_use", "vqa"])
+def test_a_drafts_row_is_the_problems_row(domain_name):
+    """``Problem.draft_row`` (the pretraining corpus's rows) writes what building the Problem writes,
+    payloads (solutions, unit tests, plans, image paths) included."""
+    import random
+
+    from dataenvgym_dagster.domain.registry import get_domain
+
+    domain = get_domain(domain_name)
+    rng = random.Random(7)
+    for index, skill in enumerate(list(domain.taxonomy.skills) * 2):
+        draft = domain.sample(skill, rng)
+        built = Problem(example_id=f"p/{index}", skill=skill, **draft.model_dump()).warehouse_row()
+        assert Problem.draft_row(draft, example_id=f"p/{index}", skill=skill) == built

@@ -85,7 +85,7 @@ def training_metadata(report: TrainingReport) -> dict[str, Any]:
         "steps": report.steps,
         "tokens": report.tokens,
         "training_time": MetadataValue.text(duration(report.seconds)),
-        "train_seconds": round(report.seconds, 1),  # a number, for plots and benchmarks/stage_timings.py
+        "train_seconds": round(report.seconds, 2),  # a number, for plots and benchmarks/stage_timings.py (as precise as evaluation_seconds)
         "training_speed": MetadataValue.text(quantity(report.tokens_per_second, "tokens/s")),
         "final_loss": MetadataValue.text(quantity(report.final_loss, "nats/token")),
         "loss_curve": markdown_table(pl.DataFrame(curve, schema=["step", "loss"], orient="row")),

