@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.arithmetic.domain import _canonical_by_parsing, _solve_by_parsing, solve
-from dataenvgym_dagster.domain.arithmetic.generators import GENERATORS, _randrange
+from dataenvgym_dagster.domain.arithmetic.generators import GENERATORS, _uniform
 from dataenvgym_dagster.domain.protocol import BenchmarkSpec
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.types import Problem
@@ -34,13 +34,14 @@ RANGES = [(0, 10), (10, 100), (100, 1000), (0, 1), (2, 10), (5, 5 + 2**12)] + [(
 
 def test_the_generators_draw_exactly_what_randrange_and_randint_draw():
     for (start, stop), seed in itertools.product(RANGES, range(100)):
+        draw = _uniform(start, stop)
         ours, pythons = random.Random(seed), random.Random(seed)
-        drawn = [_randrange(ours, start, stop) for _ in range(5)]
+        drawn = [draw(ours) for _ in range(5)]
         assert drawn == [pythons.randrange(start, stop) for _ in range(5)], (seed, start, stop)
         assert ours.getstate() == pythons.getstate()  # as many draws from the stream, so what follows is the same
-        assert _randrange(random.Random(seed), start, stop) == random.Random(seed).randint(start, stop - 1)
+        assert draw(random.Random(seed)) == random.Random(seed).randint(start, stop - 1)
         if start == 0:
-            assert _randrange(random.Random(seed), 0, stop) == random.Random(seed).randrange(stop)
+            assert draw(random.Random(seed)) == random.Random(seed).randrange(stop)
 
 
 def test_a_problem_drawn_again_is_the_same_frozen_draft_with_the_generators_text():
