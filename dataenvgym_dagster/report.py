@@ -11,7 +11,7 @@ def skill_table(warehouse: Warehouse, domain: str, experiment: str, value: str =
     """Per-skill ``accuracy`` or ``answer_loss``, one column per (split, iteration), plus an ``ALL`` row."""
     if value not in ("accuracy", "answer_loss"):
         raise ValueError(f"value must be 'accuracy' or 'answer_loss', not {value!r}")
-    with warehouse.connect() as connection:
+    with warehouse.connect(under=[domain, experiment]) as connection:  # this experiment's files alone
         rows = connection.sql(
             f"""
             SELECT skill, split, iteration, {value} AS value FROM skill_accuracy
@@ -33,7 +33,7 @@ def skill_table(warehouse: Warehouse, domain: str, experiment: str, value: str =
 
 def test_gain(warehouse: Warehouse, domain: str, experiment: str) -> tuple[int, float, float]:
     """(last iteration, iteration 0 test accuracy, last iteration's test accuracy)."""
-    with warehouse.connect() as connection:
+    with warehouse.connect(under=[domain, experiment]) as connection:
         rows = connection.execute(
             "SELECT iteration, accuracy FROM accuracy_by_iteration WHERE domain = ? AND experiment = ? AND split = 'test' ORDER BY iteration",
             [domain, experiment],

@@ -149,6 +149,8 @@ def test_the_views_are_the_local_ones_over_the_bucket_and_answer_sql(on_s3, comp
     curve = query(warehouse, CURVE)
     assert curve["iteration"].to_list() == [0, 1, 2]
     assert curve.equals(query(local, CURVE))
+    with warehouse.connect(under=["arithmetic", "skill_list"]) as connection:  # one experiment's objects, listed in the bucket
+        assert connection.sql(CURVE).pl().equals(curve)
     # warehouse.duckdb itself, opened read-only as a user would, reads the bucket once the filesystem is registered.
     with duckdb.connect(str(warehouse.database), read_only=True) as connection:
         connection.register_filesystem(warehouse.storage.fs)

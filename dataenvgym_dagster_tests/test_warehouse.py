@@ -43,6 +43,33 @@ def test_writing_a_partition_again_replaces_its_rows(tmp_path):
     assert accuracy == [(0, 6, 3), (1, 4, 2)]
 
 
+def test_views_under_a_key_prefix_read_that_experiments_files_alone(tmp_path):
+    """What a step reads (its learning curves, ``dataenvgym run``'s report) stays the same size however
+    many experiments the home holds, and a partition that has written nothing yet reads as empty."""
+    warehouse = Warehouse(tmp_path)
+    for experiment, n in (("e", 6), ("other", 4)):
+        warehouse.write("evaluation_results", ["arithmetic", experiment, "it0_test_eval"], evaluation_rows(n).with_columns(experiment=pl.lit(experiment)))
+    warehouse.write("evaluation_results", ["arithmetic", "e", "it1_test_eval"], evaluation_rows(3, 1))
+    # A quote in a folder's name (the file names are SQL strings), under a second domain.
+    warehouse.write("evaluation_results", ["math", "it's", "it0_test_eval"], evaluation_rows(2).with_columns(experiment=pl.lit("it's")))
+    query = "SELECT experiment, iteration, count(*) FROM evaluation_results GROUP BY ALL ORDER BY ALL"
+    with warehouse.connect(["evaluation_results"], under=["arithmetic", "e"]) as connection:
+        assert connection.execute(query).fetchall() == [("e", 0, 6), ("e", 1, 3)]
+    with warehouse.connect(under=["arithmetic", "e"]) as connection:  # the derived views over the scoped tables
+        assert connection.execute("SELECT iteration, n FROM accuracy_by_iteration ORDER BY ALL").fetchall() == [(0, 6), (1, 3)]
+    benchmark = evaluation_rows(5).select("domain", "split", "example_id", "skill", "question", answer="reference", payload="metrics")
+    warehouse.write("benchmark_problems", ["arithmetic", "benchmark_splits"], benchmark)  # stored per domain
+    warehouse.write("benchmark_problems", ["math", "benchmark_splits"], benchmark.with_columns(domain=pl.lit("math")))
+    with warehouse.connect(["benchmark_problems"], under=["arithmetic", "e"]) as connection:  # the domain's, for any experiment
+        assert connection.execute("SELECT domain, count(*) FROM benchmark_problems GROUP BY ALL").fetchall() == [("arithmetic", 5)]
+    with warehouse.connect(["evaluation_results"], under=["math", "it's"]) as connection:
+        assert connection.execute(query).fetchall() == [("it's", 0, 2)]
+    with warehouse.connect(["evaluation_results"], under=["arithmetic", "not_run_yet"]) as connection:
+        assert connection.execute(query).fetchall() == []
+        assert "checkpoint_sha256" in [column[0] for column in connection.execute("DESCRIBE evaluation_results").fetchall()]
+    assert count(warehouse, "evaluation_results") == 15  # without a prefix, every experiment's
+
+
 def test_connections_at_once_each_see_their_own_homes_views(tmp_path):
     first, second = Warehouse(tmp_path / "a"), Warehouse(tmp_path / "b")
     first.write("evaluation_results", ["arithmetic", "e", "iteration_0_test_evaluation"], evaluation_rows(10))

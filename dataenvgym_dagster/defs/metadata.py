@@ -119,7 +119,8 @@ PLOT_STEM = "learning_curves_iteration_"  # plots/<domain>/<experiment>/<stem><i
 def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder: Path) -> dict[str, Any]:
     """A per-skill learning-curve plot up to this evaluation: shown in the UI and saved as SVG under ``folder``."""
     domain, experiment, iteration = results["domain"][0], results["experiment"][0], int(results["iteration"][0])
-    with warehouse.connect(tables=["evaluation_results"]) as connection:
+    # This experiment's evaluations alone: 17 ms, where the whole table's view took 370 ms in a home of 150 experiments.
+    with warehouse.connect(tables=["evaluation_results"], under=[domain, experiment]) as connection:
         earlier = connection.sql(
             """SELECT iteration, skill, avg(correct::INTEGER) AS accuracy FROM evaluation_results
                WHERE domain = ? AND experiment = ? AND split = 'test' AND iteration < ? GROUP BY ALL""",
