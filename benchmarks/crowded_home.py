@@ -3,8 +3,9 @@
 A step that reads the warehouse (each test evaluation's learning curves) and ``dataenvgym run``'s
 closing tables ask for one experiment's rows. Through the whole table's view they open every
 experiment's files; ``Warehouse.connect(under=[domain, experiment])`` opens that experiment's
-alone. This copies a finished experiment's evaluation files under N other experiment names, then
-times both ways at each size, in one process.
+alone. This copies a finished experiment's rows, every table of them, under N other experiment
+names (the experiment column relabelled, as a real run writes it), then times both ways at each
+size, in one process.
 
     .venv/bin/python benchmarks/crowded_home.py [--home FINISHED_HOME] [--sizes 0 50 150]
 
@@ -85,6 +86,7 @@ def main() -> None:
         warehouse = Warehouse(home)
         evaluations = home / "warehouse" / "evaluation_results" / DOMAIN
         finished = evaluations / experiment
+        experiment_folders = [folder for folder in (home / "warehouse").glob(f"*/{DOMAIN}/{experiment}") if folder.is_dir()]
         last = max(int(path.stem.split("_")[0].removeprefix("it")) for path in finished.glob("it*_test_eval.parquet"))
         results = pl.read_parquet(finished / f"it{last}_test_eval.parquet")
         plots = scratch / "plots"
@@ -93,9 +95,14 @@ def main() -> None:
         present = 0
         for size in sorted(arguments.sizes):
             for copy in range(present, size):
-                shutil.copytree(finished, evaluations / f"crowd_{copy:04d}")
+                crowd = f"crowd_{copy:04d}"
+                for folder in experiment_folders:
+                    for source in folder.rglob("*.parquet"):
+                        target = folder.parent / crowd / source.relative_to(folder)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        pl.read_parquet(source).with_columns(experiment=pl.lit(crowd)).write_parquet(target)
             present = max(present, size)
-            files = sum(1 for _ in evaluations.rglob("*.parquet"))
+            files = sum(1 for _ in (home / "warehouse").rglob("*.parquet"))
             figures = [
                 median_ms(lambda: curves_query(warehouse, DOMAIN, experiment, last, [])),
                 median_ms(lambda: curves_query(warehouse, DOMAIN, experiment, last, [DOMAIN, experiment])),

@@ -2,6 +2,7 @@ import subprocess
 import sys
 import textwrap
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -68,6 +69,19 @@ def test_views_under_a_key_prefix_read_that_experiments_files_alone(tmp_path):
         assert connection.execute(query).fetchall() == []
         assert "checkpoint_sha256" in [column[0] for column in connection.execute("DESCRIBE evaluation_results").fetchall()]
     assert count(warehouse, "evaluation_results") == 15  # without a prefix, every experiment's
+
+
+@pytest.mark.parametrize("view", ["gain_by_policy", "leaderboard"])
+def test_views_that_compare_experiments_refuse_to_answer_over_one(tmp_path, view):
+    """Over one experiment's rows they would answer with one seed and no baseline: an error says why instead."""
+    warehouse = Warehouse(tmp_path)
+    warehouse.write("evaluation_results", ["arithmetic", "e", "it0_test_eval"], evaluation_rows(4))
+    with warehouse.connect(under=["arithmetic", "e"]) as connection:
+        with pytest.raises(duckdb.InvalidInputException, match=f"{view} compares experiments: query it without under="):
+            connection.execute(f"FROM {view}").fetchall()
+    assert count(warehouse, view) == 0  # unscoped, it answers (nothing has finished here)
+    with pytest.raises(TypeError, match="a sequence of key parts"):
+        warehouse.connect(under="arithmetic")
 
 
 def test_connections_at_once_each_see_their_own_homes_views(tmp_path):

@@ -294,6 +294,10 @@ DERIVED_VIEWS = {
     **LEADERBOARD_VIEWS,  # leaderboard_runs and leaderboard: see machinery/leaderboard_views.py
 }
 
+# Views that compare experiments (seeds, baselines, rankings): in a connection scoped to one
+# experiment (``Warehouse.connect(under=...)``) they raise an error saying so instead of answering.
+ACROSS_EXPERIMENTS = frozenset({"gain_by_policy", "leaderboard"})
+
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
 
 # Which asset writes each table, for naming what to re-materialise when a file is damaged. Tables
@@ -408,22 +412,42 @@ class Warehouse:
         """``CREATE VIEW`` of every table and derived view; with ``tables``, of those tables only.
         ``temporary``: ``CREATE TEMP VIEW``, seen by the connection that creates it alone.
         ``under``: only the rows stored under that key prefix (domain, experiment), see :meth:`connect`."""
+        if isinstance(under, str):
+            raise TypeError(f"under is a sequence of key parts such as [domain, experiment], not the string {under!r}")
         view = "TEMP VIEW" if temporary else "VIEW"
         statements = []
         for table in TABLES if tables is None else tables:
             if table not in TABLES:
                 raise ValueError(f"unknown warehouse table {table!r}; tables: {', '.join(TABLES)}")
-            if under:  # the files, listed here: DuckDB refuses a pattern that matches none (a partition's first write)
-                # A table without an experiment column (a domain's benchmark and corpus) is stored per domain.
-                prefix = under if "experiment" in TABLES[table] else under[:1]
-                files = [("warehouse", table, "_schema.parquet"), *self.storage.glob("warehouse", table, *prefix, "**", "*.parquet")]
-                source = "[" + ", ".join(_quoted(self.storage.url(*parts)) for parts in files) + "]"
-            else:
-                source = _quoted(self.storage.url("warehouse", table, "**", "*.parquet"))
-            statements.append(f"CREATE OR REPLACE {view} {table} AS SELECT * FROM read_parquet({source}, union_by_name = true)")
+            statements.append(
+                f"CREATE OR REPLACE {view} {table} AS SELECT * FROM read_parquet({self._source(table, under)}, union_by_name = true)"
+            )
         if tables is None:
-            statements += [f"CREATE OR REPLACE {view} {name} AS {sql.strip()}" for name, sql in DERIVED_VIEWS.items()]
+            for name, sql in DERIVED_VIEWS.items():
+                if under and name in ACROSS_EXPERIMENTS:  # over one experiment's rows it would answer, wrongly
+                    sql = f"SELECT error({_quoted(f'{name} compares experiments: query it without under=')}) AS {name}"
+                statements.append(f"CREATE OR REPLACE {view} {name} AS {sql.strip()}")
         return statements
+
+    def _source(self, table: str, under: Sequence[str]) -> str:
+        """What ``read_parquet`` reads for ``table``: every file of it, or those stored under ``under``.
+
+        The schema file gives a partition that has written nothing yet its columns (DuckDB refuses a
+        pattern that matches no file), and a table without an experiment column (a domain's
+        benchmark and corpus) is stored per domain. DuckDB is given the folder's pattern, not the
+        files one by one: named files, it looks up each one again (some 14 requests each on S3)."""
+        everything = self.storage.url("warehouse", table, "**", "*.parquet")
+        if not under:
+            return _quoted(everything)
+        prefix = ("warehouse", table, *(under if "experiment" in TABLES[table] else under[:1]))
+        if self.storage.is_local:  # the home's own path taken literally, brackets and all
+            written = next(self.storage.local_path(*prefix).rglob("*.parquet"), None) is not None
+        else:
+            written = bool(self.storage.glob(*prefix, "**", "*.parquet"))
+        sources = [self.storage.url("warehouse", table, "_schema.parquet")]
+        if written:
+            sources.append(self.storage.url(*prefix, "**", "*.parquet"))
+        return "[" + ", ".join(map(_quoted, sources)) + "]"
 
     def ensure_schema_files(self) -> None:
         """An empty, typed Parquet file per table, so each view has columns before any data exists."""
@@ -505,7 +529,8 @@ class Warehouse:
         ``under``: views of the rows stored under that key prefix alone (``(domain, experiment)``:
         one experiment's, and its domain's benchmark and corpus, which have no experiment column),
         so that what a step reads does not grow with the rest of the home: a query that filters a
-        whole table's view still opens every file of every experiment.
+        whole table's view still opens every file of every experiment. The views that compare
+        experiments (:data:`ACROSS_EXPERIMENTS`) then raise an error saying so.
         ``private``: a database of its own (25–40 ms to open), for statements a user writes, so that
         nothing they create or set outlives the connection; otherwise a connection to the process's
         database (microseconds) with views of its own."""
