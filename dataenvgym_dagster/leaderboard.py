@@ -16,7 +16,7 @@ import polars as pl
 
 from dataenvgym_dagster.machinery.leaderboard_views import LEADERBOARD_RUNS, leaderboard_sql
 from dataenvgym_dagster.machinery.plots import learning_curves_svg, skill_style
-from dataenvgym_dagster.machinery.warehouse import Warehouse
+from dataenvgym_dagster.machinery.warehouse import Warehouse, sql_string
 
 # What must match for rows to be ranked together, as (column, how a person reads it).
 COMPARABILITY = (
@@ -45,7 +45,7 @@ def load(warehouse: Warehouse, experiment_names: Collection[str] | None = None) 
     """The leaderboard of every finished run, or only of runs of the experiments named (e.g. a suite's)."""
     runs = "leaderboard_runs"
     if experiment_names is not None:
-        names = ", ".join("'" + name.replace("'", "''") + "'" for name in experiment_names) or "NULL"
+        names = ", ".join(map(sql_string, experiment_names)) or "NULL"
         runs = f"(SELECT * FROM ({LEADERBOARD_RUNS}) WHERE experiment_name IN ({names}))"
     with warehouse.connect() as connection:
         rows = connection.sql(leaderboard_sql(runs)).pl()

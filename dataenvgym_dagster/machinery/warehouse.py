@@ -425,7 +425,7 @@ class Warehouse:
         if tables is None:
             for name, sql in DERIVED_VIEWS.items():
                 if under and name in ACROSS_EXPERIMENTS:  # over one experiment's rows it would answer, wrongly
-                    sql = f"SELECT error({_quoted(f'{name} compares experiments: query it without under=')}) AS {name}"
+                    sql = f"SELECT error({sql_string(f'{name} compares experiments: query it without under=')}) AS {name}"
                 statements.append(f"CREATE OR REPLACE {view} {name} AS {sql.strip()}")
         return statements
 
@@ -436,9 +436,8 @@ class Warehouse:
         pattern that matches no file), and a table without an experiment column (a domain's
         benchmark and corpus) is stored per domain. DuckDB is given the folder's pattern, not the
         files one by one: named files, it looks up each one again (some 14 requests each on S3)."""
-        everything = self.storage.url("warehouse", table, "**", "*.parquet")
         if not under:
-            return _quoted(everything)
+            return sql_string(self.storage.url("warehouse", table, "**", "*.parquet"))
         prefix = ("warehouse", table, *(under if "experiment" in TABLES[table] else under[:1]))
         if self.storage.is_local:  # the home's own path taken literally, brackets and all
             written = next(self.storage.local_path(*prefix).rglob("*.parquet"), None) is not None
@@ -447,7 +446,7 @@ class Warehouse:
         sources = [self.storage.url("warehouse", table, "_schema.parquet")]
         if written:
             sources.append(self.storage.url(*prefix, "**", "*.parquet"))
-        return "[" + ", ".join(map(_quoted, sources)) + "]"
+        return "[" + ", ".join(map(sql_string, sources)) + "]"
 
     def ensure_schema_files(self) -> None:
         """An empty, typed Parquet file per table, so each view has columns before any data exists."""
@@ -543,9 +542,9 @@ class Warehouse:
         return connection
 
 
-def _quoted(path: str) -> str:
-    """``path`` as an SQL string literal."""
-    return "'" + path.replace("'", "''") + "'"
+def sql_string(text: str) -> str:
+    """``text`` as an SQL string literal (a path, a name, a message), its quotes doubled."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 _process: list[duckdb.DuckDBPyConnection] = []  # this process's in-memory database, once opened
