@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from dataenvgym_dagster.agents import ENVIRONMENTS, Observation, PolicyContext, load_policy, plan_problems
 from dataenvgym_dagster.domain.arithmetic import ARITHMETIC
 from dataenvgym_dagster.domain.teachers.offline import OfflineTeacher
 from dataenvgym_dagster.domain.types import EvaluationRecord
+from timing import median_ms  # benchmarks/timing.py, beside this script
 
 BUDGET = 8_000
 PER_SKILL = 40
@@ -33,15 +31,6 @@ def policy(state, context):
     weakest = min(state.skills, key=lambda p: p.accuracy)
     return make_plan(state, "skill_list", "weakest", [PlanEntry(entry_id="w", skill=weakest.skill, count=context.budget, rationale="")])
 '''
-
-
-def median_ms(work: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
 
 
 def validation() -> list[EvaluationRecord]:

@@ -16,52 +16,35 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+import duckdb
 import polars as pl
 from dagster import DagsterInstance
 
 from dataenvgym_dagster import report
 from dataenvgym_dagster.definitions import build_definitions
 from dataenvgym_dagster.defs.jobs import run_experiment
-from dataenvgym_dagster.defs.metadata import learning_curve_metadata
+from dataenvgym_dagster.defs.metadata import learning_curve_metadata, test_accuracy_per_skill
 from dataenvgym_dagster.experiments import load_catalog
 from dataenvgym_dagster.machinery.warehouse import Warehouse
+from timing import median_ms  # benchmarks/timing.py, beside this script
 
 DOMAIN = "arithmetic"
+REPEATS = 5
 
 
-def median_ms(work: Callable[[], object], repeats: int = 5) -> float:
-    work()  # once to warm up (the process's DuckDB database, imports)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+def timed(warehouse: Warehouse, under: list[str], tables: list[str] | None, query: Callable[[duckdb.DuckDBPyConnection], object]) -> float:
+    """Median ms of connecting (over every experiment's files with ``under=[]``, as before, or one's) and querying."""
 
+    def work() -> None:
+        with warehouse.connect(tables, under=under) as connection:
+            query(connection)
 
-def curves_query(warehouse: Warehouse, domain: str, experiment: str, iteration: int, under: list[str]) -> None:
-    """The learning curves' query (``defs/metadata.py``), over the whole table's view (``under=[]``, as it was) or one experiment's."""
-    with warehouse.connect(tables=["evaluation_results"], under=under) as connection:
-        connection.sql(
-            "SELECT iteration, skill, avg(correct::INTEGER) FROM evaluation_results "
-            "WHERE domain = ? AND experiment = ? AND split = 'test' AND iteration < ? GROUP BY ALL",
-            params=[domain, experiment, iteration],
-        ).pl()
-
-
-def whole_table_gain(warehouse: Warehouse, domain: str, experiment: str) -> None:
-    """``dataenvgym run``'s last query as it was: every view, filtered."""
-    with warehouse.connect() as connection:
-        connection.execute(
-            "SELECT iteration, accuracy FROM accuracy_by_iteration WHERE domain = ? AND experiment = ? AND split = 'test'",
-            [domain, experiment],
-        ).fetchall()
+    return median_ms(work, REPEATS, warm_up=True)  # warmed up: the process's DuckDB database, imports
 
 
 def main() -> None:
@@ -103,12 +86,14 @@ def main() -> None:
                         pl.read_parquet(source).with_columns(experiment=pl.lit(crowd)).write_parquet(target)
             present = max(present, size)
             files = sum(1 for _ in (home / "warehouse").rglob("*.parquet"))
+            curves = partial(test_accuracy_per_skill, domain=DOMAIN, experiment=experiment, before=last)
+            gain = partial(report.test_gain_in, domain=DOMAIN, experiment=experiment)
             figures = [
-                median_ms(lambda: curves_query(warehouse, DOMAIN, experiment, last, [])),
-                median_ms(lambda: curves_query(warehouse, DOMAIN, experiment, last, [DOMAIN, experiment])),
-                median_ms(lambda: learning_curve_metadata(warehouse, results, plots)),
-                median_ms(lambda: whole_table_gain(warehouse, DOMAIN, experiment)),
-                median_ms(lambda: report.test_gain(warehouse, DOMAIN, experiment)),
+                timed(warehouse, [], ["evaluation_results"], curves),
+                timed(warehouse, [DOMAIN, experiment], ["evaluation_results"], curves),
+                median_ms(lambda: learning_curve_metadata(warehouse, results, plots), REPEATS, warm_up=True),
+                timed(warehouse, [], None, gain),
+                timed(warehouse, [DOMAIN, experiment], None, gain),
             ]
             print(f"{present:18d} {files:6d} " + " ".join(f"{figure:{width}.1f}" for figure, width in zip(figures, (14, 14, 12, 12, 12), strict=True)))
         print("\n'curves': the learning curves' query over the whole table's view or one experiment's; 'curves step': all a test "

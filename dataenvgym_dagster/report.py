@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import polars as pl
 
 from dataenvgym_dagster.machinery.warehouse import Warehouse
@@ -34,10 +35,15 @@ def skill_table(warehouse: Warehouse, domain: str, experiment: str, value: str =
 def test_gain(warehouse: Warehouse, domain: str, experiment: str) -> tuple[int, float, float]:
     """(last iteration, iteration 0 test accuracy, last iteration's test accuracy)."""
     with warehouse.connect(under=[domain, experiment]) as connection:
-        rows = connection.execute(
-            "SELECT iteration, accuracy FROM accuracy_by_iteration WHERE domain = ? AND experiment = ? AND split = 'test' ORDER BY iteration",
-            [domain, experiment],
-        ).fetchall()
+        return test_gain_in(connection, domain, experiment)
+
+
+def test_gain_in(connection: duckdb.DuckDBPyConnection, domain: str, experiment: str) -> tuple[int, float, float]:
+    """:func:`test_gain` from an open connection's views."""
+    rows = connection.execute(
+        "SELECT iteration, accuracy FROM accuracy_by_iteration WHERE domain = ? AND experiment = ? AND split = 'test' ORDER BY iteration",
+        [domain, experiment],
+    ).fetchall()
     if not rows or rows[0][0] != 0:
         raise LookupError(f"no iteration 0 test evaluation for {domain}|{experiment}")
     return rows[-1][0], rows[0][1], rows[-1][1]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import duckdb
 import polars as pl
 from dagster import MetadataValue
 from PIL import Image
@@ -116,16 +117,21 @@ def generation_metadata(frame: pl.DataFrame, result: GenerationResult) -> dict[s
 PLOT_STEM = "learning_curves_iteration_"  # plots/<domain>/<experiment>/<stem><iteration>.svg
 
 
+def test_accuracy_per_skill(connection: duckdb.DuckDBPyConnection, domain: str, experiment: str, before: int) -> pl.DataFrame:
+    """(iteration, skill, accuracy) of the experiment's test evaluations before iteration ``before``, from the connection's views."""
+    return connection.sql(
+        """SELECT iteration, skill, avg(correct::INTEGER) AS accuracy FROM evaluation_results
+           WHERE domain = ? AND experiment = ? AND split = 'test' AND iteration < ? GROUP BY ALL""",
+        params=[domain, experiment, before],
+    ).pl()
+
+
 def learning_curve_metadata(warehouse: Warehouse, results: pl.DataFrame, folder: Path) -> dict[str, Any]:
     """A per-skill learning-curve plot up to this evaluation: shown in the UI and saved as SVG under ``folder``."""
     domain, experiment, iteration = results["domain"][0], results["experiment"][0], int(results["iteration"][0])
     # This experiment's evaluations alone: 17 ms, where the whole table's view took 370 ms in a home of 150 experiments.
     with warehouse.connect(tables=["evaluation_results"], under=[domain, experiment]) as connection:
-        earlier = connection.sql(
-            """SELECT iteration, skill, avg(correct::INTEGER) AS accuracy FROM evaluation_results
-               WHERE domain = ? AND experiment = ? AND split = 'test' AND iteration < ? GROUP BY ALL""",
-            params=[domain, experiment, iteration],
-        ).pl()
+        earlier = test_accuracy_per_skill(connection, domain, experiment, before=iteration)
     current = results.group_by("iteration", "skill").agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
     curves = pl.concat([earlier.cast({"iteration": pl.Int64}), current.cast({"iteration": pl.Int64})])
     svg = learning_curves_svg(
