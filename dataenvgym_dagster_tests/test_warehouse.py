@@ -84,6 +84,16 @@ def test_views_that_compare_experiments_refuse_to_answer_over_one(tmp_path, view
         warehouse.connect(under="arithmetic")
 
 
+@pytest.mark.parametrize("part", ["..", "", ".", "e/../other", "*", "e[0]"])
+def test_a_key_prefix_that_would_reach_other_experiments_is_refused(tmp_path, part):
+    """``..``, an empty name or a pattern would read other experiments' rows as this one's."""
+    warehouse = Warehouse(tmp_path)
+    for experiment in ("e", "other"):
+        warehouse.write("evaluation_results", ["arithmetic", experiment, "it0_test_eval"], evaluation_rows(3))
+    with pytest.raises(ValueError, match="is not a key part"):
+        warehouse.connect(["evaluation_results"], under=["arithmetic", part])
+
+
 def test_connections_at_once_each_see_their_own_homes_views(tmp_path):
     first, second = Warehouse(tmp_path / "a"), Warehouse(tmp_path / "b")
     first.write("evaluation_results", ["arithmetic", "e", "iteration_0_test_evaluation"], evaluation_rows(10))

@@ -414,6 +414,9 @@ class Warehouse:
         ``under``: only the rows stored under that key prefix (domain, experiment), see :meth:`connect`."""
         if isinstance(under, str):
             raise TypeError(f"under is a sequence of key parts such as [domain, experiment], not the string {under!r}")
+        for part in under:  # one folder name each: "..", "" or a pattern would read other experiments' rows
+            if part in ("", ".", "..") or any(character in part for character in "/\\*?[]{}"):
+                raise ValueError(f"under={list(under)!r}: {part!r} is not a key part (a domain or experiment name)")
         view = "TEMP VIEW" if temporary else "VIEW"
         statements = []
         for table in TABLES if tables is None else tables:
