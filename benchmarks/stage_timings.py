@@ -1,7 +1,9 @@
 """Stage timings of the default experiment, run through Dagster in a fresh home.
 
 Prints wall time per stage (asset) and per iteration, the share of wall time spent outside
-training and evaluation compute, training tokens/s and evaluation examples/s.
+training and evaluation compute, training tokens/s and evaluation examples/s. That share is then
+split in two: what Dagster alone costs for the same graph with empty steps (empty_steps.py), and
+the rest, the project's own work.
 
     .venv/bin/python benchmarks/stage_timings.py [--experiment NAME] [--keep HOME]
 """
@@ -17,6 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance
+
+from empty_steps import empty_step_seconds  # benchmarks/empty_steps.py, beside this script
 
 from dataenvgym_dagster.asset_names import parse_iteration_asset_name
 from dataenvgym_dagster.definitions import build_definitions
@@ -93,6 +97,9 @@ def main() -> None:
     print(f"training compute:                    {train_seconds:8.1f} s  ({train_tokens / train_seconds:,.0f} tokens/s)")
     print(f"evaluation compute:                  {eval_seconds:8.1f} s  ({eval_examples / eval_seconds:,.0f} examples/s)")
     print(f"outside training and evaluation:     {outside:8.1f} s  ({outside / wall:.1%} of wall time)")
+    floor, steps = empty_step_seconds(defs, arguments.domain, experiment)
+    print(f"  of which Dagster's own bookkeeping:  {floor:8.1f} s  ({floor / wall:.1%}; the same graph, {steps} empty steps: benchmarks/empty_steps.py)")
+    print(f"  and the project's work:              {outside - floor:8.1f} s  ({(outside - floor) / wall:.1%})")
     if arguments.keep is None:  # each run leaves ~15 MB of checkpoints and tables otherwise
         shutil.rmtree(home, ignore_errors=True)
 
