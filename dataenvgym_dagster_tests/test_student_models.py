@@ -160,27 +160,31 @@ def test_full_fine_tuning_of_a_saved_model_saves_a_whole_model(tmp_path, folders
     assert after.numel() == before.numel() and not torch.equal(after, before)
 
 
-def test_answering_twice_loads_a_checkpoint_once_and_a_checkpoint_written_again_at_its_path_afresh(tmp_path, folders, texts):
+def test_a_backend_answering_twice_loads_a_checkpoint_once_and_one_written_again_at_its_path_afresh(tmp_path, folders, texts):
+    import dataclasses
     import shutil
 
-    from dataenvgym_dagster.machinery.student.causal_lm import answering_model, load_model
+    from dataenvgym_dagster.machinery.student.causal_lm import load_model
 
     spec = StudentSpec(model=str(folders["llama"]), lora=LoraSettings(r=4, alpha=8), generation=GenerationSettings(max_new_tokens=4))
-    backend = get_backend(spec)
     adapter, other = tmp_path / "iteration_1", tmp_path / "elsewhere"
-    backend.train(StudentWeights(spec.model), texts[:16], TrainingSettings(batch_size=4, learning_rate=5e-2), other, seed=1, progress=QUIET)
-    backend.train(StudentWeights(spec.model), texts, TRAINING, adapter, seed=0, progress=QUIET)
-    weights = StudentWeights(spec.model, adapter=adapter)
+    get_backend(spec).train(StudentWeights(spec.model), texts[:16], TrainingSettings(batch_size=4, learning_rate=5e-2), other, seed=1, progress=QUIET)
+    get_backend(spec).train(StudentWeights(spec.model), texts, TRAINING, adapter, seed=0, progress=QUIET)
+    weights = StudentWeights(spec.model, adapter=adapter, digest="manifest of iteration 1")
+    backend = get_backend(spec)  # the loop makes one per evaluation step, for both splits
     first, _ = backend.complete(weights, texts[:8], QUIET)
-    kept, _ = answering_model(weights, spec)
+    kept, _ = backend.answering(weights)
     again, _ = backend.complete(weights, texts[:8], QUIET)
-    assert answering_model(weights, spec)[0] is kept and again == first  # the validation and test splits share one load
+    assert backend.answering(weights)[0] is kept and again == first
+    assert get_backend(spec).answering(weights)[0] is not kept  # another backend (another step) loads its own
 
-    # A re-materialised checkpoint (here by another process, so nothing in this one was told): other
-    # weights at the same path. It answers as a fresh load of it does, not as the weights kept.
+    # Another checkpoint's manifest, then other weights at the same path, written behind the backend's back
+    # (by another process, say): each is loaded afresh, and answers as a fresh load of it does.
+    assert backend.answering(dataclasses.replace(weights, digest="another manifest"))[0] is not kept
+    kept, _ = backend.answering(weights)
     shutil.copytree(other, adapter, dirs_exist_ok=True)
     rewritten, _ = backend.complete(weights, texts[:8], QUIET)
-    assert answering_model(weights, spec)[0] is not kept
+    assert backend.answering(weights)[0] is not kept
     model, tokenizer = load_model(weights, spec)
     fresh, _ = complete(model.merge_and_unload(), tokenizer, [(t.prompt, t.target) for t in texts[:8]], 4)
     assert [c.target_loss for c in rewritten] == [c.target_loss for c in fresh] != [c.target_loss for c in first]

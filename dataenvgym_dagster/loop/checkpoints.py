@@ -226,13 +226,14 @@ def student_weights(checkpoint: StudentCheckpoint, home: Path) -> StudentWeights
     as ``student.model`` is verified against the manifest recorded when the base was materialised.
     """
     if checkpoint.kind == "pretrained":
-        if checkpoint.files:
-            verify_files(Path(str(checkpoint.model)), checkpoint.files, checkpoint.label)
-        return StudentWeights(model=str(checkpoint.model), revision=checkpoint.revision)
+        if not checkpoint.files:  # a hub id: from_pretrained checks its revision
+            return StudentWeights(model=str(checkpoint.model), revision=checkpoint.revision)
+        verify_files(Path(str(checkpoint.model)), checkpoint.files, checkpoint.label)
+        return StudentWeights(model=str(checkpoint.model), revision=checkpoint.revision, digest=checkpoint.sha256)
     directory = verified_path(checkpoint, home)
     if checkpoint.kind == "model":
-        return StudentWeights(model=str(directory))
+        return StudentWeights(model=str(directory), digest=checkpoint.sha256)
     if checkpoint.base is None:
         raise ValueError(f"the {checkpoint.label} is an adapter without a recorded base model; re-materialise it")
     base = student_weights(checkpoint.base, home)
-    return StudentWeights(model=base.model, revision=base.revision, adapter=directory)
+    return StudentWeights(model=base.model, revision=base.revision, adapter=directory, digest=checkpoint.sha256)

@@ -55,6 +55,7 @@ from dataenvgym_dagster.machinery.student.backend import (
     CAUSAL_LM,
     Completion,
     GenerationReport,
+    StudentBackend,
     TrainingReport,
     get_backend,
 )
@@ -239,15 +240,17 @@ def evaluate_student(
     home: Path,
     progress: Progress,
     store: Storage | None = None,
+    backend: StudentBackend | None = None,
 ) -> tuple[pl.DataFrame, GenerationReport]:
     """Greedy answers of the checkpoint on one split, scored by the domain (table ``evaluation_results``).
 
     The checkpoint is read from ``home`` (where its path is relative to), after verifying its files
-    (and fetching it from ``store`` first, with an object store)."""
+    (and fetching it from ``store`` first, with an object store). ``backend`` answers (default: a new
+    one for ``student``): one backend evaluating both splits of a checkpoint loads it once."""
     problems = problems_of(benchmark.filter(pl.col("split") == split), Problem, f"benchmark_splits ({domain.name}, {split})")
     if not problems:
         raise ValueError(f"benchmark_splits for {domain.name} has no {split!r} problems; re-materialise benchmark_splits")
-    completions, report = _complete(domain, checkpoint, problems, student, home, progress, store)
+    completions, report = _complete(domain, checkpoint, problems, student, home, progress, store, backend)
     scores = domain.score(problems, [completion.text for completion in completions])
     rows = [
         {
@@ -262,6 +265,11 @@ def evaluate_student(
     return pl.DataFrame(rows, schema=TABLES["evaluation_results"]), report
 
 
+def student_backend(domain: Domain, student: StudentSpec) -> StudentBackend:
+    """A backend for the domain's student: make one per step and share it between that step's evaluations."""
+    return get_backend(student, student_family(domain))
+
+
 def _complete(
     domain: Domain,
     checkpoint: StudentCheckpoint,
@@ -270,11 +278,12 @@ def _complete(
     home: Path,
     progress: Progress,
     store: Storage | None = None,
+    backend: StudentBackend | None = None,
 ) -> tuple[list[Completion], GenerationReport]:
     """The checkpoint's greedy completions of the problems' prompts, with each reference target's loss."""
     fetch(checkpoint, home, store)
     weights = student_weights(checkpoint, home)
-    backend = get_backend(student, student_family(domain))
+    backend = backend or student_backend(domain, student)
     return backend.complete(weights, student_texts(domain, problems, student, home), progress)
 
 

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -36,6 +36,8 @@ class StudentWeights:
     model: str
     revision: str | None = None
     adapter: Path | None = None
+    digest: str | None = None
+    """The checkpoint's manifest digest, where the loop has just verified the folders' files against it."""
 
     def version(self) -> tuple[str | None, str | None]:
         """What the model and the adapter are now: a local folder's :func:`folder_fingerprint`, a hub id's revision.
@@ -55,6 +57,32 @@ def folder_fingerprint(folder: Path) -> str:
         stat = path.stat()
         digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
+
+class AnsweringModel:
+    """The model (and tokenizer or processor) a backend last answered with, kept for its next answers.
+
+    A backend evaluating the two splits of a checkpoint (one ``it<t>_evaluate`` step) loads it once.
+    The model is kept while the weights are the same checkpoint, unchanged: the same folders with
+    the same fingerprint (:meth:`StudentWeights.version`: a checkpoint written again at the same
+    path is loaded again) and the same manifest digest. Answering changes no weight, so it is handed
+    out as it is, not copied. It lives as long as its backend (the loop makes one per step), so no
+    long-lived process (a Celery worker) holds a model it no longer needs.
+    """
+
+    def __init__(self, load: Callable[[StudentWeights], tuple[Any, Any]]) -> None:
+        self._load = load
+        self._kept: tuple[tuple, tuple[Any, Any]] | None = None
+
+    def __call__(self, weights: StudentWeights) -> tuple[Any, Any]:
+        key = (weights, weights.version())
+        if self._kept is None or self._kept[0] != key:
+            self._kept = None  # the old model goes before the next one is loaded
+            self._kept = key, self._load(weights)
+        return self._kept[1]
+
+    def forget(self) -> None:
+        self._kept = None
 
 
 class Completion(BaseModel):

@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from dataenvgym_dagster.domain.types import StudentText
 from dataenvgym_dagster.machinery.student.backend import (
+    AnsweringModel,
     Completion,
     GenerationReport,
     Progress,
@@ -22,9 +23,6 @@ from dataenvgym_dagster.machinery.student.settings import StudentArchitecture, S
 from dataenvgym_dagster.machinery.student.training import prepare_tokenizer, train_student
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# The model and tokenizer the last evaluation answered with, by weights, their version and the spec's dtype
-# and device: the validation and test evaluations of a checkpoint follow each other and load it once.
-_ANSWERING: dict[tuple, tuple[PreTrainedModel, PreTrainedTokenizerBase]] = {}
 
 
 def resolve_device(device: str) -> str:
@@ -55,33 +53,18 @@ def load_model(
     return model.to(resolve_device(spec.device)), tokenizer
 
 
-def answering_model(weights: StudentWeights, spec: StudentSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The model (adapter merged) and tokenizer at ``weights`` for answering, kept for the next call.
-
-    One is kept at a time, and only while the folders are unchanged (:meth:`StudentWeights.version`):
-    a checkpoint written again at the same path is loaded again, never answered by the old weights.
-    Training drops it (:func:`forget_answering_model`) before loading another model beside it.
-    """
-    key = (weights, weights.version(), spec.dtype, spec.device)
-    if key not in _ANSWERING:
-        forget_answering_model()
-        model, tokenizer = load_model(weights, spec)
-        if isinstance(model, PeftModel):
-            model = model.merge_and_unload()  # same function, fewer matrix products per token
-        _ANSWERING[key] = model, tokenizer
-    return _ANSWERING[key]
-
-
-def forget_answering_model() -> None:
-    """Free the model :func:`answering_model` keeps (a large student's memory is wanted back for training)."""
-    _ANSWERING.clear()
-
-
 class CausalLMBackend:
     """The student backend for Hugging Face causal LMs (Llama, Gemma-2, Qwen2 ...)."""
 
     def __init__(self, spec: StudentSpec) -> None:
         self.spec = spec
+        self.answering = AnsweringModel(self._load_for_answers)
+
+    def _load_for_answers(self, weights: StudentWeights) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        model, tokenizer = load_model(weights, self.spec)
+        if isinstance(model, PeftModel):
+            model = model.merge_and_unload()  # same function, fewer matrix products per token
+        return model, tokenizer
 
     @property
     def chat(self) -> bool:
@@ -101,7 +84,7 @@ class CausalLMBackend:
         from dataenvgym_dagster.machinery.student.model import build_student
         from dataenvgym_dagster.machinery.student.tokenizer import train_tokenizer
 
-        forget_answering_model()
+        self.answering.forget()
         pairs = [(text.prompt, text.target) for text in texts]
         tokenizer = train_tokenizer((prompt + target for prompt, target in pairs), vocab_size)
         model = build_student(architecture, tokenizer, seed)
@@ -119,7 +102,7 @@ class CausalLMBackend:
     ) -> TrainingReport:
         """LoRA (per the spec) continues ``start.adapter`` if there is one, else starts a fresh adapter;
         full fine-tuning trains every weight (merging ``start.adapter`` into the model first)."""
-        forget_answering_model()
+        self.answering.forget()  # its memory is wanted back for training
         model, tokenizer = load_model(start, self.spec, trainable=self.spec.lora is not None)
         if self.spec.lora is None and isinstance(model, PeftModel):
             model = model.merge_and_unload()
@@ -138,7 +121,7 @@ class CausalLMBackend:
             return complete_with_vllm(weights, texts, self.spec, progress)
         from dataenvgym_dagster.machinery.student.evaluation import complete
 
-        model, tokenizer = answering_model(weights, self.spec)
+        model, tokenizer = self.answering(weights)
         pairs = [(text.prompt, text.target) for text in texts]
         generation = self.spec.generation
         return complete(

@@ -41,7 +41,13 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from dataenvgym_dagster.domain.types import StudentText
-from dataenvgym_dagster.machinery.student.backend import Completion, GenerationReport, StudentWeights, TrainingReport
+from dataenvgym_dagster.machinery.student.backend import (
+    AnsweringModel,
+    Completion,
+    GenerationReport,
+    StudentWeights,
+    TrainingReport,
+)
 from dataenvgym_dagster.machinery.student.causal_lm import DTYPES, resolve_device
 from dataenvgym_dagster.machinery.student.settings import (
     LoraSettings,
@@ -274,6 +280,13 @@ class PaliGemmaBackend:
 
     def __init__(self, spec: StudentSpec) -> None:
         self.spec = spec
+        self.answering = AnsweringModel(self._load_for_answers)
+
+    def _load_for_answers(self, weights: StudentWeights):
+        model, processor = self._load(weights)
+        if isinstance(model, PeftModel):
+            model = model.merge_and_unload()  # same function, fewer matrix products per token
+        return model, processor
 
     @property
     def device(self) -> str:
@@ -313,6 +326,7 @@ class PaliGemmaBackend:
         """LoRA continues ``start.adapter`` if there is one, else starts fresh adapters on ``start``; full
         fine-tuning trains every weight (merging ``start.adapter`` first)."""
         lora = self.spec.lora
+        self.answering.forget()  # its memory is wanted back for training
         model, processor = self._load(start, trainable=lora is not None)
         if isinstance(model, PeftModel):
             if lora is None:
@@ -327,9 +341,7 @@ class PaliGemmaBackend:
     def complete(
         self, weights: StudentWeights, texts: Sequence[StudentText], progress: Progress
     ) -> tuple[list[Completion], GenerationReport]:
-        model, processor = self._load(weights)
-        if isinstance(model, PeftModel):
-            model = model.merge_and_unload()  # same function, fewer matrix products per token
+        model, processor = self.answering(weights)
         generation = self.spec.generation
         return complete(
             model, processor, visual_examples(texts), generation.max_new_tokens, batch_size=generation.batch_size, progress=progress
