@@ -1,7 +1,7 @@
 """What Dagster alone costs to run an experiment: the same asset graph with steps that do nothing.
 
-Every asset of the project's definitions is replaced by one with the same key, inputs, partition
-mappings, partitions, group and asset checks, whose step returns a constant through an in-memory
+Every asset (and multi-asset) of the project's definitions is replaced by one with the same keys,
+step name, inputs, partition mappings, partitions, group and asset checks, whose step returns a constant through an in-memory
 IO manager. ``run_experiment`` then runs the foundations and the loop as `dataenvgym run` does
 (the experiment registered, the turn taken, the stale assets planned, two in-process runs) on a
 fresh ephemeral instance. What remains is Dagster's bookkeeping per run, step, input and output:
@@ -17,17 +17,19 @@ from typing import Any
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
+    AssetDep,
     AssetIn,
     AssetSelection,
     AssetsDefinition,
+    AssetSpec,
     DagsterInstance,
     Definitions,
     InputContext,
     IOManager,
     Output,
     OutputContext,
-    asset,
     define_asset_job,
+    multi_asset,
 )
 
 from dataenvgym_dagster.defs.jobs import FOUNDATIONS_JOB, TEACHING_LOOP_JOB, run_experiment
@@ -48,31 +50,37 @@ class _Memory(IOManager):
 
 
 def _empty_like(original: AssetsDefinition) -> AssetsDefinition:
-    key = original.key
-    ins = {
-        f"input_{index}": AssetIn(upstream, partition_mapping=original.get_partition_mapping_for_dep(upstream))
-        for index, upstream in enumerate(original.keys_by_input_name.values())
-    }
-    checks = [AssetCheckSpec(spec.name, asset=key, blocking=spec.blocking) for spec in original.check_specs]
+    """An asset (or a multi-asset: one step for several assets) with ``original``'s shape and an empty step."""
+    upstream = list(original.keys_by_input_name.values())
+    deps = [AssetDep(key, partition_mapping=original.get_partition_mapping_for_dep(key)) for key in upstream]
+    specs = [
+        AssetSpec(key, deps=deps, partitions_def=original.partitions_def, group_name=original.group_names_by_key[key]).with_io_manager_key("io_manager")
+        for key in original.keys
+    ]
+    checks = [AssetCheckSpec(spec.name, asset=spec.asset_key, blocking=spec.blocking) for spec in original.check_specs]
 
-    @asset(key=key, ins=ins, partitions_def=original.partitions_def, group_name=original.group_names_by_key[key], check_specs=checks or None)
+    @multi_asset(
+        name=original.op.name, specs=specs, ins={f"input_{index}": AssetIn(key) for index, key in enumerate(upstream)},
+        check_specs=checks or None,
+    )
     def empty(**inputs: Any) -> Iterator[Output | AssetCheckResult]:
-        yield Output(1)
+        for key in original.keys:
+            yield Output(1, output_name=key.to_python_identifier())
         for check in checks:
-            yield AssetCheckResult(check_name=check.name, passed=True)
+            yield AssetCheckResult(asset_key=check.asset_key, check_name=check.name, passed=True)
 
     return empty
 
 
 def empty_step_seconds(defs: Definitions, domain: str, experiment: str) -> tuple[float, int]:
     """Wall time (s) of ``run_experiment`` over ``defs``' graph with empty steps, and how many steps ran."""
-    assets = [_empty_like(definition) for definition in defs.assets if isinstance(definition, AssetsDefinition) and definition.keys_by_input_name is not None and len(definition.keys) == 1]
-    iterations = sorted({definition.group_names_by_key[definition.key] for definition in assets} - {FOUNDATIONS})
+    assets = [_empty_like(definition) for definition in defs.assets if isinstance(definition, AssetsDefinition) and definition.is_executable]
+    groups = {definition.group_names_by_key[key] for definition in assets for key in definition.keys}
     replica = Definitions(
         assets=assets,
         jobs=[
             define_asset_job(FOUNDATIONS_JOB, AssetSelection.groups(FOUNDATIONS)),
-            define_asset_job(TEACHING_LOOP_JOB, AssetSelection.groups(*[group for group in iterations if group.startswith("iteration_")])),
+            define_asset_job(TEACHING_LOOP_JOB, AssetSelection.groups(*sorted(group for group in groups if group.startswith("iteration_")))),
         ],
         resources={"io_manager": _Memory()},
     )

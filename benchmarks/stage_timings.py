@@ -49,7 +49,8 @@ def main() -> None:
 
     load_before = os.getloadavg()
     stage_seconds: dict[str, float] = {}
-    metadata: dict[str, dict] = {}
+    metadata: dict[str, dict] = {}  # by asset
+    step_assets: dict[str, list[str]] = defaultdict(list)
     started = time.perf_counter()
     results = run_experiment(defs, instance, arguments.domain, experiment, quiet)
     wall = time.perf_counter() - started  # the runs alone, not reading their events back below
@@ -67,9 +68,10 @@ def main() -> None:
                 starts[event.step_key] = entry.timestamp
             elif event.event_type == DagsterEventType.STEP_SUCCESS:
                 stage_seconds[event.step_key] = entry.timestamp - starts[event.step_key]
-            elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:  # a step may materialise several assets
                 materialization = event.event_specific_data.materialization
-                metadata[event.step_key] = {k: v.value for k, v in materialization.metadata.items()}
+                metadata[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
+                step_assets[event.step_key].append(materialization.asset_key.to_user_string())
 
     train_seconds = sum(m.get("train_seconds", 0.0) for m in metadata.values())
     train_tokens = sum(m.get("tokens", 0) for m in metadata.values())
@@ -80,9 +82,9 @@ def main() -> None:
     print(f"{'stage':48s} {'seconds':>8s} {'compute':>8s} {'outside':>8s}")
     per_iteration: dict[str, float] = defaultdict(float)
     for step, seconds in stage_seconds.items():
-        compute = metadata.get(step, {}).get("train_seconds", 0.0) + metadata.get(step, {}).get("evaluation_seconds", 0.0)
+        compute = sum(metadata[a].get("train_seconds", 0.0) + metadata[a].get("evaluation_seconds", 0.0) for a in step_assets[step])
         print(f"{step:48s} {seconds:8.2f} {compute:8.2f} {seconds - compute:8.2f}")
-        parsed = parse_iteration_asset_name(step)
+        parsed = parse_iteration_asset_name(step_assets[step][0]) if step_assets[step] else None
         group = f"iteration_{parsed[0]}" if parsed else "foundations"
         per_iteration[group] += seconds
     print(f"\n{'iteration':48s} {'seconds':>8s}")

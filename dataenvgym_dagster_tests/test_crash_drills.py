@@ -122,9 +122,9 @@ def test_killed_in_training_evaluation_and_a_warehouse_write_the_rerun_equals_a_
     assert not (checkpoints / "iteration_1").exists()
 
     # 2. Killed during iteration 1's evaluations. It resumed: foundations and iteration 0 were kept.
-    output = "".join(kill_when(start(tmp_path), "it1_test_eval - evaluated"))
+    output = "".join(kill_when(start(tmp_path), "it1_evaluate - test: evaluated"))
     assert "== foundations_job for arithmetic: up to date" in output and "pretraining a" not in output
-    assert "of 18 assets are missing or older than their inputs" in output and "it0_test_eval" not in output
+    assert "of 18 assets are missing or older than their inputs" in output and "it0_evaluate" not in output
 
     # 3. Killed between writing iteration 2's test evaluation under its temporary name and renaming it.
     killed = start(tmp_path, crash_on_write="it2_test_eval")

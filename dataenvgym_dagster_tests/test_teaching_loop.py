@@ -90,9 +90,14 @@ def test_training_really_changes_the_student(completed):
 
 def test_rematerialising_a_partition_replaces_its_rows(completed):
     before = query(completed, "SELECT count(*) AS n FROM evaluation_results")["n"][0]
+    test_before = completed.instance.get_latest_materialization_event(AssetKey("it1_test_eval")).timestamp
     result = completed.run_loop(asset_selection=[AssetKey("it1_val_eval")])
     assert result.success
     assert query(completed, "SELECT count(*) AS n FROM evaluation_results")["n"][0] == before
+    # The step that makes both evaluations of the iteration made the one asked for, and left the other alone.
+    made = [(event.step_key, event.asset_key) for event in result.all_events if event.is_step_materialization]
+    assert made == [("it1_evaluate", AssetKey("it1_val_eval"))]
+    assert completed.instance.get_latest_materialization_event(AssetKey("it1_test_eval")).timestamp == test_before
 
 
 def test_readers_and_a_held_database_do_not_break_a_writing_run(completed):
@@ -122,6 +127,11 @@ def test_readers_and_a_held_database_do_not_break_a_writing_run(completed):
     assert result.success
     assert not errors
     assert seen and set(seen) == {expected}  # never a half-written or doubled partition
+    # Both evaluations, one step: it evaluated the validation split, then the test split.
+    made = [(event.step_key, event.asset_key) for event in result.all_events if event.is_step_materialization]
+    assert made == [("it2_evaluate", AssetKey("it2_val_eval")), ("it2_evaluate", AssetKey("it2_test_eval"))]
+    progress = [m.user_message for m in completed.instance.all_logs(result.run_id) if m.user_message.endswith(" prompts")]
+    assert progress and progress[0].startswith("validation: evaluated") and progress[-1].startswith("test: evaluated")
 
 
 def test_a_changed_checkpoint_is_never_evaluated(completed):

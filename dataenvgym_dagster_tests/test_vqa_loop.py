@@ -38,8 +38,11 @@ VQA_CATALOG = {
 }
 
 
-def _node(iteration: int, name: str) -> str:
-    return "__".join(iteration_key(iteration, name).path)
+def _materialization(result, iteration: int, name: str):
+    """The run's materialisation of one iteration asset (a step may make several: ``it<t>_evaluate``)."""
+    key = iteration_key(iteration, name)
+    (event,) = [event for event in result.get_asset_materialization_events() if event.asset_key == key]
+    return event.materialization
 
 
 @pytest.mark.slow
@@ -59,9 +62,9 @@ def test_a_micro_vqa_loop_trains_and_evaluates_a_paligemma_on_rendered_images(tm
     assert payload.startswith("images/") and (workspace.home / payload).is_file()
     con.close()
     # The UI shows the student's answers beside the images.
-    test_metadata = result.asset_materializations_for_node(_node(1, "test_evaluation"))[0].metadata
+    test_metadata = _materialization(result, 1, "test_evaluation").metadata
     assert test_metadata["example_images"].value.startswith("![evaluated examples](data:image/png;base64,")
-    checkpoint = result.asset_materializations_for_node(_node(1, "student_checkpoint"))[0].metadata
+    checkpoint = _materialization(result, 1, "student_checkpoint").metadata
     assert checkpoint["kind"].value == "adapter" and checkpoint["base"].value == "checkpoints/vqa/base"
 
     # The LoRA student is a PEFT adapter folder in the checkpoint's manifest: a changed adapter is never evaluated.
@@ -90,7 +93,7 @@ def test_a_saved_paligemma_folder_is_the_base_student_as_a_hub_id_is(tmp_path: P
     keys = [iteration_key(0, name) for name in ("student_checkpoint", "test_evaluation")]
     result = workspace.run_loop("skill_list", "vqa", asset_selection=keys)
     assert result.success
-    recorded = result.asset_materializations_for_node(_node(0, "student_checkpoint"))[0].metadata
+    recorded = _materialization(result, 0, "student_checkpoint").metadata
     assert recorded["checkpoint"].value == f"{folder}@main"
     expected = pretrained_checkpoint(str(folder), None, domain="vqa")
     assert {f.name for f in expected.files} >= {"model.safetensors", "config.json"}

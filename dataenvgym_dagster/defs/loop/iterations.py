@@ -7,6 +7,7 @@ Iteration 0 records the experiment's settings and evaluates the base student. It
         (+ iteration t-1's environment_state, data_generation_plan) ─▶ environment_state
         ─▶ data_generation_plan ─▶ generated_dataset
         ─▶ student_checkpoint (from iteration t-1's student_checkpoint) ─▶ validation_evaluation, test_evaluation
+           (one step, ``it<t>_evaluate``, that loads the checkpoint once for both)
 
 Keys are short (``it1_val_eval`` for iteration 1's validation_evaluation): see asset_names.py.
 
@@ -24,13 +25,17 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    AssetSpec,
     Config,
     Output,
+    PartitionsDefinition,
     asset,
+    multi_asset,
 )
 
 from dataenvgym_dagster.agents.loading import PlanRefusedError
@@ -106,9 +111,9 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
         )
 
     checkpoint = _checkpoint_asset(iteration, loop_asset)
-    evaluations = [_evaluation_asset(iteration, split, loop_asset) for split in ("validation", "test")]
+    evaluations = _evaluation_assets(iteration, partitions, group)
     if iteration == 0:
-        return [_experiment_config_asset(loop_asset), checkpoint, *evaluations]
+        return [_experiment_config_asset(loop_asset), checkpoint, evaluations]
 
     taxonomy_ins = {"benchmark": AssetIn("benchmark_splits", partition_mapping=SAME_DOMAIN)}
     if iteration > 1:
@@ -228,7 +233,7 @@ def iteration_assets(iteration: int, catalog: ExperimentCatalog) -> list[AssetsD
             description=None if not leaked else "generated examples equal test questions; training is blocked",
         )
 
-    return [checkpoint, *evaluations, skill_taxonomy, environment_state, data_generation_plan, generated_dataset]
+    return [checkpoint, evaluations, skill_taxonomy, environment_state, data_generation_plan, generated_dataset]
 
 
 def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
@@ -273,28 +278,52 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
     return student_checkpoint
 
 
-def _evaluation_asset(iteration: int, split: str, loop_asset) -> AssetsDefinition:
-    ins = {
-        "checkpoint": AssetIn(iteration_key(iteration, "student_checkpoint")),
-        "benchmark": AssetIn("benchmark_splits", partition_mapping=SAME_DOMAIN),
-    }
+SPLITS = {"validation": "validation_evaluation", "test": "test_evaluation"}  # validation first: the next iteration reads it
 
-    @loop_asset(f"{split}_evaluation", ins, "evaluation_results", f"The iteration's student scored on the {split} split.", pool=GPU_POOL)
-    def evaluation(context: AssetExecutionContext, teaching: TeachingHome, checkpoint: StudentCheckpoint, benchmark: pl.DataFrame) -> Output[pl.DataFrame]:
+
+def _evaluation_assets(iteration: int, partitions: PartitionsDefinition, group: str) -> AssetsDefinition:
+    """Both evaluations of the iteration's checkpoint, in one step (``it<t>_evaluate``).
+
+    The two splits are evaluated one after the other by the same process, so the checkpoint is
+    loaded once (a vLLM engine started once) wherever the step runs: in process, in a fresh process
+    per step (the daemon, the cluster) or on a GPU node. Each stays an asset of its own, with its
+    own table file, metadata and lineage, and either can be materialised alone.
+    """
+    checkpoint, benchmark = iteration_key(iteration, "student_checkpoint"), AssetKey("benchmark_splits")
+    deps = [AssetDep(checkpoint), AssetDep(benchmark, partition_mapping=SAME_DOMAIN)]
+    specs = [
+        AssetSpec(
+            iteration_key(iteration, artefact), deps=deps, group_name=group, partitions_def=partitions,
+            metadata={WAREHOUSE_TABLE: "evaluation_results"}, description=f"The iteration's student scored on the {split} split.",
+        ).with_io_manager_key("io_manager")  # a table the warehouse IO manager stores, as the single assets' outputs
+        for split, artefact in SPLITS.items()
+    ]
+    ins = {"checkpoint": AssetIn(checkpoint), "benchmark": AssetIn(benchmark)}  # the mapping is on the dependency
+
+    @multi_asset(
+        name=f"it{iteration}_evaluate", specs=specs, ins=ins, can_subset=True, pool=GPU_POOL, op_tags=step_tags(GPU_POOL) or None,
+    )
+    def evaluate(context: AssetExecutionContext, teaching: TeachingHome, checkpoint: StudentCheckpoint, benchmark: pl.DataFrame) -> Iterator[Output]:
         domain, experiment, _ = _partition(context, teaching)
-        results, report = steps.evaluate_student(
-            domain, checkpoint, benchmark, split, experiment=experiment, iteration=iteration,
-            student=teaching.catalog().student(domain.name, experiment), home=teaching.checkpoint_home,
-            progress=context.log.info, store=teaching.object_store(),
-        )
-        metadata = evaluation_metadata(results, report)
-        if steps.student_family(domain) == PALIGEMMA:  # a grid of images with question, answer and prediction
-            metadata.update(image_grid.evaluation_grid(results, benchmark, teaching.path))
-        if split == "test":
-            metadata.update(learning_curve_metadata(teaching.warehouse(), results, teaching.path / "plots"))
-        return Output(results, metadata=metadata)
+        student = teaching.catalog().student(domain.name, experiment)
+        backend = steps.student_backend(domain, student)  # loads the checkpoint once for both splits, frees it at the end
+        for split, artefact in SPLITS.items():
+            key = iteration_key(iteration, artefact)
+            if key not in context.selected_asset_keys:
+                continue
+            results, report = steps.evaluate_student(
+                domain, checkpoint, benchmark, split, experiment=experiment, iteration=iteration, student=student,
+                home=teaching.checkpoint_home, progress=lambda message, split=split: context.log.info(f"{split}: {message}"),
+                store=teaching.object_store(), backend=backend,
+            )
+            metadata = evaluation_metadata(results, report)
+            if steps.student_family(domain) == PALIGEMMA:  # a grid of images with question, answer and prediction
+                metadata.update(image_grid.evaluation_grid(results, benchmark, teaching.path))
+            if split == "test":
+                metadata.update(learning_curve_metadata(teaching.warehouse(), results, teaching.path / "plots"))
+            yield Output(results, output_name=context.assets_def.get_output_name_for_asset_key(key), metadata=metadata)
 
-    return evaluation
+    return evaluate
 
 
 def _write(teaching: TeachingHome, table: str, domain: str, experiment: str, iteration: int, rows: pl.DataFrame) -> None:
