@@ -98,10 +98,10 @@ def main() -> None:
     print(f"wall time, both runs:                {wall:8.1f} s")
     print(f"training compute:                    {train_seconds:8.1f} s  ({train_tokens / train_seconds:,.0f} tokens/s)")
     print(f"evaluation compute:                  {eval_seconds:8.1f} s  ({eval_examples / eval_seconds:,.0f} examples/s)")
-    print(f"outside training and evaluation:     {outside:8.1f} s  ({outside / wall:.1%} of wall time)")
+    print(f"outside training and evaluation:     {outside:8.2f} s  ({outside / wall:.1%} of wall time)")
     floor, steps = empty_step_seconds(defs, arguments.domain, experiment)
-    print(f"  of which Dagster's own bookkeeping:  {floor:8.1f} s  ({floor / wall:.1%}; the same graph, {steps} empty steps: benchmarks/empty_steps.py)")
-    print(f"  and the project's work:              {outside - floor:8.1f} s  ({(outside - floor) / wall:.1%})")
+    print(f"  of which Dagster's own bookkeeping:  {floor:8.2f} s  ({floor / wall:.1%}; the same graph, {steps} empty steps: benchmarks/empty_steps.py)")
+    print(f"  and the project's work:              {outside - floor:8.2f} s  ({(outside - floor) / wall:.1%})")
     if arguments.keep is None:  # each run leaves ~15 MB of checkpoints and tables otherwise
         shutil.rmtree(home, ignore_errors=True)
 
