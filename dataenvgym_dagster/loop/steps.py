@@ -183,7 +183,7 @@ def pretrain_base_student(
     if not student.is_tiny:
         progress(f"the base student of {domain.name} is {student.model} at revision {student.revision or 'main'}")
         return pretrained_checkpoint(student.model, student.revision, domain=domain.name), None
-    backend = get_backend(student, student_family(domain))  # first: it imports torch (machinery/heap.py)
+    backend = student_backend(domain, student)  # first: it imports torch (machinery/heap.py)
     problems = problems_of(corpus, Problem, f"pretraining_corpus ({domain.name})")
     texts = student_texts(domain, problems, StudentSpec(), home)  # the plain format: pretraining builds the tokenizer
     directory = checkpoint_dir(home, domain.name)
@@ -521,7 +521,7 @@ def train_iteration_student(
         fetch(needed, home, store)
     texts = student_texts(domain, problems, student, home)
     weights = student_weights(start_from, home)
-    backend = get_backend(student, student_family(domain))
+    backend = student_backend(domain, student)
     report = _save_into_place(
         directory, lambda partial: backend.train(weights, texts, settings.training.settings, partial, seed, progress)
     )

@@ -55,7 +55,7 @@ from dataenvgym_dagster.defs.teacher import TeacherResource
 from dataenvgym_dagster.domain.discovery import DiscoveredSkills
 from dataenvgym_dagster.domain.environments.base import EnvironmentState
 from dataenvgym_dagster.domain.plans import DataGenerationPlan
-from dataenvgym_dagster.domain.protocol import Domain
+from dataenvgym_dagster.domain.protocol import SPLITS, Domain
 from dataenvgym_dagster.domain.registry import get_domain
 from dataenvgym_dagster.domain.quality import kept_test_questions
 from dataenvgym_dagster.experiments import ExperimentCatalog, ExperimentSettings
@@ -278,9 +278,6 @@ def _checkpoint_asset(iteration: int, loop_asset) -> AssetsDefinition:
     return student_checkpoint
 
 
-SPLITS = {"validation": "validation_evaluation", "test": "test_evaluation"}  # validation first: the next iteration reads it
-
-
 def _evaluation_assets(iteration: int, partitions: PartitionsDefinition, group: str) -> AssetsDefinition:
     """Both evaluations of the iteration's checkpoint, in one step (``it<t>_evaluate``).
 
@@ -293,10 +290,10 @@ def _evaluation_assets(iteration: int, partitions: PartitionsDefinition, group: 
     deps = [AssetDep(checkpoint), AssetDep(benchmark, partition_mapping=SAME_DOMAIN)]
     specs = [
         AssetSpec(
-            iteration_key(iteration, artefact), deps=deps, group_name=group, partitions_def=partitions,
+            iteration_key(iteration, f"{split}_evaluation"), deps=deps, group_name=group, partitions_def=partitions,
             metadata={WAREHOUSE_TABLE: "evaluation_results"}, description=f"The iteration's student scored on the {split} split.",
         ).with_io_manager_key("io_manager")  # a table the warehouse IO manager stores, as the single assets' outputs
-        for split, artefact in SPLITS.items()
+        for split in SPLITS
     ]
     ins = {"checkpoint": AssetIn(checkpoint), "benchmark": AssetIn(benchmark)}  # the mapping is on the dependency
 
@@ -307,8 +304,8 @@ def _evaluation_assets(iteration: int, partitions: PartitionsDefinition, group: 
         domain, experiment, _ = _partition(context, teaching)
         student = teaching.catalog().student(domain.name, experiment)
         backend = steps.student_backend(domain, student)  # loads the checkpoint once for both splits, frees it at the end
-        for split, artefact in SPLITS.items():
-            key = iteration_key(iteration, artefact)
+        for split in SPLITS:  # validation first: the next iteration reads it
+            key = iteration_key(iteration, f"{split}_evaluation")
             if key not in context.selected_asset_keys:
                 continue
             results, report = steps.evaluate_student(
