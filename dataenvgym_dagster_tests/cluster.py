@@ -103,7 +103,8 @@ class Cluster:
         self.processes[name] = process
         return process
 
-    def _start_postgres(self) -> str:
+    def start_postgres(self) -> str:
+        """Start PostgreSQL alone (``start`` does it first) and return the URL of its empty ``dagster`` database."""
         bin_dir = postgres_bin()
         # initdb refuses to run as root; the database then belongs to an unprivileged user.
         user = "nobody" if os.geteuid() == 0 else None
@@ -146,7 +147,7 @@ class Cluster:
 
     def start(self) -> Cluster:
         try:
-            postgres_url = self._start_postgres()
+            postgres_url = self.start_postgres()
             redis_port = self._start_redis()
             self._env = {
                 **os.environ,

@@ -60,7 +60,10 @@ def test_the_cluster_instance_is_postgres_with_the_queued_coordinator_and_valida
     path = deployment.write_instance(tmp_path, deployment.ClusterSettings(run_retries=2))
     assert "db.example" not in path.read_text()  # the URL, a secret, stays in the environment
     config, _ = dagster_instance_config(str(tmp_path))
-    assert config["storage"]["postgres"]["postgres_url"] == {"env": deployment.POSTGRES_URL_ENV_VAR}
+    for storage in ("run_storage", "event_log_storage", "schedule_storage"):
+        assert config[storage]["config"]["postgres_url"] == {"env": deployment.POSTGRES_URL_ENV_VAR}
+    assert config["event_log_storage"]["class"] == "PoolSafePostgresEventLogStorage"  # defs/pool_slots.py
+    assert "&id" not in path.read_text()  # no YAML aliases: the file reads as written
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_retries"] == {"enabled": True, "max_retries": 2}
     assert yaml.safe_load((tmp_path / "celery.yaml").read_text())["execution"]["config"]["broker"] == deployment.DEFAULT_BROKER

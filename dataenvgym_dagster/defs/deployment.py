@@ -119,8 +119,15 @@ class ClusterSettings:
 
     def instance_config(self) -> dict[str, Any]:
         """``dagster.yaml`` of the cluster instance. The database URL stays in the environment, not the file."""
+        def database() -> dict[str, Any]:  # a fresh dict each time: YAML would write a shared one as an alias
+            return {"postgres_url": {"env": POSTGRES_URL_ENV_VAR}}
+
         return {
-            "storage": {"postgres": {"postgres_url": {"env": POSTGRES_URL_ENV_VAR}}},
+            # Dagster's PostgreSQL storages; the event log's claims pool slots without stranding a step (defs/pool_slots.py).
+            "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": database()},
+            "event_log_storage": {"module": "dataenvgym_dagster.defs.pool_slots", "class": "PoolSafePostgresEventLogStorage",
+                                  "config": database()},
+            "schedule_storage": {"module": "dagster_postgres.schedule_storage", "class": "PostgresScheduleStorage", "config": database()},
             "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
             "concurrency": {
                 # One run per partition at a time, whoever launched it (defs/turns.py).
