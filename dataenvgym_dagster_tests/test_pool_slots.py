@@ -58,6 +58,9 @@ def strand(storage, waiting: tuple[str, str]) -> None:
 
 def test_the_cluster_instance_uses_the_storage_that_cannot_strand_a_step(instance):
     assert type(instance.event_log_storage) is PoolSafePostgresEventLogStorage
+    # Run processes and Celery workers rebuild the instance from its reference, which must name the class too.
+    with DagsterInstance.from_ref(instance.get_ref()) as rebuilt:
+        assert type(rebuilt.event_log_storage) is PoolSafePostgresEventLogStorage
 
 
 def test_dagsters_own_storage_leaves_a_step_stranded_with_the_slot_free(instance, postgres_url):
